@@ -1,0 +1,1 @@
+"""Shared building blocks of every aob service: settings, keys, models, storage access."""

@@ -1,0 +1,98 @@
+"""Every Redis key and stream name aob uses, in one place.
+
+Per-run keys carry the run id in a hash tag (``{R}``) so one run's keys share a cluster slot.
+A ``prefix`` namespaces a whole deployment (tests use a unique prefix each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COMPLETION_SIGNALS = "completion_signals"
+DELAYED = "wf.delayed"
+LEDGER = "wf.ledger"
+DLQ = "wf.dlq"
+RUN_DEADLINES = "runs:deadlines"
+RECORDER_GROUP = "recorder"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds key names under one deployment prefix."""
+
+    prefix: str = ""
+
+    def run(self, run_id: str) -> str:
+        return f"{self.prefix}run:{{{run_id}}}"
+
+    def ir(self, run_id: str) -> str:
+        return f"{self.prefix}ir:{{{run_id}}}"
+
+    def applied(self, run_id: str) -> str:
+        return f"{self.prefix}applied:{{{run_id}}}"
+
+    def nodes(self, run_id: str) -> str:
+        return f"{self.prefix}node:{{{run_id}}}"
+
+    def ctx(self, run_id: str) -> str:
+        return f"{self.prefix}ctx:{{{run_id}}}"
+
+    def join(self, run_id: str) -> str:
+        return f"{self.prefix}join:{{{run_id}}}"
+
+    def events(self, run_id: str) -> str:
+        return f"{self.prefix}events:{{{run_id}}}"
+
+    def logs(self, run_id: str, node_id: str) -> str:
+        return f"{self.prefix}logs:{{{run_id}}}:{node_id}"
+
+    def tenant_events(self, tenant_id: str) -> str:
+        return f"{self.prefix}events:tenant:{tenant_id}"
+
+    def cas(self, digest: str) -> str:
+        return f"{self.prefix}cas:{digest}"
+
+    def tasks(self, node_type: str) -> str:
+        return f"{self.prefix}wf.tasks.{node_type}"
+
+    def workers_group(self, node_type: str) -> str:
+        return f"workers.{node_type}"
+
+    @property
+    def completion_signals(self) -> str:
+        return f"{self.prefix}{COMPLETION_SIGNALS}"
+
+    def coordinator_inflight(self, coordinator_id: str) -> str:
+        return f"{self.prefix}coord:{coordinator_id}:inflight"
+
+    def coordinator_alive(self, coordinator_id: str) -> str:
+        return f"{self.prefix}coord:{coordinator_id}:alive"
+
+    @property
+    def coordinators(self) -> str:
+        return f"{self.prefix}coordinators"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}{DELAYED}"
+
+    @property
+    def ledger(self) -> str:
+        return f"{self.prefix}{LEDGER}"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}{DLQ}"
+
+    @property
+    def run_deadlines(self) -> str:
+        return f"{self.prefix}{RUN_DEADLINES}"
+
+    def rate(self, scope: str) -> str:
+        return f"{self.prefix}rate:{scope}"
+
+    def tenant_active_runs(self, tenant_id: str) -> str:
+        return f"{self.prefix}active:{tenant_id}"
+
+    def token_budget(self, tenant_id: str, day: str) -> str:
+        return f"{self.prefix}tokens:{tenant_id}:{day}"

@@ -1,0 +1,1 @@
+"""aob coordinator."""

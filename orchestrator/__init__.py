@@ -1,0 +1,1 @@
+"""The orchestrator: aob's REST API, SSE streams and the ``aob`` command line."""

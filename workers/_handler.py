@@ -1,0 +1,57 @@
+"""The contract between the worker runtime and one node type's handler."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import redis.asyncio as aioredis
+
+from common.ir import IrNode
+from common.keys import Keys
+from common.messages import Token
+
+
+@dataclass
+class NodeContext:
+    """Everything a handler may use for one execution: the token, resolved config, run inputs."""
+
+    token: Token
+    node: IrNode
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+    upstream: dict[str, Any]
+    tenant_id: str
+    started_by: str | None
+    redis: aioredis.Redis
+    keys: Keys
+    worker_id: str
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def run_id(self) -> str:
+        return self.token.run_id
+
+    @property
+    def node_id(self) -> str:
+        return self.token.node_id
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """A handler's outcome. ``complete=False`` means the node completes later (asynchronous completion)."""
+
+    output: Any = None
+    branch: str | None = None
+    complete: bool = True
+
+
+class NodeHandler(Protocol):
+    """Executes nodes of one type; raise ``common.errors.NodeFailed`` to fail the attempt."""
+
+    node_type: ClassVar[str]
+    # Long-running handlers announce the start so users see the node running; instant ones skip the trip.
+    reports_start: ClassVar[bool]
+
+    async def __call__(self, ctx: NodeContext) -> NodeResult: ...
