@@ -1,0 +1,175 @@
+"""Service commands: ``aob migrate``, ``aob up`` (everything under one supervisor) and one command per service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from common.db import migrate
+from common.embedded import EmbeddedServers
+from common.errors import AobError, ConfigError
+from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
+from orchestrator._supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``migrate``, ``up``, ``orchestrator``, ``coordinator``, ``worker`` and ``fanout``."""
+    parser = subparsers.add_parser("migrate", help="apply pending database migrations (AOB_DATABASE_URL)")
+    parser.set_defaults(func=cmd_migrate)
+    parser = subparsers.add_parser(
+        "up",
+        help="run every service under one supervisor, with embedded Redis/Postgres when no URLs are set",
+        description="AOB_UP_SERVICES (comma-separated, e.g. 'coordinator,worker builtin') limits which services run.",
+    )
+    parser.set_defaults(func=cmd_up)
+    parser = subparsers.add_parser("orchestrator", help="run the REST API, SSE streams and UI")
+    parser.set_defaults(func=cmd_orchestrator)
+    parser = subparsers.add_parser("coordinator", help="run a coordinator (completion signals, timers, recorder)")
+    parser.set_defaults(func=cmd_coordinator)
+    parser = subparsers.add_parser("worker", help="run a worker for one node type")
+    parser.add_argument("node_type", help="node type to serve, e.g. builtin, http, hitl, agent")
+    parser.set_defaults(func=cmd_worker)
+    parser = subparsers.add_parser("fanout", help="run the WebSocket fanout")
+    parser.set_defaults(func=cmd_fanout)
+
+
+def _configure_logging(settings: CommonSettings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _require(value: str | None, variable: str, command: str) -> str:
+    if not value:
+        raise ConfigError(
+            f"{variable}: required by `aob {command}` (got nothing; only `aob up` starts embedded servers)"
+        )
+    return value
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations to AOB_DB_SCHEMA and print their names."""
+    settings = load_settings(CommonSettings)
+    _configure_logging(settings)
+    url = _require(settings.database_url, "AOB_DATABASE_URL", "migrate")
+    applied = asyncio.run(migrate(url, settings.db_schema))
+    for name in applied:
+        print(f"applied {name}")
+    if not applied:
+        print(f"no pending migrations (schema {settings.db_schema} is up to date)")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run the whole stack until SIGINT/SIGTERM; exit 0 after stopping every child and embedded server."""
+    settings = load_settings(SupervisorSettings)
+    _configure_logging(settings)
+    services = parse_services(settings.up_services)
+    return asyncio.run(_up(settings, services))
+
+
+async def _up(settings: SupervisorSettings, services: tuple[tuple[str, ...], ...]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        redis_url, database_url = settings.redis_url, settings.database_url
+        if not redis_url or not database_url:
+            servers = EmbeddedServers(settings.data_dir, redis=not redis_url, postgres=not database_url)
+            print(f"starting embedded servers under {servers.data_dir}", flush=True)
+            await stack.enter_async_context(servers)
+            redis_url = redis_url or servers.redis_url
+            database_url = database_url or servers.database_url
+        if redis_url is None or database_url is None:
+            raise AobError("aob up: embedded servers started without URLs")
+        applied = await migrate(database_url, settings.db_schema)
+        admin_key = settings.admin_key or "aob_" + secrets.token_urlsafe(32)
+        print(f"redis: {redis_url}", flush=True)
+        print(f"postgres: {database_url} (schema {settings.db_schema})", flush=True)
+        print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
+        if settings.admin_key is None:
+            print(f"admin key: {admin_key}  (generated; set AOB_ADMIN_KEY to keep one across restarts)", flush=True)
+        else:
+            print("admin key: from AOB_ADMIN_KEY", flush=True)
+        # Children get the resolved URLs, so embedded servers are shared rather than started again per service.
+        env = {**os.environ, "AOB_REDIS_URL": redis_url, "AOB_DATABASE_URL": database_url, "AOB_ADMIN_KEY": admin_key}
+        supervisor = Supervisor(
+            [ChildSpec.for_service(service) for service in services],
+            env,
+            stop_timeout_s=settings.up_stop_timeout_s,
+            restart_backoff_s=settings.up_restart_backoff_s,
+            max_restart_backoff_s=settings.up_max_restart_backoff_s,
+        )
+        running = asyncio.create_task(supervisor.run())
+        names = ", ".join(" ".join(s) for s in services) or "none (AOB_UP_SERVICES is empty)"
+        print(f"aob up: ready; services: {names}", flush=True)
+        await stop.wait()
+        print("aob up: stopping", flush=True)
+        await supervisor.shutdown()
+        await running
+    print("aob up: stopped", flush=True)
+    return 0
+
+
+def _entry_point(module: str, function: str, command: str) -> Callable[..., Awaitable[None]]:
+    """Import ``module.function`` now, so a missing service fails only its own command, clearly."""
+    try:
+        entry: Callable[..., Awaitable[None]] = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        raise AobError(
+            f"aob {command}: expected an async {module}.{function}(...), but it is not available: {exc}"
+        ) from exc
+    return entry
+
+
+async def _run_until_signalled(service: Awaitable[None]) -> int:
+    """Run ``service``; SIGINT/SIGTERM cancel it (a service that installs its own handlers replaces these)."""
+    task = asyncio.ensure_future(service)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    return 0
+
+
+def _run_service(command: str, module: str, function: str, settings: CommonSettings, *args: Any) -> int:
+    _configure_logging(settings)
+    _require(settings.redis_url, "AOB_REDIS_URL", command)
+    if not isinstance(settings, FanoutSettings):
+        _require(settings.database_url, "AOB_DATABASE_URL", command)
+    entry = _entry_point(module, function, command)
+    return asyncio.run(_run_until_signalled(entry(*args, settings)))
+
+
+def cmd_orchestrator(args: argparse.Namespace) -> int:
+    """Run ``orchestrator.run_api(settings)``."""
+    return _run_service("orchestrator", "orchestrator", "run_api", load_settings(ApiSettings))
+
+
+def cmd_coordinator(args: argparse.Namespace) -> int:
+    """Run ``coordinator.run_coordinator(settings)``."""
+    return _run_service("coordinator", "coordinator", "run_coordinator", load_settings(EngineSettings))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run ``workers.run_worker(node_type, settings)``."""
+    node_type: str = args.node_type
+    return _run_service(f"worker {node_type}", "workers", "run_worker", load_settings(EngineSettings), node_type)
+
+
+def cmd_fanout(args: argparse.Namespace) -> int:
+    """Run ``fanout.run_fanout(settings)``."""
+    return _run_service("fanout", "fanout", "run_fanout", load_settings(FanoutSettings))
