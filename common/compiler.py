@@ -53,7 +53,7 @@ def compile_definition(
     configs = compiler.check_nodes()
     compiler.check_edges()
     compiler.check_graph(complete=parsed is not None)
-    compiler.check_templates(parsed.outputs if parsed else None)
+    compiler.check_templates()
     agent_count = sum(1 for _, node in compiler.nodes if node.type == "agent")
     if agent_count > max_agents:
         compiler.errors.append(f"too many agent nodes: {agent_count} (limit {max_agents})")
@@ -88,6 +88,7 @@ class _Compiler:
         self.broken_ids: set[str] = set()
         self.first_index: dict[str, int] = {}
         self.entries: list[str] = []
+        self.outputs: dict[str, Any] | None = None
         self.graph: nx.DiGraph[str] = nx.DiGraph()
 
     def parse(self, definition: dict[str, Any] | WorkflowDefinition) -> WorkflowDefinition | None:
@@ -102,6 +103,7 @@ class _Compiler:
                 return None
         self.nodes = list(enumerate(parsed.nodes))
         self.edges = list(enumerate(parsed.edges))
+        self.outputs = parsed.outputs
         return parsed
 
     def _salvage(self, raw: Any) -> None:
@@ -119,6 +121,8 @@ class _Compiler:
                 self.edges.append((index, EdgeSpec.model_validate(item)))
             except ValidationError:
                 continue
+        outputs = raw.get("outputs")
+        self.outputs = outputs if isinstance(outputs, dict) else None
 
     def check_nodes(self) -> dict[str, dict[str, Any]]:
         """Check ids and per-type configs; return each known node's validated config."""
@@ -183,7 +187,7 @@ class _Compiler:
         if complete and self.nodes and not self.entries:
             self.errors.append("no entry node: every node has an incoming edge")
 
-    def check_templates(self, outputs: dict[str, Any] | None) -> None:
+    def check_templates(self) -> None:
         """Report template syntax errors; warn about templates that name unknown or non-upstream nodes."""
         for index, node in self.nodes:
             if node.type not in NODE_TYPES:
@@ -200,9 +204,9 @@ class _Compiler:
                 error = check_condition_syntax(edge.when)
                 if error is not None:
                     self.errors.append(f"edges[{index}].when: {error}")
-        if outputs:
-            self.errors += [_located("outputs", error) for error in check_syntax(outputs)]
-            for ref in sorted(referenced_nodes(outputs) - set(self.graph) - self.broken_ids):
+        if self.outputs:
+            self.errors += [_located("outputs", error) for error in check_syntax(self.outputs)]
+            for ref in sorted(referenced_nodes(self.outputs) - set(self.graph) - self.broken_ids):
                 self.warnings.append(f"outputs: refers to unknown node '{ref}'")
 
 
