@@ -1,0 +1,23 @@
+"""The ``http`` node type: an SSRF-guarded HTTP client and the handler the worker runtime calls."""
+
+from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
+from workers.http._handler import HttpHandler, http_handler
+from workers.http._settings import HttpWorkerSettings
+from workers.http._ssrf import CheckedTarget, Resolver, SsrfBlocked, SsrfGuard, normalise_path, resolve_host
+from workers.http._transport import create_http_client
+
+__all__ = [
+    "CheckedTarget",
+    "FetchedResponse",
+    "HttpFetcher",
+    "HttpHandler",
+    "HttpWorkerSettings",
+    "Resolver",
+    "SsrfBlocked",
+    "SsrfGuard",
+    "create_http_client",
+    "display_url",
+    "http_handler",
+    "normalise_path",
+    "resolve_host",
+]

@@ -1,0 +1,106 @@
+"""The ``http`` node: one guarded request, its status checked, its response as the node's output."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import httpcore
+from pydantic import ValidationError
+
+from common.errors import NodeFailed
+from common.node_configs import HttpConfig
+from workers._handler import NodeContext, NodeResult
+from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
+from workers.http._settings import HttpWorkerSettings
+from workers.http._ssrf import Resolver, SsrfGuard
+from workers.http._transport import create_http_client
+
+log = logging.getLogger(__name__)
+
+
+class HttpHandler:
+    """Runs ``http`` nodes; output ``{"status", "headers", "body"}`` (body parsed when the response is JSON)."""
+
+    node_type: ClassVar[str] = "http"
+    reports_start: ClassVar[bool] = True
+
+    def __init__(self, fetcher: HttpFetcher) -> None:
+        self._fetcher = fetcher
+
+    async def __call__(self, ctx: NodeContext) -> NodeResult:
+        config = _parse_config(ctx.config)
+        started = time.monotonic()
+        extra: dict[str, Any] = {"json": config.json_body} if "json_body" in config.model_fields_set else {}
+        response = await self._fetcher.request(
+            config.method,
+            config.url,
+            headers=config.headers,
+            params=config.query,
+            content=config.body,
+            timeout_s=config.timeout_s,
+            max_response_bytes=config.max_response_bytes,
+            follow_redirects=config.follow_redirects,
+            **extra,
+        )
+        log.info(
+            "http node run=%s node=%s %s %s -> %d in %.0f ms",
+            ctx.run_id,
+            ctx.node_id,
+            config.method.upper(),
+            display_url(response.url),
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        _check_status(config, response)
+        return NodeResult(output={"status": response.status, "headers": response.headers, "body": response.body()})
+
+
+def _parse_config(raw: dict[str, Any]) -> HttpConfig:
+    try:
+        return HttpConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
+        )
+        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
+
+
+def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
+    status = response.status
+    if config.expected_status is None:
+        if 200 <= status < 300:
+            return
+        expected = "2xx"
+    elif status in config.expected_status:
+        return
+    else:
+        expected = str(config.expected_status)
+    retryable = status >= 500 or (config.retry_on_4xx and 400 <= status < 500)
+    raise NodeFailed(
+        f"status {status} not in {expected} ({config.method.upper()} {display_url(response.url)})",
+        retryable=retryable,
+        error_type="http_status",
+    )
+
+
+@asynccontextmanager
+async def http_handler(
+    settings: HttpWorkerSettings,
+    *,
+    resolver: Resolver | None = None,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
+) -> AsyncIterator[HttpHandler]:
+    """Yield the ``http`` handler with the process's one pooled client, closed on exit.
+
+    ``resolver`` and ``network_backend`` replace DNS and sockets (tests use them); production passes neither.
+    """
+    guard = SsrfGuard.from_settings(settings, resolver=resolver)
+    async with create_http_client(
+        max_connections=settings.http_max_connections, network_backend=network_backend
+    ) as client:
+        yield HttpHandler(HttpFetcher(client, guard))
