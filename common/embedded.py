@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import IO
 
 import asyncpg
+import psutil
 import redis.asyncio as aioredis
 
 from common.errors import AobError, ConfigError
@@ -75,7 +76,8 @@ class _ServerProcess(ABC):
     name = "server"
     stop_signal = signal.SIGTERM
 
-    def __init__(self, log_path: Path, start_timeout_s: float, stop_timeout_s: float) -> None:
+    def __init__(self, pid_file: Path, log_path: Path, start_timeout_s: float, stop_timeout_s: float) -> None:
+        self.pid_file = pid_file
         self.log_path = log_path
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -99,6 +101,7 @@ class _ServerProcess(ABC):
     async def start(self) -> None:
         """Start on a free port, retrying with another port if it was taken meanwhile; wait until it answers."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._stop_leftover)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             self.port = free_port()
             started = time.monotonic()
@@ -118,6 +121,24 @@ class _ServerProcess(ABC):
             f"embedded {self.name}: did not start after {_PORT_ATTEMPTS} attempts; "
             f"log {self.log_path} ends with:\n{_log_tail(self.log_path)}"
         )
+
+    def _stop_leftover(self) -> None:
+        """Stop a server a killed supervisor left running on this data directory (its pid file says which)."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+            proc = psutil.Process(pid)
+            # A pid file can outlive its process and the pid be reused: only a server binary counts.
+            if Path(proc.exe()).name not in ("redis-server", "postgres"):
+                return
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return
+        logger.warning("stopping leftover embedded %s (pid %d) of %s", self.name, pid, self.pid_file)
+        proc.send_signal(self.stop_signal)
+        try:
+            proc.wait(self.stop_timeout_s)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(self.stop_timeout_s)
 
     async def _spawn(self, command: list[str], log: IO[bytes]) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -174,8 +195,8 @@ class EmbeddedRedis(_ServerProcess):
     name = "redis"
 
     def __init__(self, data_dir: Path, *, start_timeout_s: float = 10.0, stop_timeout_s: float = 10.0) -> None:
-        super().__init__(data_dir / "logs" / "redis.log", start_timeout_s, stop_timeout_s)
         self.dir = data_dir / "redis"
+        super().__init__(self.dir / "redis.pid", data_dir / "logs" / "redis.log", start_timeout_s, stop_timeout_s)
 
     @property
     def url(self) -> str:
@@ -191,7 +212,7 @@ class EmbeddedRedis(_ServerProcess):
         return [
             str(redis_server_binary()),
             *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
-            *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            *("--save", "", "--appendonly", "no", "--daemonize", "no", "--pidfile", str(self.pid_file)),
         ]
 
     async def _answers(self) -> bool:
@@ -211,8 +232,9 @@ class EmbeddedPostgres(_ServerProcess):
     stop_signal = signal.SIGINT  # Postgres' "fast" shutdown: roll back sessions, checkpoint, exit
 
     def __init__(self, data_dir: Path, *, start_timeout_s: float = 30.0, stop_timeout_s: float = 15.0) -> None:
-        super().__init__(data_dir / "logs" / "postgres.log", start_timeout_s, stop_timeout_s)
         self.pgdata = data_dir / "pg"
+        log_path = data_dir / "logs" / "postgres.log"
+        super().__init__(self.pgdata / "postmaster.pid", log_path, start_timeout_s, stop_timeout_s)
         self._user: pwd.struct_passwd | None = None
 
     @property

@@ -96,3 +96,23 @@ async def test_postgres_keeps_its_data_across_restarts(tmp_path: Path) -> None:
             await conn.close()
 
     assert processes_using(data_dir) == []
+
+
+async def test_start_stops_servers_left_running_on_the_same_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    abandoned = EmbeddedServers(data_dir)
+    await abandoned.start()  # as if its supervisor had been SIGKILLed: never stopped
+    assert abandoned.redis is not None and abandoned.postgres is not None
+    leftover = [abandoned.redis.pid, abandoned.postgres.pid]
+
+    async with EmbeddedServers(data_dir) as servers:
+        assert [pid for pid in leftover if pid is not None and alive(pid)] == []
+        assert servers.database_url is not None
+        conn = await asyncpg.connect(servers.database_url)
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+
+    await abandoned.stop()
+    assert processes_using(data_dir) == []
