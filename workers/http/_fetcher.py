@@ -162,7 +162,8 @@ class _Hops:
     def __init__(self, method: str, url: str, headers: httpx.Headers, body: bytes | None) -> None:
         self.method = method
         self.url = url
-        self.shown = url
+        # Until the guard has parsed the URL, show it without its query, which may hold secrets.
+        self.shown = url.partition("?")[0]
         self.headers = headers
         self.body = body
         self.count = 0
