@@ -1,0 +1,468 @@
+"""Safe templates and edge conditions: Jinja's immutable sandbox, JSON-typed results, bounded work and output.
+
+Templates see ``inputs`` (run inputs), ``nodes.<id>.output`` (upstream outputs) and any extra names;
+conditions also see ``output`` (the source node's output, alias ``$.``). The original platform's
+``$nodes.<id>.<path>``, ``${$nodes.<id>.<path>}`` and ``$inputs.<path>`` references are accepted too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, UndefinedError, nodes, pass_eval_context
+from jinja2.environment import Template, TemplateExpression
+from jinja2.exceptions import SecurityError
+from jinja2.nodes import EvalContext
+from jinja2.parser import Parser
+from jinja2.runtime import Context, StrictUndefined, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+
+from common._template_compat import may_hold_reference, translate_condition, translate_template
+from common.errors import TemplateError
+
+MAX_OUTPUT_CHARS = 1_000_000
+MAX_RANGE = 10_000
+MAX_LOOP_ITERATIONS = 100_000
+MAX_POWER_BITS = 100_000
+
+# Filters that cannot amplify a small template into unbounded memory or time (`batch`, `slice`, `center`,
+# `indent`, `format` take sizes from the template); `join` and `replace` are replaced by size-checked versions.
+_ALLOWED_FILTERS = frozenset(
+    {
+        "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat",
+        "first", "float", "forceescape", "groupby", "int", "items", "join", "last", "length", "list", "lower",
+        "map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
+        "selectattr", "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
+        "upper", "urlencode", "wordcount",
+    }
+)  # fmt: skip
+# String methods whose arguments size the result (padding, format widths, repeated replacement, joins).
+_UNSAFE_STR_METHODS = frozenset(
+    {"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
+)
+_FORBIDDEN_TAGS: dict[type[nodes.Node], str] = {
+    nodes.Macro: "{% macro %}",
+    nodes.CallBlock: "{% call %}",
+    nodes.Import: "{% import %}",
+    nodes.FromImport: "{% from ... import %}",
+    nodes.Include: "{% include %}",
+    nodes.Extends: "{% extends %}",
+    nodes.Block: "{% block %}",
+}
+_FORBIDDEN_NAMES = frozenset({"self", "lipsum", "cycler", "joiner", "namespace", "dict"})
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+_LOOP_BUDGET_FILTER = "_loop_budget"
+_SOURCE_PREVIEW_CHARS = 80
+
+
+@dataclass
+class TemplateScope:
+    """What templates can see: run ``inputs``, upstream ``nodes`` (id -> output) and ``extra`` top-level names."""
+
+    inputs: dict[str, Any]
+    nodes: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def render_value(value: Any, scope: TemplateScope) -> Any:
+    """Render every template string inside ``value`` (dicts and lists walked); raises ``TemplateError``.
+
+    A string that is exactly one ``{{ expr }}`` (or one ``$nodes…`` reference) keeps the value's JSON type.
+    """
+    return _render(value, _template_vars(scope), "")
+
+
+def evaluate_condition(expr: str, output: Any, scope: TemplateScope | None = None) -> bool:
+    """Truth of an edge ``when`` expression over the source node's ``output``; raises ``TemplateError``."""
+    variables = _template_vars(scope) if scope is not None else {}
+    variables["output"] = output
+    try:
+        result = _compile_condition(expr)(variables)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return bool(result)
+    except Exception as exc:
+        raise _evaluation_error(exc, "", expr) from exc
+
+
+def check_syntax(value: Any) -> list[str]:
+    """Syntax errors of every template string inside ``value``, each prefixed with its path (``url: …``)."""
+    errors: list[str] = []
+    for path, text in _template_strings(value, ""):
+        try:
+            _compile_template(text)
+        except TemplateError as exc:
+            errors.append(_located(path, exc.message))
+    return errors
+
+
+def check_condition_syntax(expr: str) -> str | None:
+    """The syntax error of an edge condition, or None when it compiles."""
+    try:
+        _compile_condition(expr)
+    except TemplateError as exc:
+        return exc.message
+    return None
+
+
+def referenced_nodes(value: Any) -> set[str]:
+    """Ids of nodes that templates inside ``value`` refer to by name (``nodes.x``, ``nodes['x']``, ``$nodes.x``).
+
+    Templates that do not compile refer to nothing (they fail when rendered); dynamic lookups are not seen.
+    """
+    found: set[str] = set()
+    for _, text in _template_strings(value, ""):
+        try:
+            found |= _compile_template(text).node_ids
+        except TemplateError:
+            continue
+    return found
+
+
+class _StrictUndefined(StrictUndefined):
+    """Fails on any use, naming the missing key or index and what was there instead."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        container, name = self._undefined_obj, self._undefined_name
+        if self._undefined_hint or container is missing:
+            return super()._undefined_message
+        if isinstance(container, Mapping):
+            keys = [str(key) for key in container][:20]
+            return f"missing key {name!r} (available: {', '.join(keys) or 'none'})"
+        if isinstance(container, list | tuple):
+            return f"missing index {name!r} (length {len(container)})"
+        return f"{type(container).__name__} value has no key or attribute {name!r}"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with JSON-first lookups and guards against operators that allocate unboundedly."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # JSON data first: `body.items` is the key "items", not the dict method.
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in _UNSAFE_STR_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # `str.format` is refused by is_safe_attribute; never hand out a wrapped one.
+        return None
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        return self.undefined(
+            f"access to attribute {attribute!r} of a {type(obj).__name__!r} object is not allowed",
+            name=attribute,
+            obj=obj,
+            exc=SecurityError,
+        )
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    if operator == "%" and isinstance(left, str):
+        raise SecurityError("string formatting with '%' is not allowed (use filters such as round or join)")
+    if operator == "*":
+        _check_repeat(left, right)
+        _check_repeat(right, left)
+    if operator == "**" and _power_bits(left, right) > MAX_POWER_BITS:
+        raise SecurityError(f"{left} ** {right} is not allowed (result larger than {MAX_POWER_BITS} bits)")
+
+
+def _check_repeat(sequence: Any, times: Any) -> None:
+    if not (isinstance(sequence, str | list | tuple) and isinstance(times, int)):
+        return
+    if len(sequence) * times > MAX_OUTPUT_CHARS:
+        raise SecurityError(
+            f"repeating a {type(sequence).__name__} of length {len(sequence)} {times} times"
+            f" is not allowed (result larger than {MAX_OUTPUT_CHARS})"
+        )
+
+
+def _power_bits(base: Any, exponent: Any) -> int:
+    """Roughly how many bits ``base ** exponent`` needs; 0 when it is not an integer power."""
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
+        return 0
+    return max(abs(base), 2).bit_length() * exponent
+
+
+class _LoopBudget:
+    """Iterations left for the loops of one render, so nested loops cannot spin for hours."""
+
+    def __init__(self) -> None:
+        self.left = MAX_LOOP_ITERATIONS
+
+
+_loop_budget: ContextVar[_LoopBudget] = ContextVar("aob_template_loop_budget")
+
+
+def _budgeted(iterable: Any) -> Iterator[Any]:
+    budget = _loop_budget.get()
+    for item in iterable:
+        budget.left -= 1
+        if budget.left < 0:
+            raise SecurityError(f"more than {MAX_LOOP_ITERATIONS} loop iterations are not allowed")
+        yield item
+
+
+def _bounded_range(*args: int) -> range:
+    span = range(*args)
+    if len(span) > MAX_RANGE:
+        raise SecurityError(f"range of {len(span)} items is not allowed (at most {MAX_RANGE})")
+    return span
+
+
+def _make_environment() -> _Sandbox:
+    env = _Sandbox(undefined=_StrictUndefined, autoescape=False, finalize=_finalize)
+    join, replace = env.filters["join"], env.filters["replace"]
+
+    @pass_eval_context
+    def bounded_join(eval_ctx: EvalContext, value: Any, d: str = "", attribute: str | int | None = None) -> Any:
+        items = list(value)
+        if len(d) * len(items) > MAX_OUTPUT_CHARS:
+            raise SecurityError(f"joining {len(items)} items with a {len(d)}-character separator is not allowed")
+        return join(eval_ctx, items, d, attribute)
+
+    @pass_eval_context
+    def bounded_replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None) -> Any:
+        text = str(s)
+        occurrences = text.count(str(old)) if count is None else min(count, text.count(str(old)))
+        if len(text) + occurrences * len(str(new)) > MAX_OUTPUT_CHARS:
+            raise SecurityError(f"replace producing more than {MAX_OUTPUT_CHARS} characters is not allowed")
+        return replace(eval_ctx, s, old, new, count)
+
+    env.filters = {name: env.filters[name] for name in _ALLOWED_FILTERS if name in env.filters}
+    env.filters.update({"join": bounded_join, "replace": bounded_replace, _LOOP_BUDGET_FILTER: _budgeted})
+    env.globals = {"range": _bounded_range, "null": None}
+    return env
+
+
+def _finalize(value: Any) -> Any:
+    """Print JSON-shaped values as JSON (``true``, ``null``, ``{"a": 1}``) rather than as Python reprs."""
+    if value is None or isinstance(value, bool | dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
+_ENV = _make_environment()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A compiled template string: ``evaluate(variables)`` gives its value; ``node_ids`` are the nodes it names."""
+
+    evaluate: Callable[[dict[str, Any]], Any]
+    node_ids: frozenset[str]
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_template(text: str) -> _Compiled:
+    source = translate_template(text) if may_hold_reference(text) else text
+    try:
+        ast = _ENV.parse(source)
+        _guard(ast)
+        single = _single_expression(ast)
+        if single is not None:
+            expression = _expression(single)
+            return _Compiled(lambda variables: _json_value(expression(variables)), _node_ids(ast))
+        _budget_loops(ast)
+        return _Compiled(functools.partial(_render_bounded, _ENV.from_string(ast)), _node_ids(ast))
+    except (TemplateSyntaxError, SecurityError) as exc:
+        raise TemplateError(_syntax_message(exc, source)) from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_condition(expr: str) -> TemplateExpression:
+    source = translate_condition(expr)
+    try:
+        parser = Parser(_ENV, source, state="variable")
+        node = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
+        _guard(node)
+        return _expression(node)
+    except (TemplateSyntaxError, SecurityError) as exc:
+        raise TemplateError(_syntax_message(exc, source)) from exc
+
+
+def _guard(ast: nodes.Node) -> None:
+    """Refuse template features that reach outside the data: imports, macros, ``self``, removed globals."""
+    for node in (ast, *ast.find_all(nodes.Node)):
+        tag = _FORBIDDEN_TAGS.get(type(node))
+        if tag is not None:
+            raise SecurityError(f"{tag} is not allowed in templates")
+        if isinstance(node, nodes.For) and node.recursive:
+            raise SecurityError("recursive loops are not allowed in templates")
+        if isinstance(node, nodes.Name) and node.name in _FORBIDDEN_NAMES:
+            raise SecurityError(f"the name {node.name!r} is not allowed in templates")
+
+
+def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
+    """The expression of a template that is one ``{{ }}`` with only whitespace around it, else None."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    found: list[nodes.Expr] = []
+    for part in ast.body[0].nodes:
+        if isinstance(part, nodes.TemplateData):
+            if part.data.strip():
+                return None
+        else:
+            found.append(part)
+    return found[0] if len(found) == 1 else None
+
+
+def _expression(node: nodes.Expr) -> TemplateExpression:
+    # The same construction as Environment.compile_expression, from an already checked AST.
+    body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), node, lineno=1)], lineno=1)
+    body.set_environment(_ENV)
+    return TemplateExpression(_ENV.from_string(body), undefined_to_none=False)
+
+
+def _budget_loops(ast: nodes.Template) -> None:
+    for loop in ast.find_all(nodes.For):
+        loop.iter = nodes.Filter(loop.iter, _LOOP_BUDGET_FILTER, [], [], None, None, lineno=loop.lineno)
+    ast.set_environment(_ENV)
+
+
+def _node_ids(ast: nodes.Template) -> frozenset[str]:
+    ids = {node.attr for node in ast.find_all(nodes.Getattr) if _is_nodes_name(node.node)}
+    for item in ast.find_all(nodes.Getitem):
+        if _is_nodes_name(item.node) and isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
+            ids.add(item.arg.value)
+    return frozenset(ids)
+
+
+def _is_nodes_name(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "nodes"
+
+
+def _template_vars(scope: TemplateScope) -> dict[str, Any]:
+    return {
+        **scope.extra,
+        "inputs": scope.inputs,
+        "nodes": {node_id: {"output": output} for node_id, output in scope.nodes.items()},
+    }
+
+
+def _render(value: Any, variables: dict[str, Any], path: str) -> Any:
+    if isinstance(value, str):
+        return _render_string(value, variables, path) if _is_template(value) else value
+    if isinstance(value, dict):
+        return {key: _render(item, variables, _key_path(path, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render(item, variables, f"{path}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def _render_string(text: str, variables: dict[str, Any], path: str) -> Any:
+    try:
+        compiled = _compile_template(text)
+    except TemplateError as exc:
+        raise TemplateError(_located(path, exc.message)) from exc
+    try:
+        return compiled.evaluate(variables)
+    except Exception as exc:
+        raise _evaluation_error(exc, path, text) from exc
+
+
+def _render_bounded(template: Template, variables: dict[str, Any]) -> str:
+    token = _loop_budget.set(_LoopBudget())
+    try:
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(variables):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise TemplateError(f"rendered text is longer than {MAX_OUTPUT_CHARS} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    finally:
+        _loop_budget.reset(token)
+
+
+def _json_value(value: Any) -> Any:
+    """A plain JSON value (new containers) from an expression result; other Python objects are refused."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, str):
+        return str(value)  # drops Markup from filters such as tojson
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | range | Iterator):
+        return [_json_value(item) for item in value]
+    raise TemplateError(
+        f"the expression gave a {type(value).__name__} object, expected a JSON value"
+        " (string, number, boolean, null, list or object)"
+    )
+
+
+def _evaluation_error(exc: Exception, path: str, text: str) -> TemplateError:
+    # Templates are user code: anything they raise becomes a TemplateError naming the template.
+    if isinstance(exc, TemplateError | SecurityError | UndefinedError):
+        detail = exc.message if isinstance(exc, TemplateError) else str(exc)
+    elif isinstance(exc, RecursionError):
+        detail = "recursion too deep"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return TemplateError(_located(path, f"{detail} in {_preview(text)}"))
+
+
+def _syntax_message(exc: TemplateSyntaxError | SecurityError, source: str) -> str:
+    if isinstance(exc, TemplateSyntaxError) and "\n" in source:
+        return f"{exc.message} (line {exc.lineno})"
+    return str(exc.message) if isinstance(exc, TemplateSyntaxError) else str(exc)
+
+
+def _template_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if _is_template(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _template_strings(item, _key_path(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _template_strings(item, f"{path}[{index}]")
+
+
+def _is_template(text: str) -> bool:
+    return any(marker in text for marker in _TEMPLATE_MARKERS) or may_hold_reference(text)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
+
+
+def _key_path(path: str, key: Any) -> str:
+    name = str(key)
+    if not _PLAIN_KEY.fullmatch(name):
+        return f"{path}[{json.dumps(name)}]"
+    return f"{path}.{name}" if path else name
+
+
+def _located(path: str, message: str) -> str:
+    return f"{path}: {message}" if path else message
+
+
+def _preview(text: str) -> str:
+    shown = text if len(text) <= _SOURCE_PREVIEW_CHARS else text[: _SOURCE_PREVIEW_CHARS - 1] + "…"
+    return repr(shown)
