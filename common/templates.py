@@ -150,9 +150,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Undefined):
+            # Fail on the first missing step, not on a later attribute of the placeholder.
+            obj._fail_with_undefined_error()
         # JSON data first: `body.items` is the key "items", not the dict method.
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
+        if attribute.startswith("_"):
+            # Refuse private names even when the object lacks them, so probing reads as refused, not missing.
+            return self.unsafe_undefined(obj, attribute)
         return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -354,12 +360,24 @@ def _is_nodes_name(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name) and node.name == "nodes"
 
 
+class _NodeOutputs(Mapping[str, dict[str, Any]]):
+    """``nodes`` as templates see it (``nodes.<id>.output``), built lazily: conditions run on the hot path."""
+
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        self._outputs = outputs
+
+    def __getitem__(self, node_id: str) -> dict[str, Any]:
+        return {"output": self._outputs[node_id]}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+
 def _template_vars(scope: TemplateScope) -> dict[str, Any]:
-    return {
-        **scope.extra,
-        "inputs": scope.inputs,
-        "nodes": {node_id: {"output": output} for node_id, output in scope.nodes.items()},
-    }
+    return {**scope.extra, "inputs": scope.inputs, "nodes": _NodeOutputs(scope.nodes)}
 
 
 def _render(value: Any, variables: dict[str, Any], path: str) -> Any:
