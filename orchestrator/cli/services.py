@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import logging
 import os
 import secrets
 import signal
@@ -16,10 +15,9 @@ from typing import Any
 from common.db import migrate
 from common.embedded import EmbeddedServers
 from common.errors import AobError, ConfigError
+from common.logging import configure_logging
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
 from orchestrator._supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _configure_logging(settings: CommonSettings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_json)
 
 
 def _require(value: str | None, variable: str, command: str) -> str:
