@@ -7,6 +7,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 IR_SCHEMA_VERSION = 1
+# Built-in steps are instant, so one stream and one worker pool serve them all.
+BUILTIN_TYPES = frozenset({"noop", "transform", "delay", "branch"})
+
+
+def task_stream_type(node_type: str) -> str:
+    """The ``wf.tasks.<type>`` stream that carries tokens of ``node_type``."""
+    return "builtin" if node_type in BUILTIN_TYPES else node_type
 
 
 class RetryPolicy(BaseModel):
@@ -68,10 +75,10 @@ class IR(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
     def topology(self) -> dict[str, list[Any]]:
-        """Compact graph the apply script walks: ``{node: [indegree, join_any, routing, [successors]]}``.
+        """Compact graph the apply script walks: ``{node: [indegree, join_any, routing, [[to, on_failure]...]]}``.
 
-        ``routing`` is ``"unknown"`` for skipped-through types, ``"delay:<seconds>"`` for delay nodes,
-        else the task stream's node type.
+        ``routing`` is ``"unknown"`` for skipped-through types, ``"delay:<seconds>"`` for delay nodes
+        (which wait in ``wf.delayed``, then go to the built-in stream), else the task stream's type.
         """
         topo: dict[str, list[Any]] = {}
         for node_id, node in self.nodes.items():
@@ -80,7 +87,7 @@ class IR(BaseModel):
             elif node.type == "delay":
                 routing = f"delay:{float(node.config.get('seconds', 0))}"
             else:
-                routing = node.type
-            succ = [edge.to for edge in self.successors.get(node_id, [])]
+                routing = task_stream_type(node.type)
+            succ = [[edge.to, 1 if edge.on_failure else 0] for edge in self.successors.get(node_id, [])]
             topo[node_id] = [self.indegree.get(node_id, 0), 1 if node.join == "any" else 0, routing, succ]
         return topo

@@ -88,5 +88,7 @@ def engine_settings(key_prefix: str, migrated_schema: str) -> EngineSettings:
         visibility_timeout_s=5.0,
         coordinator_heartbeat_s=1.0,
         timer_interval_s=0.05,
+        coordinator_block_s=0.2,
+        worker_block_ms=200,
         log_json=False,
     )

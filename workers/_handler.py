@@ -15,13 +15,17 @@ from common.messages import Token
 
 @dataclass
 class NodeContext:
-    """Everything a handler may use for one execution: the token, resolved config, run inputs."""
+    """Everything a handler may use for one execution: the token, resolved config, run inputs.
+
+    ``upstream`` holds the outputs of the node's predecessors and of the nodes its config refers to.
+    """
 
     token: Token
     node: IrNode
     config: dict[str, Any]
     inputs: dict[str, Any]
     upstream: dict[str, Any]
+    predecessors: list[str]
     tenant_id: str
     started_by: str | None
     redis: aioredis.Redis

@@ -1,0 +1,68 @@
+"""An in-process cache of run IRs, keyed by run and IR version."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from common.ir import IR
+from common.keys import Keys
+
+
+@dataclass
+class CachedIr:
+    """One run's IR at one version, with its serialised topology and (lazily) the run inputs."""
+
+    ir: IR
+    topology_json: str
+    inputs: dict[str, Any] | None = field(default=None)
+
+    @property
+    def version(self) -> int:
+        return self.ir.version
+
+
+class IrCache:
+    """Loads IRs from Redis once per (run, version); bounded LRU."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, max_entries: int = 10_000) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, CachedIr] = OrderedDict()
+
+    async def get(self, run_id: str, min_version: int = 0) -> CachedIr | None:
+        """The cached IR of ``run_id`` at ``min_version`` or later, loading it when needed; ``None`` if absent."""
+        entry = self._entries.get(run_id)
+        if entry is not None and entry.version >= min_version:
+            self._entries.move_to_end(run_id)
+            return entry
+        return await self.reload(run_id)
+
+    async def reload(self, run_id: str) -> CachedIr | None:
+        """Drop what is cached for ``run_id`` and load its current IR."""
+        self._entries.pop(run_id, None)
+        raw = await self._redis.get(self._keys.ir(run_id))
+        if raw is None:
+            return None
+        ir = IR.model_validate_json(raw)
+        entry = CachedIr(ir=ir, topology_json=json.dumps(ir.topology()))
+        self._entries[run_id] = entry
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return entry
+
+    async def inputs(self, run_id: str, entry: CachedIr) -> dict[str, Any]:
+        """The run's inputs (immutable, so cached beside the IR)."""
+        if entry.inputs is None:
+            raw = await self._redis.hget(self._keys.run(run_id), "inputs")
+            entry.inputs = json.loads(raw) if raw else {}
+        return entry.inputs
+
+    def forget(self, run_id: str) -> None:
+        """Evict a finished run."""
+        self._entries.pop(run_id, None)

@@ -1,0 +1,193 @@
+-- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
+-- Callers pass KEYS[1..9] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines
+-- and ARGV[1] = key prefix, ARGV[2] = now in ms. The remaining ARGV are the script's own.
+local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local PREFIX = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local EVENTS_MAXLEN = 100000
+local TENANT_EVENTS_MAXLEN = 10000
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
+
+local function run_id()
+  return redis.call('HGET', K_RUN, 'run_id')
+end
+
+local function emit_event(etype, node_id, data)
+  local event = { type = etype, run_id = run_id(), ts = NOW, data = data or {} }
+  if node_id then event.node_id = node_id end
+  -- cjson encodes an empty table as {}, which is what an empty `data` should be.
+  local body = cjson.encode(event)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', body)
+  if not node_id or etype == 'workflow_patched' then
+    local tenant = redis.call('HGET', K_RUN, 'tenant')
+    redis.call('XADD', PREFIX .. 'events:tenant:' .. tenant, 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e', body)
+  end
+end
+
+local function ledger(entry)
+  redis.call('XADD', K_LEDGER, '*', 'l', cjson.encode(entry))
+end
+
+local function node_state(node_id)
+  local raw = redis.call('HGET', K_NODES, node_id)
+  if raw then return cjson.decode(raw) end
+  return { status = 'pending', attempt = 0 }
+end
+
+local function save_node(node_id, state)
+  redis.call('HSET', K_NODES, node_id, cjson.encode(state))
+  ledger({ kind = 'step', run_id = run_id(), node_id = node_id, attempt = state.attempt, status = state.status,
+    queued_at = state.queued_at, started_at = state.started_at, ended_at = state.ended_at,
+    queue_ms = state.queue_ms, exec_ms = state.exec_ms, worker_id = state.worker_id,
+    output_ref = state.output_ref, error = state.error })
+end
+
+local function run_ledger(extra)
+  local fields = redis.call('HMGET', K_RUN, 'status', 'ir_version', 'started_ms', 'ended_ms', 'error', 'outputs',
+    'tenant', 'workflow_id', 'workflow_name', 'version', 'started_by', 'parent_run_id', 'parent_node_id')
+  -- Every run entry carries what inserting the row needs, so the recorder may see entries in any order.
+  local entry = { kind = 'run', run_id = run_id(), status = fields[1], ir_version = tonumber(fields[2]),
+    started_at = tonumber(fields[3]), ended_at = tonumber(fields[4]), tenant = fields[7],
+    workflow_id = fields[8], workflow_name = fields[9], version = tonumber(fields[10]),
+    started_by = fields[11] or nil, parent_run_id = fields[12] or nil, parent_node_id = fields[13] or nil }
+  if fields[5] then entry.error = cjson.decode(fields[5]) end
+  if fields[6] then entry.outputs = cjson.decode(fields[6]) end
+  if extra then for k, v in pairs(extra) do entry[k] = v end end
+  ledger(entry)
+end
+
+-- Ends the run with a terminal status; returns false when it had already ended.
+local function end_run(status, err)
+  local current = redis.call('HGET', K_RUN, 'status')
+  if TERMINAL[current] then return false end
+  redis.call('HSET', K_RUN, 'status', status, 'ended_ms', NOW)
+  if err then redis.call('HSET', K_RUN, 'error', cjson.encode(err)) end
+  redis.call('ZREM', K_DEADLINES, run_id())
+  local data = {}
+  if err then data.error = err end
+  emit_event('run_' .. status, nil, data)
+  run_ledger()
+  return true
+end
+
+local function token_for(node_id, attempt, routing)
+  local epoch = redis.call('HGET', K_RUN, 'epoch') or '0'
+  return { v = 1, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
+    type = routing, attempt = attempt, ir_version = tonumber(redis.call('HGET', K_RUN, 'ir_version')) }
+end
+
+-- Queues one node execution: to its task stream, or to the delayed set for delay nodes and retries.
+local function enqueue(node_id, attempt, routing, due_ms)
+  local state = node_state(node_id)
+  local stream_type = routing
+  local delay_s = nil
+  if string.sub(routing, 1, 6) == 'delay:' then
+    stream_type = 'builtin'
+    delay_s = tonumber(string.sub(routing, 7))
+  end
+  local token = token_for(node_id, attempt, stream_type)
+  local body = cjson.encode(token)
+  if delay_s and attempt == 1 then due_ms = NOW + math.floor(delay_s * 1000) end
+  if due_ms then
+    redis.call('ZADD', PREFIX .. 'wf.delayed', due_ms, body)
+  else
+    redis.call('XADD', PREFIX .. 'wf.tasks.' .. stream_type, '*', 't', body)
+  end
+  redis.call('HINCRBY', K_RUN, 'counter', 1)
+  state.status = 'queued'
+  state.attempt = attempt
+  state.queued_at = due_ms or NOW
+  state.started_at = nil
+  state.ended_at = nil
+  state.queue_ms = nil
+  state.exec_ms = nil
+  state.error = nil
+  save_node(node_id, state)
+  emit_event('node_queued', node_id, { attempt = attempt })
+end
+
+local function fail_run_for(node_id, err)
+  end_run('failed', { node_id = node_id, type = err.type, message = err.message })
+end
+
+-- Resolves edges into their targets and schedules or skips nodes whose joins are complete.
+-- `edges` is a list of {to, live}; `topo` maps node -> {indegree, join_any, routing, {{to, on_failure}, ...}}.
+local function resolve_edges(edges, topo, max_agents)
+  local queue = {}
+  for _, e in ipairs(edges) do queue[#queue + 1] = e end
+  local head = 1
+  while head <= #queue do
+    local edge = queue[head]
+    head = head + 1
+    local target, live = edge[1], edge[2] == 1 or edge[2] == true
+    local t = topo[target]
+    if t then
+      local resolved = redis.call('HINCRBY', K_JOIN, target .. ':r', 1)
+      local live_count
+      if live then
+        live_count = redis.call('HINCRBY', K_JOIN, target .. ':l', 1)
+      else
+        live_count = tonumber(redis.call('HGET', K_JOIN, target .. ':l') or '0')
+      end
+      local indegree, join_any, routing, succ = t[1], t[2] == 1, t[3], t[4]
+      local fire = false
+      local skip = false
+      if join_any then
+        if live and redis.call('HSETNX', K_JOIN, target .. ':f', 1) == 1 then fire = true end
+        if resolved == indegree and live_count == 0 then skip = true end
+      elseif resolved == indegree then
+        if live_count > 0 then fire = true else skip = true end
+      end
+      if fire then
+        if routing == 'unknown' then
+          local state = node_state(target)
+          state.status = 'skipped'
+          state.ended_at = NOW
+          state.reason = 'unknown node type'
+          save_node(target, state)
+          emit_event('node_skipped', target, { reason = 'unknown node type', warning = true })
+          for _, s in ipairs(succ) do queue[#queue + 1] = { s[1], s[2] == 0 } end
+        elseif routing == 'agent' and max_agents >= 0
+            and redis.call('HINCRBY', K_RUN, 'agents_started', 1) > max_agents then
+          local err = { type = 'spawn_limit', message = 'agent limit exceeded: more than ' .. max_agents ..
+            ' agent nodes in one run', retryable = false }
+          local state = node_state(target)
+          state.status = 'failed'
+          state.attempt = 1
+          state.ended_at = NOW
+          state.error = err
+          save_node(target, state)
+          emit_event('node_failed', target, { attempt = 1, error = err })
+          local handled = false
+          for _, s in ipairs(succ) do
+            if s[2] == 1 then handled = true end
+            queue[#queue + 1] = { s[1], s[2] == 1 }
+          end
+          if not handled then fail_run_for(target, err) end
+        else
+          enqueue(target, 1, routing, nil)
+        end
+      elseif skip then
+        local state = node_state(target)
+        state.status = 'skipped'
+        state.ended_at = NOW
+        state.reason = 'dead path'
+        save_node(target, state)
+        emit_event('node_skipped', target, { reason = 'dead path' })
+        for _, s in ipairs(succ) do queue[#queue + 1] = { s[1], false } end
+      end
+    end
+  end
+end
+
+-- Finishes the run successfully once nothing is in flight and no approval is pending.
+local function maybe_finish()
+  local fields = redis.call('HMGET', K_RUN, 'status', 'counter', 'pending_approvals')
+  if TERMINAL[fields[1]] then return false end
+  if tonumber(fields[2]) <= 0 and tonumber(fields[3] or '0') <= 0 then
+    return end_run('succeeded', nil)
+  end
+  return false
+end

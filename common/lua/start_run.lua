@@ -1,0 +1,31 @@
+-- Creates a run's hot state, writes its IR, queues the entry nodes and appends run_started.
+-- ARGV[3] = run fields (JSON object), ARGV[4] = IR JSON, ARGV[5] = topology JSON,
+-- ARGV[6] = entry node ids (JSON list), ARGV[7] = max agents, ARGV[8] = deadline ms (0 = none)
+if redis.call('EXISTS', K_RUN) == 1 then
+  return { 'exists', redis.call('HGET', K_RUN, 'status') }
+end
+local fields = cjson.decode(ARGV[3])
+for k, v in pairs(fields) do redis.call('HSET', K_RUN, k, v) end
+redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'epoch', 0,
+  'started_ms', NOW, 'agents_started', 0)
+redis.call('SET', K_IR, ARGV[4])
+local deadline = tonumber(ARGV[8])
+if deadline > 0 then
+  redis.call('HSET', K_RUN, 'deadline_ms', deadline)
+  redis.call('ZADD', K_DEADLINES, deadline, fields.run_id)
+end
+emit_event('run_started', nil, { workflow_id = fields.workflow_id, workflow_name = fields.workflow_name,
+  version = tonumber(fields.version), ir_version = tonumber(fields.ir_version) })
+run_ledger({ inputs = cjson.decode(fields.inputs or '{}') })
+local topo = cjson.decode(ARGV[5])
+local entries = cjson.decode(ARGV[6])
+local edges = {}
+-- An entry node has no incoming edge; resolving one synthetic live edge runs it through the same join logic.
+for _, node_id in ipairs(entries) do
+  local t = topo[node_id]
+  t[1] = 1
+  edges[#edges + 1] = { node_id, 1 }
+end
+resolve_edges(edges, topo, tonumber(ARGV[7]))
+maybe_finish()
+return { 'started', redis.call('HGET', K_RUN, 'status') }

@@ -1,0 +1,76 @@
+"""The Lua scripts that change run state, loaded once per client and called by SHA (reloaded on NOSCRIPT)."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from common.keys import Keys
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+# Scripts that share the run-state prelude; the others stand alone.
+RUN_SCRIPTS = ("start_run", "apply_completion", "end_run", "mark_started", "set_outputs")
+STANDALONE_SCRIPTS = ("move_due", "drain_signals")
+
+
+@cache
+def script_source(name: str) -> str:
+    """The Lua text of ``name``, with the shared prelude for run-state scripts."""
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    if name in RUN_SCRIPTS:
+        return (LUA_DIR / "_lib.lua").read_text() + "\n" + body
+    return body
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds, the unit of every timestamp in run state."""
+    return int(time.time() * 1000)
+
+
+class Scripts:
+    """Every state-changing script, registered on one client."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name)) for name in RUN_SCRIPTS + STANDALONE_SCRIPTS
+        }
+
+    def run_keys(self, run_id: str) -> list[str]:
+        """KEYS of a run-state script, in the order the prelude expects."""
+        k = self.keys
+        return [
+            k.run(run_id),
+            k.ir(run_id),
+            k.applied(run_id),
+            k.nodes(run_id),
+            k.ctx(run_id),
+            k.join(run_id),
+            k.events(run_id),
+            k.ledger,
+            k.run_deadlines,
+        ]
+
+    async def run_script(
+        self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None, at_ms: int | None = None
+    ) -> Any:
+        """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
+        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), *args]
+        return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
+
+    async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
+        """Move due delayed tokens to their task streams; returns how many moved."""
+        result = await self._scripts["move_due"](
+            keys=[self.keys.delayed], args=[self.keys.prefix, now_ms(), batch], client=client
+        )
+        return int(result)
+
+    async def drain_signals(self, inflight_key: str, batch: int) -> list[str]:
+        """Move up to ``batch`` waiting signals into ``inflight_key``; returns them."""
+        result = await self._scripts["drain_signals"](keys=[self.keys.completion_signals, inflight_key], args=[batch])
+        return list(result)

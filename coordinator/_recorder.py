@@ -1,0 +1,164 @@
+"""The recorder: copies ``wf.ledger`` into Postgres ``runs`` and ``run_steps`` in batches, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from common.keys import RECORDER_GROUP, Keys
+
+logger = logging.getLogger(__name__)
+
+# A terminal status is never overwritten by a late non-terminal entry (entries may arrive out of order).
+UPSERT_RUN = """
+INSERT INTO runs AS r (id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error,
+                       started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '{}'::jsonb), $8, $9, $10, $11, $12, COALESCE($13, 1), $14, $15,
+        now())
+ON CONFLICT (id) DO UPDATE SET
+    status = CASE WHEN r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out') AND NOT $16
+                  THEN r.status ELSE EXCLUDED.status END,
+    outputs = COALESCE(EXCLUDED.outputs, r.outputs),
+    error = CASE WHEN $16 THEN EXCLUDED.error ELSE COALESCE(EXCLUDED.error, r.error) END,
+    ir_version = GREATEST(r.ir_version, EXCLUDED.ir_version),
+    started_at = COALESCE(r.started_at, EXCLUDED.started_at),
+    ended_at = CASE WHEN $16 THEN NULL ELSE COALESCE(EXCLUDED.ended_at, r.ended_at) END,
+    updated_at = now()
+"""
+
+_RANK = "(CASE {s} WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 WHEN 'running' THEN 2 ELSE 3 END)"
+UPSERT_STEP = f"""
+INSERT INTO run_steps AS s (run_id, node_id, attempt, status, queued_at, started_at, ended_at, queue_ms, exec_ms,
+                            worker_id, output_ref, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
+    status = EXCLUDED.status,
+    queued_at = COALESCE(EXCLUDED.queued_at, s.queued_at),
+    started_at = COALESCE(EXCLUDED.started_at, s.started_at),
+    ended_at = COALESCE(EXCLUDED.ended_at, s.ended_at),
+    queue_ms = COALESCE(EXCLUDED.queue_ms, s.queue_ms),
+    exec_ms = COALESCE(EXCLUDED.exec_ms, s.exec_ms),
+    worker_id = COALESCE(EXCLUDED.worker_id, s.worker_id),
+    output_ref = COALESCE(EXCLUDED.output_ref, s.output_ref),
+    error = COALESCE(EXCLUDED.error, s.error)
+WHERE {_RANK.format(s="EXCLUDED.status")} >= {_RANK.format(s="s.status")}
+"""
+
+
+def _ts(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int | float) else None
+
+
+def _run_row(e: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        e["run_id"],
+        e.get("tenant") or "",
+        e.get("workflow_id"),
+        e.get("workflow_name"),
+        e.get("version"),
+        e["status"],
+        e.get("inputs"),
+        e.get("outputs"),
+        e.get("error"),
+        e.get("started_by"),
+        e.get("parent_run_id"),
+        e.get("parent_node_id"),
+        e.get("ir_version"),
+        _ts(e.get("started_at")),
+        _ts(e.get("ended_at")),
+        bool(e.get("resumed")),
+    )
+
+
+def _step_row(e: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        e["run_id"],
+        e["node_id"],
+        int(e.get("attempt") or 0),
+        e["status"],
+        _ts(e.get("queued_at")),
+        _ts(e.get("started_at")),
+        _ts(e.get("ended_at")),
+        e.get("queue_ms"),
+        e.get("exec_ms"),
+        e.get("worker_id"),
+        e.get("output_ref"),
+        e.get("error"),
+    )
+
+
+class Recorder:
+    """Consumes the ledger in a consumer group; any number may run (one per coordinator)."""
+
+    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, consumer: str, batch: int = 500):
+        self._redis = redis
+        self._pool = pool
+        self._keys = keys
+        self._consumer = consumer
+        self._batch = batch
+
+    async def ensure_group(self) -> None:
+        """Create the recorder group on the ledger stream if missing."""
+        try:
+            await self._redis.xgroup_create(self._keys.ledger, RECORDER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Record until ``stopping`` is set; also takes over what dead recorders read but never recorded."""
+        await self.ensure_group()
+        await self.record_once("0")
+        sweeps = 0
+        while not stopping.is_set():
+            await self.record_once(">", block_ms=1000)
+            sweeps += 1
+            if sweeps % 30 == 0:
+                await self.reclaim_stale()
+
+    async def reclaim_stale(self, min_idle_ms: int = 30_000) -> int:
+        """Record ledger entries another recorder read and did not ack within ``min_idle_ms``."""
+        reply = await self._redis.xautoclaim(
+            self._keys.ledger, RECORDER_GROUP, self._consumer, min_idle_ms, start_id="0-0", count=self._batch
+        )
+        return await self._record(reply[1])
+
+    async def record_once(self, cursor: str = ">", block_ms: int | None = None) -> int:
+        """Record one batch read at ``cursor`` (``">"`` new entries, ``"0"`` this consumer's unacked ones)."""
+        reply = await self._redis.xreadgroup(
+            RECORDER_GROUP, self._consumer, {self._keys.ledger: cursor}, count=self._batch, block=block_ms
+        )
+        return await self._record(reply[0][1] if reply else [])
+
+    async def _record(self, entries: list[tuple[str, dict[str, str] | None]]) -> int:
+        if not entries:
+            return 0
+        runs: dict[str, dict[str, Any]] = {}
+        steps: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for _, fields in entries:
+            if not fields or "l" not in fields:
+                continue
+            entry = json.loads(fields["l"])
+            if entry.get("kind") == "run":
+                merged = runs.setdefault(entry["run_id"], {})
+                merged.update({k: v for k, v in entry.items() if v is not None})
+            elif entry.get("kind") == "step":
+                steps[(entry["run_id"], entry["node_id"], int(entry.get("attempt") or 0))] = entry
+        async with self._pool.acquire() as conn, conn.transaction():
+            if runs:
+                await conn.executemany(UPSERT_RUN, [_run_row(e) for e in runs.values()])
+            if steps:
+                await conn.executemany(UPSERT_STEP, [_step_row(e) for e in steps.values()])
+        ids = [entry_id for entry_id, _ in entries]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._keys.ledger, RECORDER_GROUP, *ids)
+            pipe.xdel(self._keys.ledger, *ids)
+            await pipe.execute()
+        return len(entries)

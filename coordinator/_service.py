@@ -1,0 +1,240 @@
+"""The coordinator service: takes completion signals, decides, applies; runs heartbeats and timers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from common.logging import configure_logging
+from common.metrics import Metrics
+from pydantic import ValidationError
+
+from common.cas import Cas
+from common.db import create_pool
+from common.errors import ConfigError
+from common.ir_cache import CachedIr, IrCache
+from common.keys import Keys
+from common.lifecycle import serve_until_signalled
+from common.messages import CompletionSignal
+from common.redis_client import connect_redis
+from common.scripts import Scripts, now_ms
+from common.settings import EngineSettings
+from common.templates import TemplateScope
+from coordinator._decide import decide, needs_output
+from coordinator._outputs import compute_outputs
+from coordinator._recorder import Recorder
+from coordinator._signals import SignalInbox, requeue_orphaned_signals
+from coordinator._timers import move_due_tokens, time_out_runs
+
+logger = logging.getLogger(__name__)
+
+MAX_STALE_RETRIES = 5
+
+
+class Coordinator:
+    """Stateless: every decision is applied atomically in Redis, so any number may run and any may die."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        redis: aioredis.Redis,
+        *,
+        cas: Cas | None = None,
+        metrics: Metrics | None = None,
+        coordinator_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.id = coordinator_id or uuid.uuid4().hex[:12]
+        self._redis = redis
+        self._keys = Keys(settings.key_prefix)
+        self._scripts = Scripts(redis, self._keys)
+        self._cas = cas or Cas(redis, self._keys)
+        self._irs = IrCache(redis, self._keys)
+        self._inbox = SignalInbox(redis, self._scripts, self._keys, self.id)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        metrics = metrics or Metrics()
+        self._applied = metrics.counter("aob_coordinator_signals_total", "completion signals handled", ["result"])
+        self._batch_seconds = metrics.histogram("aob_coordinator_batch_seconds", "time to apply one batch", [])
+
+    async def __aenter__(self) -> Coordinator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def run(self) -> None:
+        """Serve until ``shutdown``: signals, heartbeat with orphan recovery, timers."""
+        await self._heartbeat_once()
+        logger.info("coordinator %s started", self.id)
+        self._tasks = [
+            asyncio.create_task(self._signal_loop(), name="signals"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._timer_loop(), name="timers"),
+        ]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop taking signals; the batch in hand is finished, then the loops end. Idempotent."""
+        if self._stopping.is_set():
+            return
+        logger.info("coordinator %s stopping", self.id)
+        self._stopping.set()
+
+    async def _signal_loop(self) -> None:
+        leftover = await self._inbox.pending()
+        if leftover:
+            await self._process(leftover)
+            await self._inbox.done()
+        while not self._stopping.is_set():
+            batch = await self._inbox.take(self.settings.coordinator_block_s, self.settings.coordinator_drain_batch)
+            if not batch:
+                continue
+            # The batch is finished even if shutdown starts meanwhile: its signals sit in our inflight list.
+            await asyncio.shield(self._process_and_release(batch))
+
+    async def _process_and_release(self, batch: list[str]) -> None:
+        started = time.perf_counter()
+        await self._process(batch)
+        await self._inbox.done()
+        self._batch_seconds.observe(time.perf_counter() - started)
+
+    async def process_batch(self, raw_signals: list[str]) -> None:
+        """Decide and apply a batch of raw signals (public for tests and burst mode)."""
+        await self._process(raw_signals)
+
+    async def _process(self, raw_signals: list[str]) -> None:
+        signals: list[CompletionSignal] = []
+        for raw in raw_signals:
+            try:
+                signals.append(CompletionSignal.model_validate_json(raw))
+            except ValidationError as exc:
+                logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
+                self._applied.labels("malformed").inc()
+        planned: list[tuple[CompletionSignal, CachedIr, dict[str, Any]]] = []
+        for signal in signals:
+            plan = await self._plan(signal, reload=False)
+            if plan is not None:
+                planned.append((signal, *plan))
+        if not planned:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for signal, entry, decision in planned:
+                await self._apply(signal, entry, decision, client=pipe)
+            results = await pipe.execute(raise_on_error=False)
+        for (signal, entry, decision), result in zip(planned, results, strict=True):
+            await self._settle(signal, entry, decision, result)
+
+    async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, dict[str, Any]] | None:
+        entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
+        if entry is None or signal.node_id not in entry.ir.nodes:
+            logger.warning("signal for unknown run/node %s/%s dropped", signal.run_id, signal.node_id)
+            self._applied.labels("missing").inc()
+            return None
+        output: Any = None
+        if signal.output_ref and needs_output(entry.ir, signal.node_id):
+            output = await self._cas.load_output(signal.output_ref)
+        scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
+        return entry, decide(entry.ir, signal, output, scope, now_ms=now_ms())
+
+    async def _apply(
+        self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], client: Any = None
+    ) -> Any:
+        return await self._scripts.run_script(
+            "apply_completion",
+            signal.run_id,
+            entry.version,
+            json.dumps(decision),
+            entry.topology_json,
+            self.settings.max_agents,
+            client=client,
+        )
+
+    async def _settle(self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], result: Any) -> None:
+        for _ in range(MAX_STALE_RETRIES):
+            if isinstance(result, Exception):
+                logger.error("applying %s failed: %s", signal.token_id, result)
+                self._applied.labels("error").inc()
+                raise result
+            outcome, status, has_outputs = result[0], result[1], int(result[2])
+            if outcome != "stale":
+                break
+            # The IR was patched since we decided: decide again on the current one.
+            plan = await self._plan(signal, reload=True)
+            if plan is None:
+                return
+            entry, decision = plan
+            result = await self._apply(signal, entry, decision)
+        else:
+            raise RuntimeError(f"run {signal.run_id}: IR version kept changing while applying {signal.token_id}")
+        self._applied.labels(outcome).inc()
+        if status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate"):
+            outputs = await compute_outputs(self._redis, self._keys, self._cas, signal.run_id, entry.ir)
+            await self._scripts.run_script("set_outputs", signal.run_id, json.dumps(outputs))
+        if outcome == "finished":
+            self._irs.forget(signal.run_id)
+
+    async def _heartbeat_once(self) -> None:
+        ttl_ms = int(self.settings.coordinator_heartbeat_s * 3000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.coordinator_alive(self.id), now_ms(), px=ttl_ms)
+            pipe.sadd(self._keys.coordinators, self.id)
+            await pipe.execute()
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._heartbeat_once()
+            await requeue_orphaned_signals(self._redis, self._keys, self.id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.coordinator_heartbeat_s)
+        await self._redis.delete(self._keys.coordinator_alive(self.id))
+        await self._redis.srem(self._keys.coordinators, self.id)
+
+    async def _timer_loop(self) -> None:
+        while not self._stopping.is_set():
+            await move_due_tokens(self._scripts)
+            await time_out_runs(self._redis, self._scripts, self._keys)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.timer_interval_s)
+
+
+async def run_coordinator(settings: EngineSettings) -> None:
+    """``aob coordinator``: coordinate and record until SIGTERM."""
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.redis_url or not settings.database_url:
+        raise ConfigError("AOB_REDIS_URL and AOB_DATABASE_URL: required for a single service (aob up sets them)")
+    redis = connect_redis(settings.redis_url)
+    pool = await create_pool(settings.database_url, settings.db_schema)
+    keys = Keys(settings.key_prefix)
+    try:
+        coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool))
+        recorder = RecorderService(Recorder(redis, pool, keys, f"rec-{coordinator.id}", settings.recorder_batch))
+        await serve_until_signalled(coordinator, recorder)
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+class RecorderService:
+    """Adapts the recorder to the run/shutdown service contract."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        await self._recorder.run(self._stopping)
+
+    async def shutdown(self) -> None:
+        self._stopping.set()

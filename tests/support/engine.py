@@ -1,0 +1,128 @@
+"""An in-process engine for integration tests: coordinators and workers as asyncio tasks on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from common.cas import Cas
+from common.compiler import compile_definition
+from common.keys import Keys
+from common.messages import TERMINAL_RUN_STATUSES
+from common.scripts import Scripts
+from common.settings import EngineSettings
+from coordinator import Coordinator, Recorder, RunStart, start_run
+from tests.support.eventually import eventually
+from workers import NodeHandler, Worker
+from workers.builtin import BuiltinHandler
+
+
+class Engine:
+    """Starts coordinators and workers in this event loop; submits runs and reads their state."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        redis: aioredis.Redis,
+        *,
+        handlers: Sequence[NodeHandler] = (),
+        pool: asyncpg.Pool | None = None,
+        coordinators: int = 1,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = Keys(settings.key_prefix)
+        self.scripts = Scripts(redis, self.keys)
+        self.pool = pool
+        cas = Cas(redis, self.keys, pool)
+        self.coordinators = [Coordinator(settings, redis, cas=cas) for _ in range(coordinators)]
+        self.worker = Worker(settings, redis, [BuiltinHandler(), *handlers], cas=cas)
+        self.recorder = Recorder(redis, pool, self.keys, "rec-test") if pool is not None else None
+        self._stop_recorder = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Engine:
+        await self.worker.ensure_groups()
+        self._tasks = [asyncio.create_task(c.run()) for c in self.coordinators]
+        self._tasks.append(asyncio.create_task(self.worker.run()))
+        if self.recorder is not None:
+            self._tasks.append(asyncio.create_task(self.recorder.run(self._stop_recorder)))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for coordinator in self.coordinators:
+            await coordinator.shutdown()
+        await self.worker.shutdown()
+        self._stop_recorder.set()
+        done, pending = await asyncio.wait(self._tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if task.exception() is not None and exc == (None, None, None):
+                raise task.exception()  # type: ignore[misc]
+
+    async def submit(
+        self, definition: dict[str, Any], inputs: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> str:
+        """Compile ``definition`` and start a run of it; returns the run id."""
+        ir = compile_definition(definition, max_agents=self.settings.max_agents).ir
+        run_id = uuid.uuid4().hex
+        start = RunStart(
+            run_id=run_id,
+            tenant_id="tenant-test",
+            workflow_id="wf-test",
+            workflow_name=definition.get("name") or "test",
+            version=1,
+            inputs=inputs or {},
+            timeout_s=timeout_s,
+        )
+        await start_run(self.scripts, start, ir, max_agents=self.settings.max_agents)
+        return run_id
+
+    async def wait_ended(self, run_id: str, timeout_s: float = 15.0) -> str:
+        """Wait until the run reaches a terminal status; returns it."""
+
+        async def ended() -> str | None:
+            status = await self.redis.hget(self.keys.run(run_id), "status")
+            return status if status in TERMINAL_RUN_STATUSES else None
+
+        return str(await eventually(ended, timeout_s))
+
+    async def run_to_end(self, definition: dict[str, Any], inputs: dict[str, Any] | None = None) -> str:
+        run_id = await self.submit(definition, inputs)
+        await self.wait_ended(run_id)
+        return run_id
+
+    async def run_hash(self, run_id: str) -> dict[str, str]:
+        return dict(await self.redis.hgetall(self.keys.run(run_id)))
+
+    async def node_states(self, run_id: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(self.keys.nodes(run_id))
+        return {node_id: json.loads(state) for node_id, state in raw.items()}
+
+    async def statuses(self, run_id: str) -> dict[str, str]:
+        return {node_id: state["status"] for node_id, state in (await self.node_states(run_id)).items()}
+
+    async def events(self, run_id: str) -> list[dict[str, Any]]:
+        entries = await self.redis.xrange(self.keys.events(run_id))
+        return [json.loads(fields["e"]) | {"id": entry_id} for entry_id, fields in entries]
+
+    async def event_types(self, run_id: str, node_id: str | None = None) -> list[str]:
+        return [e["type"] for e in await self.events(run_id) if node_id is None or e.get("node_id") == node_id]
+
+    async def output(self, run_id: str, node_id: str) -> Any:
+        ref = await self.redis.hget(self.keys.ctx(run_id), node_id)
+        return None if ref is None else await Cas(self.redis, self.keys, self.pool).load_output(ref)
+
+
+def chain(n: int, node_type: str = "noop") -> dict[str, Any]:
+    """A linear workflow n0 -> n1 -> ... of ``node_type`` nodes."""
+    nodes = [{"id": f"n{i}", "type": node_type, "config": {}} for i in range(n)]
+    edges = [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(n - 1)]
+    return {"name": f"chain-{n}", "nodes": nodes, "edges": edges}

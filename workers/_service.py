@@ -1,0 +1,50 @@
+"""``aob worker <type>``: a worker process serving one node type (or the built-in steps)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from common.logging import configure_logging
+
+from common.cas import Cas
+from common.db import create_pool
+from common.errors import ConfigError
+from common.keys import Keys
+from common.lifecycle import serve_until_signalled
+from common.redis_client import connect_redis
+from common.settings import EngineSettings
+from workers._handler import NodeHandler
+from workers._runtime import Worker
+from workers.builtin import BuiltinHandler
+
+WORKER_TYPES = ("builtin", "http")
+
+
+@contextlib.asynccontextmanager
+async def _handler_for(node_type: str, settings: EngineSettings) -> AsyncIterator[NodeHandler]:
+    if node_type == "builtin":
+        yield BuiltinHandler()
+    elif node_type == "http":
+        from workers.http import HttpWorkerSettings, http_handler
+
+        async with http_handler(HttpWorkerSettings(**settings.model_dump())) as handler:
+            yield handler
+    else:
+        raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")
+
+
+async def run_worker(node_type: str, settings: EngineSettings) -> None:
+    """Serve ``node_type`` tokens until SIGTERM."""
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.redis_url or not settings.database_url:
+        raise ConfigError("AOB_REDIS_URL and AOB_DATABASE_URL: required for a single service (aob up sets them)")
+    redis = connect_redis(settings.redis_url)
+    pool = await create_pool(settings.database_url, settings.db_schema)
+    try:
+        async with _handler_for(node_type, settings) as handler:
+            worker = Worker(settings, redis, [handler], cas=Cas(redis, Keys(settings.key_prefix), pool))
+            await serve_until_signalled(worker)
+    finally:
+        await pool.close()
+        await redis.aclose()
