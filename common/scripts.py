@@ -14,7 +14,15 @@ from common.keys import Keys
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the run-state prelude; the others stand alone.
-RUN_SCRIPTS = ("start_run", "apply_completion", "end_run", "mark_started", "set_outputs")
+RUN_SCRIPTS = (
+    "start_run",
+    "apply_completion",
+    "end_run",
+    "mark_started",
+    "set_outputs",
+    "patch_run",
+    "resume_run",
+)
 STANDALONE_SCRIPTS = ("move_due", "drain_signals")
 
 
@@ -36,6 +44,7 @@ class Scripts:
     """Every state-changing script, registered on one client."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
         self.keys = keys
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in RUN_SCRIPTS + STANDALONE_SCRIPTS

@@ -15,10 +15,11 @@ def needs_output(ir: IR, node_id: str) -> bool:
     return any(edge.when for edge in ir.successors.get(node_id, []))
 
 
-def _edge_live(edge: IrEdge, signal: CompletionSignal, output: Any, scope: TemplateScope) -> bool:
+def edge_live(edge: IrEdge, branch: str | None, output: Any, scope: TemplateScope) -> bool:
+    """Whether ``edge`` is live after its source succeeded with ``output`` and ``branch``."""
     if edge.on_failure:
         return False
-    if edge.branch is not None and edge.branch != signal.branch:
+    if edge.branch is not None and edge.branch != branch:
         return False
     if edge.when:
         return evaluate_condition(edge.when, output, scope)
@@ -42,7 +43,7 @@ def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope, 
     error = signal.error
     if signal.status != "failed":
         try:
-            live = [[edge.to, _edge_live(edge, signal, output, scope)] for edge in edges]
+            live = [[edge.to, edge_live(edge, signal.branch, output, scope)] for edge in edges]
         except TemplateError as exc:
             error = NodeError(type="condition_error", message=f"edge condition: {exc.message}", retryable=False)
         else:

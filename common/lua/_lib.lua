@@ -167,7 +167,8 @@ local function resolve_edges(edges, topo, max_agents)
           end
           if not handled then fail_run_for(target, err) end
         else
-          enqueue(target, 1, routing, nil)
+          -- A resumed node keeps counting attempts, so every attempt has its own step record.
+          enqueue(target, (node_state(target).attempt or 0) + 1, routing, nil)
         end
       elseif skip then
         local state = node_state(target)

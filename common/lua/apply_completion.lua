@@ -10,6 +10,8 @@ end
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '', 0 } end
 if redis.call('HGET', K_RUN, 'ir_version') ~= ARGV[3] then return { 'stale', status, 0 } end
+-- A token from before a resume belongs to an earlier life of the run and no longer counts.
+if string.match(d.token_id, '^(%d+):') ~= redis.call('HGET', K_RUN, 'epoch') then return { 'ignored', status, 0 } end
 redis.call('SADD', K_APPLIED, d.token_id)
 redis.call('HINCRBY', K_RUN, 'counter', -1)
 if d.approval then

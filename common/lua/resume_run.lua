@@ -1,0 +1,33 @@
+-- Runs an ended run again from its failed/cancelled nodes (or from one chosen node): those nodes and what
+-- follows them are reset, succeeded nodes keep their outputs, and a new epoch makes old tokens void.
+-- ARGV[3] = expected epoch, ARGV[4] = nodes to reset (JSON list), ARGV[5] = resolved edges into them
+-- ({{to, live}}), ARGV[6] = reset nodes without incoming edges (JSON list), ARGV[7] = topology JSON,
+-- ARGV[8] = max agents, ARGV[9] = from node or ''
+local status = redis.call('HGET', K_RUN, 'status')
+if not status then return { 'missing', '' } end
+if not TERMINAL[status] then return { 'not_ended', status } end
+if redis.call('HGET', K_RUN, 'epoch') ~= ARGV[3] then return { 'conflict', status } end
+local reset = cjson.decode(ARGV[4])
+for _, node_id in ipairs(reset) do
+  local state = node_state(node_id)
+  redis.call('HSET', K_NODES, node_id, cjson.encode({ status = 'pending', attempt = state.attempt or 0 }))
+  redis.call('HDEL', K_CTX, node_id)
+  redis.call('HDEL', K_JOIN, node_id .. ':r', node_id .. ':l', node_id .. ':f')
+end
+redis.call('HINCRBY', K_RUN, 'epoch', 1)
+redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
+redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
+local data = { nodes = reset }
+if ARGV[9] ~= '' then data.from_node = ARGV[9] end
+emit_event('run_resumed', nil, data)
+run_ledger({ resumed = true })
+local topo = cjson.decode(ARGV[7])
+local edges = cjson.decode(ARGV[5])
+for _, node_id in ipairs(cjson.decode(ARGV[6])) do
+  topo[node_id][1] = 1
+  edges[#edges + 1] = { node_id, 1 }
+end
+-- Only the reset nodes count their incoming edges afresh; others keep their join state.
+resolve_edges(edges, topo, tonumber(ARGV[8]))
+maybe_finish()
+return { 'ok', redis.call('HGET', K_RUN, 'status') }
