@@ -40,6 +40,7 @@ class EngineSettings(CommonSettings):
     cancel_poll_s: float = Field(default=0.5, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     recorder_batch: int = Field(default=500, ge=1)
+    recorder_reclaim_idle_s: float = Field(default=30.0, gt=0)
     max_agents: int = Field(default=5, ge=0)
 
 

@@ -97,12 +97,21 @@ def _step_row(e: dict[str, Any]) -> tuple[Any, ...]:
 class Recorder:
     """Consumes the ledger in a consumer group; any number may run (one per coordinator)."""
 
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, consumer: str, batch: int = 500):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        keys: Keys,
+        consumer: str,
+        batch: int = 500,
+        reclaim_idle_s: float = 30.0,
+    ) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys
         self._consumer = consumer
         self._batch = batch
+        self._reclaim_idle_ms = int(reclaim_idle_s * 1000)
 
     async def ensure_group(self) -> None:
         """Create the recorder group on the ledger stream if missing."""
@@ -116,17 +125,18 @@ class Recorder:
         """Record until ``stopping`` is set; also takes over what dead recorders read but never recorded."""
         await self.ensure_group()
         await self.record_once("0")
-        sweeps = 0
+        loop = asyncio.get_running_loop()
+        next_reclaim = loop.time()
         while not stopping.is_set():
-            await self.record_once(">", block_ms=1000)
-            sweeps += 1
-            if sweeps % 30 == 0:
+            await self.record_once(">", block_ms=500)
+            if loop.time() >= next_reclaim:
                 await self.reclaim_stale()
+                next_reclaim = loop.time() + self._reclaim_idle_ms / 2000
 
-    async def reclaim_stale(self, min_idle_ms: int = 30_000) -> int:
-        """Record ledger entries another recorder read and did not ack within ``min_idle_ms``."""
+    async def reclaim_stale(self) -> int:
+        """Record ledger entries another recorder read and left unacked for the reclaim idle time."""
         reply = await self._redis.xautoclaim(
-            self._keys.ledger, RECORDER_GROUP, self._consumer, min_idle_ms, start_id="0-0", count=self._batch
+            self._keys.ledger, RECORDER_GROUP, self._consumer, self._reclaim_idle_ms, start_id="0-0", count=self._batch
         )
         return await self._record(reply[1])
 

@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
-from common.logging import configure_logging
-from common.metrics import Metrics
 from pydantic import ValidationError
 
 from common.cas import Cas
@@ -21,7 +19,9 @@ from common.errors import ConfigError
 from common.ir_cache import CachedIr, IrCache
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
+from common.logging import configure_logging
 from common.messages import CompletionSignal
+from common.metrics import Metrics
 from common.redis_client import connect_redis
 from common.scripts import Scripts, now_ms
 from common.settings import EngineSettings
@@ -219,7 +219,16 @@ async def run_coordinator(settings: EngineSettings) -> None:
     keys = Keys(settings.key_prefix)
     try:
         coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool))
-        recorder = RecorderService(Recorder(redis, pool, keys, f"rec-{coordinator.id}", settings.recorder_batch))
+        recorder = RecorderService(
+            Recorder(
+                redis,
+                pool,
+                keys,
+                f"rec-{coordinator.id}",
+                settings.recorder_batch,
+                settings.recorder_reclaim_idle_s,
+            )
+        )
         await serve_until_signalled(coordinator, recorder)
     finally:
         await pool.close()

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from common.logging import log_context
-from common.metrics import Metrics
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
@@ -20,7 +18,9 @@ from common.cas import Cas
 from common.errors import NodeFailed, TemplateError
 from common.ir_cache import IrCache
 from common.keys import Keys
+from common.logging import log_context
 from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
+from common.metrics import Metrics
 from common.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.templates import TemplateScope, referenced_nodes, render_value
