@@ -1,0 +1,79 @@
+"""The FastAPI app factory: one lifespan that owns the clients, the routers, the error shape."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from common.auth import DEFAULT_TENANT, ensure_tenant
+from common.cas import Cas
+from common.db import create_pool
+from common.errors import ConfigError
+from common.keys import Keys
+from common.metrics import Metrics
+from common.redis_client import connect_redis
+from common.scripts import Scripts
+from common.settings import ApiSettings
+from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
+from orchestrator._middleware import RequestMetricsMiddleware
+from orchestrator._ratelimit import RateLimiter
+from orchestrator._settings import orchestrator_settings
+from orchestrator._state import AppState
+
+logger = logging.getLogger(__name__)
+
+# Each module exposes ``router: APIRouter``; its paths are absolute (``/api/v1/...``, ``/healthz``).
+ROUTERS = ("orchestrator.routes.ops",)
+
+
+def create_app(
+    settings: ApiSettings, *, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
+) -> FastAPI:
+    """The orchestrator app; clients not given are created by its lifespan from ``settings`` and closed after."""
+    config = orchestrator_settings(settings)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            redis_client = redis
+            if redis_client is None:
+                redis_client = connect_redis(_required(config.redis_url, "AOB_REDIS_URL"))
+                stack.push_async_callback(redis_client.aclose)
+            db = pool
+            if db is None:
+                db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
+                stack.push_async_callback(db.close)
+            await ensure_tenant(db, DEFAULT_TENANT)
+            keys = Keys(config.key_prefix)
+            app.state.aob = AppState(
+                settings=config,
+                redis=redis_client,
+                pool=db,
+                keys=keys,
+                scripts=Scripts(redis_client, keys),
+                cas=Cas(redis_client, keys, db),
+                metrics=metrics,
+                limiter=RateLimiter(redis_client, keys, config),
+            )
+            yield
+
+    app = FastAPI(title="aob", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    for module in ROUTERS:
+        app.include_router(importlib.import_module(module).router)
+    return app
+
+
+def _required(value: str | None, variable: str) -> str:
+    if not value:
+        raise ConfigError(f"{variable}: required by the orchestrator (got nothing)")
+    return value

@@ -1,0 +1,87 @@
+"""What every request needs (settings, clients, scripts, metrics) and the dependencies that hand it out."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+
+from common.auth import Principal, authenticate
+from common.cas import Cas
+from common.compiler import CompileResult
+from common.keys import Keys
+from common.metrics import Metrics
+from common.scripts import Scripts
+from orchestrator._errors import ApiError
+from orchestrator._ratelimit import RateLimiter
+from orchestrator._settings import OrchestratorSettings
+
+_COMPILED_CACHE_SIZE = 256
+
+
+@dataclass
+class AppState:
+    """Shared by every request of one app; built by the lifespan."""
+
+    settings: OrchestratorSettings
+    redis: aioredis.Redis
+    pool: asyncpg.Pool
+    keys: Keys
+    scripts: Scripts
+    cas: Cas
+    metrics: Metrics
+    limiter: RateLimiter
+    # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
+    compiled: OrderedDict[tuple[str, int], CompileResult] = field(default_factory=OrderedDict)
+
+    def remember_compiled(self, key: tuple[str, int], result: CompileResult) -> None:
+        """Keep ``result`` in the bounded compile cache."""
+        self.compiled[key] = result
+        self.compiled.move_to_end(key)
+        while len(self.compiled) > _COMPILED_CACHE_SIZE:
+            self.compiled.popitem(last=False)
+
+
+def get_state(request: Request) -> AppState:
+    """The app's ``AppState``."""
+    state: AppState = request.app.state.aob
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def require_principal(request: Request, state: State) -> Principal:
+    """The caller from ``Authorization: Bearer <key>``; 401 without a valid key, 429 over the request limits."""
+    header = request.headers.get("authorization", "")
+    scheme, _, raw_key = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw_key.strip():
+        raise ApiError(
+            401,
+            "authorization: expected 'Bearer <api key>'" + (", got no header" if not header else ""),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await authenticate(state.pool, raw_key.strip(), state.settings.admin_key)
+    if principal is None:
+        raise ApiError(401, "authorization: unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    verdict = await state.limiter.check_request(principal)
+    request.state.rate_headers = verdict.headers()
+    request.state.principal = principal
+    return principal
+
+
+Caller = Annotated[Principal, Depends(require_principal)]
+
+
+async def require_admin(principal: Caller) -> Principal:
+    """The caller, who must hold the admin role (403 otherwise)."""
+    if not principal.is_admin:
+        raise ApiError(403, f"this needs role 'admin'; key '{principal.name}' has role '{principal.role}'")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(require_admin)]
