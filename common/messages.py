@@ -25,6 +25,9 @@ class Token(BaseModel):
     type: str
     attempt: int
     ir_version: int
+    # An approval timeout comes back on the hitl stream as a token of the node it belongs to.
+    purpose: Literal["run", "approval_timeout"] = "run"
+    approval_id: str | None = None
 
 
 class NodeError(BaseModel):
@@ -52,8 +55,8 @@ class CompletionSignal(BaseModel):
     branch: str | None = None
     error: NodeError | None = None
     worker_id: str | None = None
-    started_at_ms: int | None = None
-    ended_at_ms: int | None = None
+    started_at_ms: float | None = None
+    ended_at_ms: float | None = None
 
 
 class Event(BaseModel):

@@ -22,6 +22,7 @@ RUN_SCRIPTS = (
     "set_outputs",
     "patch_run",
     "resume_run",
+    "request_approval",
 )
 STANDALONE_SCRIPTS = ("move_due", "drain_signals")
 
@@ -35,9 +36,9 @@ def script_source(name: str) -> str:
     return body
 
 
-def now_ms() -> int:
-    """Wall-clock time in milliseconds, the unit of every timestamp in run state."""
-    return int(time.time() * 1000)
+def now_ms() -> float:
+    """Wall-clock time in milliseconds (microsecond precision), the unit of every timestamp in run state."""
+    return round(time.time() * 1000, 3)
 
 
 class Scripts:
@@ -66,7 +67,7 @@ class Scripts:
         ]
 
     async def run_script(
-        self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None, at_ms: int | None = None
+        self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None, at_ms: float | None = None
     ) -> Any:
         """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
         argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), *args]

@@ -26,7 +26,7 @@ def edge_live(edge: IrEdge, branch: str | None, output: Any, scope: TemplateScop
     return True
 
 
-def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope, *, now_ms: int) -> dict[str, Any]:
+def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope, *, now_ms: float) -> dict[str, Any]:
     """The decision ``apply_completion.lua`` applies for ``signal`` under ``ir``."""
     node = ir.nodes[signal.node_id]
     edges = ir.successors.get(signal.node_id, [])

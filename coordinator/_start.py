@@ -44,7 +44,7 @@ async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: in
         "parent_node_id": start.parent_node_id,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
-    deadline_ms = at + int(start.timeout_s * 1000) if start.timeout_s else 0
+    deadline_ms = int(at + start.timeout_s * 1000) if start.timeout_s else 0
     result = await scripts.run_script(
         "start_run",
         start.run_id,

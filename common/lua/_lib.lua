@@ -15,7 +15,7 @@ local function run_id()
 end
 
 local function emit_event(etype, node_id, data)
-  local event = { type = etype, run_id = run_id(), ts = NOW, data = data or {} }
+  local event = { type = etype, run_id = run_id(), ts = math.floor(NOW), data = data or {} }
   if node_id then event.node_id = node_id end
   -- cjson encodes an empty table as {}, which is what an empty `data` should be.
   local body = cjson.encode(event)
