@@ -5,30 +5,39 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from common.logging import configure_logging
+import asyncpg
+import redis.asyncio as aioredis
 
 from common.cas import Cas
 from common.db import create_pool
 from common.errors import ConfigError
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
+from common.logging import configure_logging
 from common.redis_client import connect_redis
 from common.settings import EngineSettings
 from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
 
-WORKER_TYPES = ("builtin", "http")
+WORKER_TYPES = ("builtin", "http", "hitl")
 
 
 @contextlib.asynccontextmanager
-async def _handler_for(node_type: str, settings: EngineSettings) -> AsyncIterator[NodeHandler]:
+async def _handler_for(
+    node_type: str, settings: EngineSettings, pool: asyncpg.Pool, redis: aioredis.Redis
+) -> AsyncIterator[NodeHandler]:
     if node_type == "builtin":
         yield BuiltinHandler()
     elif node_type == "http":
         from workers.http import HttpWorkerSettings, http_handler
 
         async with http_handler(HttpWorkerSettings(**settings.model_dump())) as handler:
+            yield handler
+    elif node_type == "hitl":
+        from workers.hitl import HitlWorkerSettings, hitl_handler
+
+        async with hitl_handler(HitlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
             yield handler
     else:
         raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")
@@ -42,7 +51,7 @@ async def run_worker(node_type: str, settings: EngineSettings) -> None:
     redis = connect_redis(settings.redis_url)
     pool = await create_pool(settings.database_url, settings.db_schema)
     try:
-        async with _handler_for(node_type, settings) as handler:
+        async with _handler_for(node_type, settings, pool, redis) as handler:
             worker = Worker(settings, redis, [handler], cas=Cas(redis, Keys(settings.key_prefix), pool))
             await serve_until_signalled(worker)
     finally:

@@ -68,7 +68,12 @@ class Engine:
                 raise task.exception()  # type: ignore[misc]
 
     async def submit(
-        self, definition: dict[str, Any], inputs: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        definition: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        started_by: str | None = None,
     ) -> str:
         """Compile ``definition`` and start a run of it; returns the run id."""
         ir = compile_definition(definition, max_agents=self.settings.max_agents).ir
@@ -81,6 +86,7 @@ class Engine:
             version=1,
             inputs=inputs or {},
             timeout_s=timeout_s,
+            started_by=started_by,
         )
         await start_run(self.scripts, start, ir, max_agents=self.settings.max_agents)
         return run_id
