@@ -29,7 +29,15 @@ from orchestrator._state import AppState
 logger = logging.getLogger(__name__)
 
 # Each module exposes ``router: APIRouter``; its paths are absolute (``/api/v1/...``, ``/healthz``).
-ROUTERS = ("orchestrator.routes.ops",)
+ROUTERS = (
+    "orchestrator.routes.ops",
+    "orchestrator.routes.workflows",
+    "orchestrator.routes.runs",
+    "orchestrator.routes.patches",
+    "orchestrator.routes.keys",
+    "orchestrator.routes.meta",
+    "orchestrator.routes.approvals",
+)
 
 
 def create_app(

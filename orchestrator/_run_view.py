@@ -1,0 +1,129 @@
+"""A run as the API shows it: hot state from Redis while it exists, else the rows the recorder wrote."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from common.cas import is_cas_ref
+from orchestrator._errors import not_found
+from orchestrator._state import AppState
+
+RUN_COLUMNS = (
+    "id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error, idempotency_key,"
+    " request_hash, started_by, parent_run_id, ir_version, created_at, started_at, ended_at"
+)
+
+
+async def find_run(state: AppState, tenant_id: str, run_id: str) -> asyncpg.Record:
+    """The tenant's run row; 404 for unknown ids and other tenants' runs alike."""
+    row: asyncpg.Record | None = await state.pool.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE id = $1 AND tenant_id = $2", run_id, tenant_id
+    )
+    if row is None:
+        raise not_found("run", run_id)
+    return row
+
+
+def _iso_ms(value: Any) -> str | None:
+    if value in (None, "", 0):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _output_fields(ref: str | None) -> dict[str, Any]:
+    if ref is None:
+        return {"output": None}
+    if is_cas_ref(ref):
+        return {"output": None, "output_ref": ref}
+    return {"output": json.loads(ref)}
+
+
+def _hot_node(state_json: str, output_ref: str | None) -> dict[str, Any]:
+    node = json.loads(state_json)
+    return {
+        "status": node.get("status"),
+        "attempt": node.get("attempt", 0),
+        "error": node.get("error"),
+        "queue_ms": node.get("queue_ms"),
+        "exec_ms": node.get("exec_ms"),
+        "queued_at": _iso_ms(node.get("queued_at")),
+        "started_at": _iso_ms(node.get("started_at")),
+        "ended_at": _iso_ms(node.get("ended_at")),
+        "worker_id": node.get("worker_id"),
+        "branch": node.get("branch"),
+        **_output_fields(output_ref if output_ref is not None else node.get("output_ref")),
+    }
+
+
+def _stored_node(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "error": row["error"],
+        "queue_ms": row["queue_ms"],
+        "exec_ms": row["exec_ms"],
+        "queued_at": _iso(row["queued_at"]),
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(row["ended_at"]),
+        "worker_id": row["worker_id"],
+        "branch": None,
+        **_output_fields(row["output_ref"]),
+    }
+
+
+def summary_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The run fields its Postgres row holds (what lists show)."""
+    return {
+        "id": row["id"],
+        "workflow_id": row["workflow_id"],
+        "workflow_name": row["workflow_name"],
+        "version": row["version"],
+        "status": row["status"],
+        "inputs": row["inputs"],
+        "outputs": row["outputs"],
+        "error": row["error"],
+        "ir_version": row["ir_version"],
+        "parent_run_id": row["parent_run_id"],
+        "started_by": row["started_by"],
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(row["ended_at"]),
+    }
+
+
+async def run_json(state: AppState, row: asyncpg.Record) -> dict[str, Any]:
+    """The full run resource: status, timings, inputs, outputs and per-node state with metrics."""
+    run_id = row["id"]
+    keys = state.keys
+    async with state.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.run(run_id))
+        pipe.hgetall(keys.nodes(run_id))
+        pipe.hgetall(keys.ctx(run_id))
+        hot, nodes, ctx = await pipe.execute()
+    body = summary_json(row)
+    if hot:
+        body.update(
+            status=hot.get("status", body["status"]),
+            ir_version=int(hot.get("ir_version") or body["ir_version"]),
+            outputs=json.loads(hot["outputs"]) if hot.get("outputs") else body["outputs"],
+            error=json.loads(hot["error"]) if hot.get("error") else None,
+            started_at=_iso_ms(hot.get("started_ms")) or body["started_at"],
+            ended_at=_iso_ms(hot.get("ended_ms")),
+        )
+        body["nodes"] = {node_id: _hot_node(raw, ctx.get(node_id)) for node_id, raw in nodes.items()}
+        return body
+    steps = await state.pool.fetch(
+        "SELECT DISTINCT ON (node_id) node_id, attempt, status, queued_at, started_at, ended_at, queue_ms, exec_ms,"
+        " worker_id, output_ref, error FROM run_steps WHERE run_id = $1 ORDER BY node_id, attempt DESC",
+        run_id,
+    )
+    body["nodes"] = {step["node_id"]: _stored_node(step) for step in steps}
+    return body

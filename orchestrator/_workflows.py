@@ -1,0 +1,145 @@
+"""Workflows and their immutable versions in Postgres, always scoped to one tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from common.compiler import CompileResult, compile_definition, definition_hash
+from orchestrator._errors import ApiError, not_found
+from orchestrator._state import AppState
+
+_COLUMNS = "w.id, w.name, w.description, w.latest_version, w.archived_at, w.created_at, w.updated_at"
+
+
+async def find_workflow(
+    db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, ref: str, *, for_update: bool = False
+) -> asyncpg.Record:
+    """The tenant's live workflow whose id or name is ``ref`` (an id wins); 404 otherwise."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM workflows w WHERE w.tenant_id = $1 AND (w.id = $2 OR w.name = $2)"
+        " AND w.archived_at IS NULL ORDER BY (w.id = $2) DESC LIMIT 1" + (" FOR UPDATE" if for_update else ""),
+        tenant_id,
+        ref,
+    )
+    if row is None:
+        raise not_found("workflow", ref)
+    return row
+
+
+async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, version: int) -> asyncpg.Record:
+    """One stored version of a workflow; 404 when it has no such version."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT workflow_id, version, definition, content_hash, created_at, created_by"
+        " FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
+        workflow_id,
+        version,
+    )
+    if row is None:
+        raise not_found("workflow version", f"{workflow_id}@{version}")
+    return row
+
+
+def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
+    """Validate and compile ``definition`` under the API's agent limit (raises ``ValidationFailed``)."""
+    return compile_definition(definition, max_agents=state.settings.max_agents, version=version, name=name)
+
+
+async def compiled_version(state: AppState, workflow: asyncpg.Record, version: int) -> CompileResult:
+    """The compiled form of a stored version, from the cache when seen before."""
+    key = (str(workflow["id"]), version)
+    cached = state.compiled.get(key)
+    if cached is not None:
+        return cached
+    row = await load_version(state.pool, key[0], version)
+    result = compile_for(state, row["definition"], workflow["name"], 1)
+    state.remember_compiled(key, result)
+    return result
+
+
+async def save_version(
+    conn: asyncpg.Connection, workflow: asyncpg.Record, result: CompileResult, author: str, description: str | None
+) -> tuple[int, bool]:
+    """Store ``result`` as the next version unless it equals the latest; returns (version, created).
+
+    ``workflow`` must have been read ``FOR UPDATE`` in the same transaction, so versions never collide.
+    """
+    content_hash = definition_hash(result.definition)
+    latest = int(workflow["latest_version"])
+    latest_hash = await conn.fetchval(
+        "SELECT content_hash FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow["id"], latest
+    )
+    if latest_hash == content_hash:
+        if description is not None:
+            await conn.execute(
+                "UPDATE workflows SET description = $2, updated_at = now() WHERE id = $1", workflow["id"], description
+            )
+        return latest, False
+    version = latest + 1
+    await conn.execute(
+        "INSERT INTO workflow_versions (workflow_id, version, definition, content_hash, created_by)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        workflow["id"],
+        version,
+        result.definition.to_json(),
+        content_hash,
+        author,
+    )
+    await conn.execute(
+        "UPDATE workflows SET latest_version = $2, description = COALESCE($3, description), updated_at = now()"
+        " WHERE id = $1",
+        workflow["id"],
+        version,
+        description,
+    )
+    return version, True
+
+
+async def workflow_json(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> dict[str, Any]:
+    """The workflow resource with its latest definition."""
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS}, v.definition, v.content_hash FROM workflows w"
+        " JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.latest_version"
+        " WHERE w.tenant_id = $1 AND w.id = $2",
+        tenant_id,
+        workflow_id,
+    )
+    if row is None:
+        raise not_found("workflow", workflow_id)
+    return workflow_row_json(row)
+
+
+def workflow_row_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A row of workflows joined with its latest version, as the API shows it."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "version": row["latest_version"],
+        "definition": row["definition"],
+        "content_hash": row["content_hash"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        "archived_at": row["archived_at"].isoformat() if row["archived_at"] else None,
+    }
+
+
+def version_json(row: asyncpg.Record, *, with_definition: bool = True) -> dict[str, Any]:
+    """One workflow version as the API shows it."""
+    body: dict[str, Any] = {
+        "workflow_id": row["workflow_id"],
+        "version": row["version"],
+        "content_hash": row["content_hash"],
+        "created_at": row["created_at"].isoformat(),
+        "created_by": row["created_by"],
+    }
+    if with_definition:
+        body["definition"] = row["definition"]
+    return body
+
+
+def unique_violation(name: str) -> ApiError:
+    return ApiError(
+        409, f"workflow name '{name}' is already taken in this tenant", details={"name": name}, code="name_taken"
+    )

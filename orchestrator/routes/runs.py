@@ -1,0 +1,117 @@
+"""Runs: submit (idempotent), list, read, current definition, cancel, resume."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Response
+
+from common.errors import AobError
+from coordinator import cancel_run, resume_run
+from orchestrator._errors import ApiError
+from orchestrator._models import RunCreate, RunResume
+from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
+from orchestrator._state import Caller, State
+from orchestrator._submit import submit_run
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out")
+
+
+@router.post("/runs", status_code=201)
+async def create_run(
+    body: RunCreate,
+    state: State,
+    caller: Caller,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Start a run (201); the same ``Idempotency-Key`` and body again gives the same run (200)."""
+    submitted = await submit_run(state, caller, body, idempotency_key)
+    if not submitted.created:
+        response.status_code = 200
+    return await run_json(state, submitted.row)
+
+
+@router.get("/runs")
+async def list_runs(
+    state: State,
+    caller: Caller,
+    workflow: str | None = Query(default=None, max_length=300, description="workflow id or name"),
+    status: str | None = Query(default=None, pattern="^(" + "|".join(RUN_STATUSES) + ")$"),
+    limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(default=None, max_length=500),
+) -> dict[str, Any]:
+    """The tenant's runs, newest first (as last recorded in Postgres)."""
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [caller.tenant_id]
+    if workflow is not None:
+        args.append(workflow)
+        conditions.append(f"(workflow_id = ${len(args)} OR workflow_name = ${len(args)})")
+    if status is not None:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    if cursor is not None:
+        created_at, last_id = decode_cursor(cursor)
+        args += [created_at, last_id]
+        conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    rows = await state.pool.fetch(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(conditions)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return {"items": [summary_json(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+    """A run with per-node state, outputs (or their CAS refs) and metrics."""
+    return await run_json(state, await find_run(state, caller.tenant_id, run_id))
+
+
+@router.get("/runs/{run_id}/definition")
+async def get_run_definition(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+    """The run's current definition, with every patch applied so far."""
+    await find_run(state, caller.tenant_id, run_id)
+    row = await state.pool.fetchrow("SELECT definition, ir_version FROM runs WHERE id = $1", run_id)
+    return {"run_id": run_id, "ir_version": row["ir_version"], "definition": row["definition"]}
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+    """Cancel a run that has not ended; 409 when it has."""
+    row = await find_run(state, caller.tenant_id, run_id)
+    verdict = await cancel_run(state.scripts, run_id, reason=f"cancelled by {caller.name}")
+    if verdict != "ok":
+        raise ApiError(409, f"run {run_id} has already ended; nothing to cancel", code="run_ended")
+    return await run_json(state, row)
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume(
+    run_id: str, state: State, caller: Caller, body: Annotated[RunResume | None, Body()] = None
+) -> dict[str, Any]:
+    """Run a failed, cancelled or timed-out run again from where it stopped (or from ``from_node``)."""
+    row = await find_run(state, caller.tenant_id, run_id)
+    from_node = body.from_node if body is not None else None
+    if from_node is None:
+        status = await state.redis.hget(state.keys.run(run_id), "status")
+        if status == "succeeded":
+            raise ApiError(409, f"run {run_id} succeeded; give from_node to replay from a node", code="run_succeeded")
+    try:
+        outcome = await resume_run(state.scripts, run_id, from_node=from_node, max_agents=state.settings.max_agents)
+    except AobError as exc:
+        raise ApiError(422, exc.message, details=[exc.message]) from exc
+    if outcome.status == "not_ended":
+        raise ApiError(409, f"run {run_id} has not ended; only ended runs resume", code="run_not_ended")
+    if outcome.status == "missing":
+        raise ApiError(409, f"run {run_id}: its live state has expired; it cannot resume", code="run_expired")
+    if outcome.status != "ok":
+        raise ApiError(409, f"run {run_id} changed while resuming ({outcome.status}); retry", code="conflict")
+    return await run_json(state, row) | {"resumed_nodes": outcome.nodes}

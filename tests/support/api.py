@@ -1,0 +1,97 @@
+"""An in-process API for integration tests: the app over ASGI, with the real engine running its runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+from common.settings import EngineSettings
+from orchestrator import OrchestratorSettings, create_app
+from tests.support.engine import Engine
+from tests.support.eventually import eventually
+
+ADMIN_KEY = "aob_test_admin_key"
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
+
+
+class Api:
+    """An ``httpx.AsyncClient`` on the app, authenticated as the bootstrap admin unless told otherwise."""
+
+    def __init__(self, client: httpx.AsyncClient, engine: Engine | None) -> None:
+        self.client = client
+        self.engine = engine
+        self.admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    async def request(self, method: str, path: str, *, key: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.request(method, path, headers={**(key or self.admin), **kw.pop("headers", {})}, **kw)
+
+    async def new_key(self, tenant: str | None = None, role: str = "admin", name: str = "test") -> dict[str, str]:
+        """Auth headers of a new key in ``tenant`` (default: the admin's)."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if tenant is not None:
+            body["tenant"] = tenant
+        response = await self.request("POST", "/api/v1/api-keys", json=body)
+        assert response.status_code == 201, response.text
+        return {"Authorization": f"Bearer {response.json()['key']}"}
+
+    async def create_workflow(
+        self, name: str, definition: dict[str, Any], *, key: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "definition": definition}
+        response = await self.request("POST", "/api/v1/workflows", key=key, json=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def start_run(
+        self, workflow: str, inputs: dict[str, Any] | None = None, *, key: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        response = await self.request(
+            "POST", "/api/v1/runs", key=key, json={"workflow_id": workflow, "inputs": inputs or {}}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_run(
+        self, run_id: str, *, key: dict[str, str] | None = None, timeout_s: float = 15.0
+    ) -> dict[str, Any]:
+        """The run once it has ended."""
+
+        async def ended() -> dict[str, Any] | None:
+            response = await self.request("GET", f"/api/v1/runs/{run_id}", key=key)
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body if body["status"] in TERMINAL else None
+
+        return await eventually(ended, timeout_s)
+
+
+def api_settings(engine_settings: EngineSettings, **overrides: Any) -> OrchestratorSettings:
+    return OrchestratorSettings(**(engine_settings.model_dump() | {"admin_key": ADMIN_KEY} | overrides))
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    settings: OrchestratorSettings, redis: aioredis.Redis, pool: asyncpg.Pool, *, engine: bool = True
+) -> AsyncIterator[Api]:
+    """The app (and, with ``engine``, coordinator + builtin worker + recorder) until the block ends."""
+    app = create_app(settings, redis=redis, pool=pool)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        runner = await stack.enter_async_context(Engine(settings, redis, pool=pool)) if engine else None
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aob")
+        )
+        yield Api(client, runner)
+
+
+def chain_definition(n: int = 2, node_type: str = "noop") -> dict[str, Any]:
+    """A linear workflow n0 -> n1 -> ...."""
+    nodes = [{"id": f"n{i}", "type": node_type, "config": {}} for i in range(n)]
+    return {"nodes": nodes, "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(n - 1)]}
