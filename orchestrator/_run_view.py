@@ -31,7 +31,7 @@ async def find_run(state: AppState, tenant_id: str, run_id: str) -> asyncpg.Reco
 def _iso_ms(value: Any) -> str | None:
     if value in (None, "", 0):
         return None
-    return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+    return datetime.fromtimestamp(float(value) / 1000, UTC).isoformat()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -14,6 +14,7 @@ from common.settings import EngineSettings
 from orchestrator import OrchestratorSettings, create_app
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
+from workers import NodeHandler
 
 ADMIN_KEY = "aob_test_admin_key"
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -63,11 +64,12 @@ class Api:
     ) -> dict[str, Any]:
         """The run once it has ended."""
 
-        async def ended() -> dict[str, Any] | None:
+        async def ended() -> dict[str, Any]:
             response = await self.request("GET", f"/api/v1/runs/{run_id}", key=key)
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
-            return body if body["status"] in TERMINAL else None
+            assert body["status"] in TERMINAL, f"run {run_id} is {body['status']}"
+            return body
 
         return await eventually(ended, timeout_s)
 
@@ -78,13 +80,20 @@ def api_settings(engine_settings: EngineSettings, **overrides: Any) -> Orchestra
 
 @contextlib.asynccontextmanager
 async def running_api(
-    settings: OrchestratorSettings, redis: aioredis.Redis, pool: asyncpg.Pool, *, engine: bool = True
+    settings: OrchestratorSettings,
+    redis: aioredis.Redis,
+    pool: asyncpg.Pool,
+    *,
+    engine: bool = True,
+    handlers: Sequence[NodeHandler] = (),
 ) -> AsyncIterator[Api]:
     """The app (and, with ``engine``, coordinator + builtin worker + recorder) until the block ends."""
     app = create_app(settings, redis=redis, pool=pool)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
-        runner = await stack.enter_async_context(Engine(settings, redis, pool=pool)) if engine else None
+        runner = None
+        if engine:
+            runner = await stack.enter_async_context(Engine(settings, redis, handlers=handlers, pool=pool))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aob")
         )
