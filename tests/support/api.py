@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
+import uvicorn
 
 from common.settings import EngineSettings
 from orchestrator import OrchestratorSettings, create_app
@@ -104,3 +107,31 @@ def chain_definition(n: int = 2, node_type: str = "noop") -> dict[str, Any]:
     """A linear workflow n0 -> n1 -> ...."""
     nodes = [{"id": f"n{i}", "type": node_type, "config": {}} for i in range(n)]
     return {"nodes": nodes, "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(n - 1)]}
+
+
+@contextlib.asynccontextmanager
+async def served_api(
+    settings: OrchestratorSettings, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
+) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free 127.0.0.1 port until the block ends; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings, redis=redis, pool=pool), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually(_started(server), 10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def _started(server: uvicorn.Server) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return server.started
+
+    return check
