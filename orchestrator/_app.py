@@ -37,6 +37,7 @@ ROUTERS = (
     "orchestrator.routes.keys",
     "orchestrator.routes.meta",
     "orchestrator.routes.approvals",
+    "orchestrator.routes.events",
 )
 
 

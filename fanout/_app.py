@@ -1,0 +1,143 @@
+"""The fanout ASGI app and its server: WebSocket streams plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from common.db import create_pool
+from common.errors import ConfigError
+from common.keys import Keys
+from common.metrics import Metrics
+from common.redis_client import connect_redis
+from common.settings import FanoutSettings
+from fanout._metrics import StreamMetrics
+from fanout._settings import FanoutServiceSettings, fanout_settings
+from fanout._streams import EventStreams
+from fanout._ws import SocketHandler
+
+logger = logging.getLogger(__name__)
+_READY_TIMEOUT_S = 2.0
+
+
+def create_fanout_app(
+    settings: FanoutSettings, *, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
+) -> Starlette:
+    """The fanout app; clients not given are created by its lifespan from ``settings`` and closed after."""
+    config = fanout_settings(settings)
+    metrics = Metrics()
+    stream_metrics = StreamMetrics(metrics, "ws")
+    handler: SocketHandler | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal handler
+        async with AsyncExitStack() as stack:
+            redis_client = redis
+            if redis_client is None:
+                redis_client = connect_redis(_required(config.redis_url, "AOB_REDIS_URL"))
+                stack.push_async_callback(redis_client.aclose)
+            db = pool
+            if db is None:
+                # API keys live in Postgres, so the fanout needs it to authenticate anyone.
+                db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
+                stack.push_async_callback(db.close)
+            streams = EventStreams(
+                redis_client,
+                Keys(config.key_prefix),
+                db,
+                queue_size=config.queue_size,
+                block_ms=config.reader_block_ms,
+                batch=config.reader_batch,
+                page_size=config.backlog_page,
+            )
+            await stack.enter_async_context(streams)
+            handler = SocketHandler(config, streams, db, stream_metrics)
+            app.state.redis, app.state.pool = redis_client, db
+            yield
+
+    def current() -> SocketHandler:
+        if handler is None:
+            raise RuntimeError("fanout app used outside its lifespan")
+        return handler
+
+    async def ws_run(websocket: WebSocket) -> None:
+        await current().run_endpoint(websocket)
+
+    async def ws_tenant(websocket: WebSocket) -> None:
+        await current().tenant_endpoint(websocket)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks = {"redis": request.app.state.redis.ping(), "postgres": request.app.state.pool.fetchval("SELECT 1")}
+        failed = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check, _READY_TIMEOUT_S)
+            except Exception as exc:  # any failure means not ready; the reason goes back to the prober
+                failed[name] = f"{type(exc).__name__}: {exc}"
+        if failed:
+            return JSONResponse({"status": "not ready", "failed": failed}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    routes = [
+        WebSocketRoute("/ws/runs/{run_id}", ws_run),
+        WebSocketRoute("/ws/tenant", ws_tenant),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def uvicorn_config(app: Starlette, settings: FanoutServiceSettings) -> uvicorn.Config:
+    """The uvicorn configuration serving ``app``: protocol-level pings reap dead connections."""
+    return uvicorn.Config(
+        app,
+        host=settings.fanout_host,
+        port=settings.fanout_port,
+        ws="websockets-sansio",
+        ws_ping_interval=settings.ping_interval_s,
+        ws_ping_timeout=settings.ping_timeout_s,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+async def run_fanout(settings: FanoutSettings) -> None:
+    """Serve the fanout on ``fanout_host:fanout_port`` until cancelled; shuts down gracefully."""
+    config = fanout_settings(settings)
+    _required(config.database_url, "AOB_DATABASE_URL")
+    server = uvicorn.Server(uvicorn_config(create_fanout_app(config), config))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        logger.info("fanout stopping")
+        server.should_exit = True
+        await serving
+        raise
+
+
+def _required(value: str | None, variable: str) -> str:
+    if not value:
+        raise ConfigError(f"{variable}: required by the fanout (got nothing)")
+    return value

@@ -1,0 +1,208 @@
+"""The WebSocket endpoints: authenticate, check the tenant, then pump a feed to the client.
+
+Close codes: 1000 after a run's terminal event; 4400 bad ``after`` cursor; 4401 missing, unknown or revoked
+API key; 4404 a run that does not exist or belongs to another tenant (also: not started within
+``pending_run_timeout_s``); 4408 the client fell behind, after a ``{"type": "resync", "after": <last id sent>}``
+message: reconnect with that ``after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
+
+from common.auth import Principal, authenticate
+from fanout._events import START_ID, valid_id
+from fanout._feed import Delivery, EventFeed
+from fanout._hub import Overflowed
+from fanout._metrics import StreamMetrics
+from fanout._settings import FanoutServiceSettings
+from fanout._streams import EventStreams
+
+logger = logging.getLogger(__name__)
+
+CLOSE_DONE = 1000
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_RESYNC = 4408
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class _Progress:
+    last_sent: str
+
+
+class SocketHandler:
+    """Serves ``/ws/runs/{run_id}`` and ``/ws/tenant`` for one process."""
+
+    def __init__(
+        self, settings: FanoutServiceSettings, streams: EventStreams, pool: asyncpg.Pool, metrics: StreamMetrics
+    ) -> None:
+        self.settings = settings
+        self.streams = streams
+        self.pool = pool
+        self.metrics = metrics
+
+    async def run_endpoint(self, websocket: WebSocket) -> None:
+        """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end."""
+        await self._serve(websocket, websocket.path_params["run_id"])
+
+    async def tenant_endpoint(self, websocket: WebSocket) -> None:
+        """``/ws/tenant?after=<id>``: run-level events of the caller's tenant, until the client leaves."""
+        await self._serve(websocket, None)
+
+    async def _serve(self, websocket: WebSocket, run_id: str | None) -> None:
+        await websocket.accept()
+        try:
+            principal, after = await self._admit(websocket)
+            tenant_known = True
+            if run_id is not None:
+                tenant = await self.streams.history.run_tenant(run_id)
+                if tenant is not None and tenant != principal.tenant_id:
+                    raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found")
+                tenant_known = tenant is not None
+        except _Refused as refused:
+            await _close(websocket, refused.code, refused.reason)
+            return
+        except WebSocketDisconnect:
+            return
+        if run_id is None:
+            feed = self.streams.tenant_feed(principal.tenant_id, after)
+        else:
+            feed = self.streams.run_feed(run_id, after)
+        self.metrics.clients.inc()
+        try:
+            async with feed:
+                await self._pump(websocket, feed, principal, None if tenant_known else run_id)
+        finally:
+            self.metrics.clients.dec()
+
+    async def _admit(self, websocket: WebSocket) -> tuple[Principal, str]:
+        after = websocket.query_params.get("after") or START_ID
+        if not valid_id(after):
+            raise _Refused(CLOSE_BAD_REQUEST, f"after: expected a stream id like 1700000000000-0, got {after!r}")
+        raw_key = await self._raw_key(websocket)
+        principal = await authenticate(self.pool, raw_key, self.settings.admin_key) if raw_key else None
+        if principal is None:
+            raise _Refused(CLOSE_UNAUTHORIZED, "unknown or revoked API key" if raw_key else "no API key")
+        return principal, after
+
+    async def _raw_key(self, websocket: WebSocket) -> str:
+        scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and key.strip():
+            return key.strip()
+        if websocket.query_params.get("token"):
+            return websocket.query_params["token"]
+        # Browsers cannot set headers on a WebSocket: they send {"token": ...} first.
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_s):
+                message = await websocket.receive_text()
+        except TimeoutError:
+            raise _Refused(CLOSE_UNAUTHORIZED, "expected an API key within the auth timeout") from None
+        try:
+            token = json.loads(message).get("token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise _Refused(CLOSE_UNAUTHORIZED, 'expected a first message {"token": "<api key>"}')
+        return token
+
+    async def _pump(self, websocket: WebSocket, feed: EventFeed, principal: Principal, pending_run: str | None) -> None:
+        progress = _Progress(feed.after)
+        sender = asyncio.create_task(self._send_all(websocket, feed, progress, principal, pending_run))
+        receiver = asyncio.create_task(_until_disconnect(websocket))
+        overflow = asyncio.create_task(feed.overflowed.wait())
+        tasks = {sender, receiver, overflow}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if receiver in done:
+            return
+        error = sender.exception() if sender in done and not sender.cancelled() else None
+        if overflow in done or isinstance(error, Overflowed):
+            await self._resync(websocket, progress.last_sent)
+        elif isinstance(error, _Refused):
+            await _close(websocket, error.code, error.reason)
+        elif isinstance(error, WebSocketDisconnect | WebSocketDisconnected):
+            return
+        elif error is not None:
+            raise error
+        else:
+            await _close(websocket, CLOSE_DONE, "run ended")
+
+    async def _send_all(
+        self,
+        websocket: WebSocket,
+        feed: EventFeed,
+        progress: _Progress,
+        principal: Principal,
+        pending_run: str | None,
+    ) -> None:
+        deliveries = feed.deliveries()
+        async with contextlib.aclosing(deliveries):
+            if pending_run is not None:
+                first = await self._first_of_pending_run(deliveries, pending_run, principal)
+                if first is None:
+                    return
+                await self._send(websocket, first, progress)
+            async for delivery in deliveries:
+                await self._send(websocket, delivery, progress)
+
+    async def _first_of_pending_run(
+        self, deliveries: AsyncGenerator[Delivery, None], run_id: str, principal: Principal
+    ) -> Delivery | None:
+        # The run had not started at connect time, so its tenant is checked once its first event exists.
+        try:
+            async with asyncio.timeout(self.settings.pending_run_timeout_s):
+                first = await anext(deliveries)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found") from None
+        if await self.streams.history.run_tenant(run_id) != principal.tenant_id:
+            raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found")
+        return first
+
+    async def _send(self, websocket: WebSocket, delivery: Delivery, progress: _Progress) -> None:
+        await websocket.send_text(delivery.event.text)
+        progress.last_sent = delivery.event.id
+        self.metrics.delivered(delivery.event, delivery.live)
+
+    async def _resync(self, websocket: WebSocket, last_sent: str) -> None:
+        self.metrics.resyncs.inc()
+        logger.info("client fell behind on %s; resync after %s", websocket.url.path, last_sent)
+        # A stalled client may never read again: bound the wait to hand it the resync message.
+        with contextlib.suppress(TimeoutError, WebSocketDisconnect, WebSocketDisconnected):
+            async with asyncio.timeout(self.settings.resync_send_timeout_s):
+                await websocket.send_text(json.dumps({"type": "resync", "after": last_sent}))
+                await websocket.close(CLOSE_RESYNC, f"fell behind; reconnect with after={last_sent}")
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    # Clients have nothing more to say; reading is how a closed or dead (ping-reaped) connection is noticed.
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state is WebSocketState.CONNECTED and websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, RuntimeError):
+            await websocket.close(code, reason)
