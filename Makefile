@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up demo test test-unit test-integration lint format migrate bench clean
+.PHONY: install up demo test test-unit test-integration test-shell lint format migrate bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/pytest -q -n 2 --dist loadfile tests/integration
+
+# Shell integration scripts (curl + jq) against a real `aob up` stack.
+test-shell: install
+	tests/shell/with_stack.sh
 
 lint: install
 	$(BIN)/ruff check .
