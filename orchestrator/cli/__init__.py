@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.validate",
     "orchestrator.cli.services",
     "orchestrator.cli.api_commands",
+    "orchestrator.cli.approvals",
 )
 
 
