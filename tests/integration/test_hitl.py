@@ -27,6 +27,7 @@ from workers.hitl import (
     HitlHandler,
     HitlWorkerSettings,
     decide_approval,
+    hitl_handler,
     list_approvals,
 )
 
@@ -326,3 +327,20 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
     status = await pg_pool.fetchval("SELECT status FROM approvals WHERE id = $1", orphaned.id)
     assert status == "cancelled"
     assert json.loads(await engine.redis.hget(engine.keys.nodes(lost), "gate"))["status"] == "succeeded"
+
+
+async def test_worker_handler_sweeps_on_start(
+    engine: Engine, engine_settings: EngineSettings, pg_pool: asyncpg.Pool
+) -> None:
+    run_id = await engine.submit(approval_flow())
+    [approval] = await pending(pg_pool, run_id)
+    await cancel_run(engine.scripts, run_id)
+    settings = HitlWorkerSettings(**engine_settings.model_dump())
+    async with hitl_handler(settings, pg_pool, engine.redis) as handler:
+        assert handler.node_type == "hitl"
+
+        async def cancelled() -> bool:
+            status = await pg_pool.fetchval("SELECT status FROM approvals WHERE id = $1", approval.id)
+            return bool(status == "cancelled")
+
+        await eventually(cancelled)
