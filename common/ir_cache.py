@@ -43,18 +43,35 @@ class IrCache:
             return entry
         return await self.reload(run_id)
 
+    async def prefetch(self, run_ids: set[str]) -> None:
+        """Load the IRs and inputs of every run not cached yet, in one round trip."""
+        missing = [run_id for run_id in run_ids if run_id not in self._entries]
+        if not missing:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in missing:
+                pipe.get(self._keys.ir(run_id))
+                pipe.hget(self._keys.run(run_id), "inputs")
+            replies = await pipe.execute()
+        for i, run_id in enumerate(missing):
+            raw, inputs = replies[2 * i], replies[2 * i + 1]
+            if raw is not None:
+                self._store(run_id, IR.model_validate_json(raw), json.loads(inputs) if inputs else {})
+
+    def _store(self, run_id: str, ir: IR, inputs: dict[str, Any] | None = None) -> CachedIr:
+        entry = CachedIr(ir=ir, topology_json=json.dumps(ir.topology()), inputs=inputs)
+        self._entries[run_id] = entry
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return entry
+
     async def reload(self, run_id: str) -> CachedIr | None:
         """Drop what is cached for ``run_id`` and load its current IR."""
         self._entries.pop(run_id, None)
         raw = await self._redis.get(self._keys.ir(run_id))
         if raw is None:
             return None
-        ir = IR.model_validate_json(raw)
-        entry = CachedIr(ir=ir, topology_json=json.dumps(ir.topology()))
-        self._entries[run_id] = entry
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return entry
+        return self._store(run_id, IR.model_validate_json(raw))
 
     async def inputs(self, run_id: str, entry: CachedIr) -> dict[str, Any]:
         """The run's inputs (immutable, so cached beside the IR)."""

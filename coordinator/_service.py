@@ -122,6 +122,7 @@ class Coordinator:
             except ValidationError as exc:
                 logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
                 self._applied.labels("malformed").inc()
+        await self._irs.prefetch({signal.run_id for signal in signals})
         planned: list[tuple[CompletionSignal, CachedIr, dict[str, Any]]] = []
         for signal in signals:
             plan = await self._plan(signal, reload=False)
@@ -133,8 +134,12 @@ class Coordinator:
             for signal, entry, decision in planned:
                 await self._apply(signal, entry, decision, client=pipe)
             results = await pipe.execute(raise_on_error=False)
+        finished = []
         for (signal, entry, decision), result in zip(planned, results, strict=True):
-            await self._settle(signal, entry, decision, result)
+            if await self._settle(signal, entry, decision, result):
+                finished.append((signal.run_id, entry))
+        # Outputs need each run's stored outputs: one run at a time would serialise a round trip per run.
+        await asyncio.gather(*(self._store_outputs(run_id, entry) for run_id, entry in finished))
 
     async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, dict[str, Any]] | None:
         entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
@@ -161,7 +166,13 @@ class Coordinator:
             client=client,
         )
 
-    async def _settle(self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], result: Any) -> None:
+    async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
+        outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)
+        await self._scripts.run_script("set_outputs", run_id, json.dumps(outputs))
+        self._irs.forget(run_id)
+
+    async def _settle(self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], result: Any) -> bool:
+        """Finish applying one signal; returns whether its run succeeded and still needs its outputs stored."""
         for _ in range(MAX_STALE_RETRIES):
             if isinstance(result, Exception):
                 logger.error("applying %s failed: %s", signal.token_id, result)
@@ -173,17 +184,13 @@ class Coordinator:
             # The IR was patched since we decided: decide again on the current one.
             plan = await self._plan(signal, reload=True)
             if plan is None:
-                return
+                return False
             entry, decision = plan
             result = await self._apply(signal, entry, decision)
         else:
             raise RuntimeError(f"run {signal.run_id}: IR version kept changing while applying {signal.token_id}")
         self._applied.labels(outcome).inc()
-        if status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate"):
-            outputs = await compute_outputs(self._redis, self._keys, self._cas, signal.run_id, entry.ir)
-            await self._scripts.run_script("set_outputs", signal.run_id, json.dumps(outputs))
-        if outcome == "finished":
-            self._irs.forget(signal.run_id)
+        return status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate")
 
     async def _heartbeat_once(self) -> None:
         ttl_ms = int(self.settings.coordinator_heartbeat_s * 3000)

@@ -71,4 +71,4 @@ class Reclaimer:
             return
         logger.warning("reclaimed %s on %s (delivery %d)", entry_id, stream, deliveries)
         await self._worker.acquire_slot()
-        self._worker.spawn(stream, entry_id, fields)
+        self._worker.spawn(stream, [(entry_id, fields)])

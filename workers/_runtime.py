@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from common.cas import Cas
-from common.errors import NodeFailed, TemplateError
+from common.errors import NodeFailed
 from common.ir_cache import IrCache
 from common.keys import Keys
 from common.logging import log_context
@@ -23,8 +20,8 @@ from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, 
 from common.metrics import Metrics
 from common.scripts import Scripts, now_ms
 from common.settings import EngineSettings
-from common.templates import TemplateScope, referenced_nodes, render_value
 from workers._handler import NodeContext, NodeHandler, NodeResult
+from workers._prepare import Preparer, failure_signal, node_failed_error
 from workers._reclaim import Reclaimer
 
 logger = logging.getLogger(__name__)
@@ -59,6 +56,7 @@ class Worker:
         self._active: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._reclaimer = Reclaimer(self, redis, settings)
+        self._preparer = Preparer(redis, self._keys, self._cas, self._irs, self.id)
         # Each stream's reader takes at most its share of the slots, so one idle stream cannot starve another.
         self._batch_cap = max(1, settings.worker_concurrency // max(1, len(self._handlers)))
         metrics = metrics or Metrics()
@@ -121,28 +119,35 @@ class Worker:
     async def _read_loop(self, stream: str) -> None:
         group = self.group(stream)
         while not self._stopping.is_set():
-            await self._slots.acquire()
-            free = 1
-            while not self._slots.locked() and free < self._batch_cap:
-                await self._slots.acquire()
-                free += 1
+            taken = await self._take_slots()
             try:
                 reply = await self._redis.xreadgroup(
-                    group, self.id, {stream: ">"}, count=free, block=self.settings.worker_block_ms
+                    group, self.id, {stream: ">"}, count=taken, block=self.settings.worker_block_ms
                 )
             except BaseException:
-                for _ in range(free):
-                    self._slots.release()
+                self._release(taken)
                 raise
             entries = reply[0][1] if reply else []
-            for _ in range(free - len(entries)):
-                self._slots.release()
-            for entry_id, fields in entries:
-                self.spawn(stream, entry_id, fields)
+            self._release(taken - len(entries))
+            if entries:
+                self.spawn(stream, entries)
 
-    def spawn(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
-        """Handle one stream entry in its own task; the caller holds a slot that the task releases."""
-        task = asyncio.create_task(self._handle_entry(stream, entry_id, fields))
+    async def _take_slots(self) -> int:
+        """Wait for one free slot, then take as many more as are free, up to this stream's share."""
+        await self._slots.acquire()
+        taken = 1
+        while taken < self._batch_cap and not self._slots.locked():
+            await self._slots.acquire()
+            taken += 1
+        return taken
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def spawn(self, stream: str, entries: list[tuple[str, dict[str, str] | None]]) -> None:
+        """Handle ``entries`` in a task; the caller holds one slot per entry, which the task releases."""
+        task = asyncio.create_task(self._handle_batch(stream, entries))
         self._active.add(task)
         task.add_done_callback(self._active.discard)
 
@@ -150,95 +155,96 @@ class Worker:
         """Wait for a free handler slot (released by the task ``spawn`` starts)."""
         await self._slots.acquire()
 
-    async def _handle_entry(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
+    async def _handle_batch(self, stream: str, entries: list[tuple[str, dict[str, str] | None]]) -> None:
+        handler = self._handlers[stream]
+        held = len(entries)
         try:
-            if not fields or "t" not in fields:
-                await self._ack(stream, entry_id)
-                return
-            try:
-                token = Token.model_validate_json(fields["t"])
-            except ValidationError:
-                logger.error("malformed token %s on %s moved to the dead-letter stream", entry_id, stream)
-                await self.dead_letter(stream, entry_id, fields, None, "malformed token")
-                return
-            with log_context(run_id=token.run_id, node_id=token.node_id):
-                await self._handle_token(stream, entry_id, token)
+            prepared = await self._preparer.prepare(entries)
+            signals: list[tuple[str, CompletionSignal]] = []
+            acks: list[str] = []
+            long_running = []
+            for p in prepared:
+                if p.malformed:
+                    logger.error("malformed token %s on %s moved to the dead-letter stream", p.entry_id, stream)
+                    await self.dead_letter(stream, p.entry_id, p.fields or {}, None, "malformed token")
+                elif p.signal is not None:
+                    signals.append((p.entry_id, p.signal))
+                elif p.ctx is None:
+                    acks.append(p.entry_id)
+                    self._done.labels(handler.node_type, "dropped").inc()
+                elif handler.reports_start or p.ctx.node.timeout_s is not None:
+                    long_running.append((p.entry_id, p.ctx))
+                else:
+                    # Instant built-ins run inline, and their completions leave in one transaction.
+                    signal = await self._execute(handler, p.ctx, stream, p.entry_id)
+                    if signal is None:
+                        acks.append(p.entry_id)
+                    else:
+                        signals.append((p.entry_id, signal))
+            for entry_id, ctx in long_running:
+                task = asyncio.create_task(self._handle_long(handler, ctx, stream, entry_id))
+                self._active.add(task)
+                task.add_done_callback(self._active.discard)
+                held -= 1
+            await asyncio.shield(self._complete(stream, signals, acks))
         except Exception:
-            # The entry stays pending: after the visibility timeout a worker (maybe this one) tries again.
+            # Unacked entries stay pending: after the visibility timeout a worker (maybe this one) retries them.
+            logger.exception("a batch of %d tokens on %s failed in the runtime", len(entries), stream)
+        finally:
+            self._release(held)
+
+    async def _handle_long(self, handler: NodeHandler, ctx: NodeContext, stream: str, entry_id: str) -> None:
+        try:
+            with log_context(run_id=ctx.run_id, node_id=ctx.node_id):
+                if handler.reports_start:
+                    await self._scripts.run_script("mark_started", ctx.run_id, ctx.node_id, ctx.token.attempt, self.id)
+                signal = await self._execute(handler, ctx, stream, entry_id)
+                if signal is None:
+                    await asyncio.shield(self._complete(stream, [], [entry_id]))
+                else:
+                    await asyncio.shield(self._complete(stream, [(entry_id, signal)], []))
+        except Exception:
             logger.exception("token %s on %s failed in the runtime", entry_id, stream)
         finally:
             self._slots.release()
 
-    async def _handle_token(self, stream: str, entry_id: str, token: Token) -> None:
-        handler = self._handlers[stream]
-        status, tenant, inputs_raw, started_by, ir_version = await self._redis.hmget(
-            self._keys.run(token.run_id), ["status", "tenant", "inputs", "started_by", "ir_version"]
-        )
-        if status is None or status in TERMINAL_RUN_STATUSES:
-            await self._ack(stream, entry_id)
-            self._done.labels(handler.node_type, "dropped").inc()
-            return
-        entry = await self._irs.get(token.run_id, int(ir_version or 0))
-        if entry is None or token.node_id not in entry.ir.nodes:
-            await self._ack(stream, entry_id)
-            return
-        node = entry.ir.nodes[token.node_id]
-        predecessors = [src for src, edges in entry.ir.successors.items() if any(e.to == node.id for e in edges)]
+    async def _execute(
+        self, handler: NodeHandler, ctx: NodeContext, stream: str, entry_id: str
+    ) -> CompletionSignal | None:
+        """Run the handler; returns the completion to send, or ``None`` when only an ack is due."""
+        token = ctx.token
         started_at = now_ms()
-        signal: dict[str, Any] = {
-            "run_id": token.run_id,
-            "node_id": token.node_id,
-            "token_id": token.token_id,
-            "attempt": token.attempt,
-            "worker_id": self.id,
-            "started_at_ms": started_at,
-        }
         try:
-            inputs = json.loads(inputs_raw or "{}")
-            upstream = await self._load_outputs(token.run_id, set(predecessors) | referenced_nodes(node.config))
-            scope = TemplateScope(inputs=inputs, nodes=upstream)
-            try:
-                config = render_value(node.config, scope)
-            except TemplateError as exc:
-                raise NodeFailed(f"config: {exc.message}", retryable=False, error_type="template_error") from None
-            ctx = NodeContext(
-                token=token,
-                node=node,
-                config=config,
-                inputs=inputs,
-                upstream=upstream,
-                predecessors=predecessors,
-                tenant_id=tenant or "",
-                started_by=started_by,
-                redis=self._redis,
-                keys=self._keys,
-                worker_id=self.id,
-            )
-            if handler.reports_start:
-                await self._scripts.run_script("mark_started", token.run_id, token.node_id, token.attempt, self.id)
             result = await self._run_handler(handler, ctx, stream, entry_id)
         except RunEnded:
-            await self._ack(stream, entry_id)
             self._done.labels(handler.node_type, "cancelled").inc()
-            return
+            return None
         except NodeFailed as exc:
-            signal.update(
-                status="failed", error=NodeError(type=exc.error_type, message=exc.message, retryable=exc.retryable)
-            )
+            signal = failure_signal(token, self.id, node_failed_error(exc), started_at)
         except Exception as exc:
             logger.exception("handler for %s crashed", token.node_id)
-            signal.update(status="failed", error=NodeError(type="crash", message=f"{type(exc).__name__}: {exc}"))
+            error = NodeError(type="crash", message=f"{type(exc).__name__}: {exc}")
+            signal = failure_signal(token, self.id, error, started_at)
         else:
             if not result.complete:
-                await self._ack(stream, entry_id)
                 self._done.labels(handler.node_type, "deferred").inc()
-                return
+                return None
             output_ref = await self._cas.store_output(result.output, self.settings.inline_output_max_bytes)
-            signal.update(status="succeeded", output_ref=output_ref, branch=result.branch)
-        signal["ended_at_ms"] = now_ms()
-        self._exec.labels(handler.node_type).observe((signal["ended_at_ms"] - started_at) / 1000)
-        self._done.labels(handler.node_type, signal["status"]).inc()
-        await asyncio.shield(self._complete(stream, entry_id, CompletionSignal(**signal)))
+            signal = CompletionSignal(
+                run_id=token.run_id,
+                node_id=token.node_id,
+                token_id=token.token_id,
+                attempt=token.attempt,
+                status="succeeded",
+                output_ref=output_ref,
+                branch=result.branch,
+                worker_id=self.id,
+                started_at_ms=started_at,
+                ended_at_ms=now_ms(),
+            )
+        self._exec.labels(handler.node_type).observe(((signal.ended_at_ms or started_at) - started_at) / 1000)
+        self._done.labels(handler.node_type, signal.status).inc()
+        return signal
 
     async def _run_handler(self, handler: NodeHandler, ctx: NodeContext, stream: str, entry_id: str) -> NodeResult:
         timeout_s = ctx.node.timeout_s
@@ -277,24 +283,16 @@ class Worker:
                 return
             await self._redis.xclaim(stream, group, self.id, 0, [entry_id], justid=True)
 
-    async def _load_outputs(self, run_id: str, node_ids: set[str]) -> dict[str, Any]:
-        if not node_ids:
-            return {}
-        ordered = sorted(node_ids)
-        refs = await self._redis.hmget(self._keys.ctx(run_id), ordered)
-        return {nid: await self._cas.load_output(ref) for nid, ref in zip(ordered, refs, strict=True) if ref}
-
-    async def _complete(self, stream: str, entry_id: str, signal: CompletionSignal) -> None:
+    async def _complete(self, stream: str, signals: list[tuple[str, CompletionSignal]], acks: list[str]) -> None:
+        """Push completions and acknowledge their entries (and ``acks``) in one transaction."""
+        ids = [entry_id for entry_id, _ in signals] + acks
+        if not ids:
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
-            pipe.xack(stream, self.group(stream), entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
-
-    async def _ack(self, stream: str, entry_id: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, self.group(stream), entry_id)
-            pipe.xdel(stream, entry_id)
+            if signals:
+                pipe.rpush(self._keys.completion_signals, *(s.model_dump_json(exclude_none=True) for _, s in signals))
+            pipe.xack(stream, self.group(stream), *ids)
+            pipe.xdel(stream, *ids)
             await pipe.execute()
 
     async def dead_letter(

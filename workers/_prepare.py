@@ -1,0 +1,145 @@
+"""Turning a batch of stream entries into ready-to-run node contexts, with a few pipelined round trips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from common.cas import Cas
+from common.errors import NodeFailed, TemplateError
+from common.ir import IrNode
+from common.ir_cache import IrCache
+from common.keys import Keys
+from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
+from common.scripts import now_ms
+from common.templates import TemplateScope, referenced_nodes, render_value
+from workers._handler import NodeContext
+
+RUN_FIELDS = ["status", "tenant", "inputs", "started_by", "ir_version"]
+
+
+@dataclass
+class Prepared:
+    """One entry after preparation: ``ctx`` to run, or a ready ``signal`` (it failed early), or neither (drop)."""
+
+    entry_id: str
+    fields: dict[str, str] | None
+    token: Token | None = None
+    ctx: NodeContext | None = None
+    signal: CompletionSignal | None = None
+    malformed: bool = False
+
+
+def failure_signal(token: Token, worker_id: str, error: NodeError, started_at_ms: float | None) -> CompletionSignal:
+    """The completion of a token whose attempt failed."""
+    return CompletionSignal(
+        run_id=token.run_id,
+        node_id=token.node_id,
+        token_id=token.token_id,
+        attempt=token.attempt,
+        status="failed",
+        error=error,
+        worker_id=worker_id,
+        started_at_ms=started_at_ms,
+        ended_at_ms=now_ms(),
+    )
+
+
+class Preparer:
+    """Loads run fields, IRs and upstream outputs for many tokens at once and resolves their configs."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, cas: Cas, irs: IrCache, worker_id: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._cas = cas
+        self._irs = irs
+        self._worker_id = worker_id
+
+    async def prepare(self, entries: list[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
+        """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal."""
+        prepared = [self._parse(entry_id, fields) for entry_id, fields in entries]
+        live = [(p, p.token) for p in prepared if p.token is not None]
+        if not live:
+            return prepared
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, token in live:
+                pipe.hmget(self._keys.run(token.run_id), RUN_FIELDS)
+            runs = await pipe.execute()
+        await self._irs.prefetch({token.run_id for _, token in live})
+        wanted: list[tuple[Prepared, Token, dict[str, str | None], IrNode, list[str]]] = []
+        for (p, token), values in zip(live, runs, strict=True):
+            run = dict(zip(RUN_FIELDS, values, strict=True))
+            if run["status"] is None or run["status"] in TERMINAL_RUN_STATUSES:
+                continue
+            entry = await self._irs.get(token.run_id, int(run["ir_version"] or 0))
+            if entry is None or token.node_id not in entry.ir.nodes:
+                continue
+            node = entry.ir.nodes[token.node_id]
+            predecessors = [src for src, edges in entry.ir.successors.items() if any(e.to == node.id for e in edges)]
+            wanted.append((p, token, run, node, predecessors))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, token, _, node, predecessors in wanted:
+                needed = _needed_outputs(node, predecessors)
+                if needed:
+                    pipe.hmget(self._keys.ctx(token.run_id), needed)
+            replies = iter(await pipe.execute())
+        refs = [next(replies) if _needed_outputs(node, preds) else [] for _, _, _, node, preds in wanted]
+        for (p, token, run, node, predecessors), node_refs in zip(wanted, refs, strict=True):
+            await self._resolve(p, token, run, node, predecessors, node_refs)
+        return prepared
+
+    def _parse(self, entry_id: str, fields: dict[str, str] | None) -> Prepared:
+        if not fields or "t" not in fields:
+            return Prepared(entry_id, fields)
+        try:
+            return Prepared(entry_id, fields, token=Token.model_validate_json(fields["t"]))
+        except ValidationError:
+            return Prepared(entry_id, fields, malformed=True)
+
+    async def _resolve(
+        self,
+        p: Prepared,
+        token: Token,
+        run: dict[str, str | None],
+        node: IrNode,
+        predecessors: list[str],
+        node_refs: list[str | None],
+    ) -> None:
+        upstream: dict[str, Any] = {}
+        for node_id, ref in zip(_needed_outputs(node, predecessors), node_refs, strict=True):
+            if ref is not None:
+                upstream[node_id] = await self._cas.load_output(ref)
+        inputs = json.loads(run["inputs"] or "{}")
+        try:
+            config = render_value(node.config, TemplateScope(inputs=inputs, nodes=upstream))
+        except TemplateError as exc:
+            error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)
+            p.signal = failure_signal(token, self._worker_id, error, now_ms())
+            return
+        p.ctx = NodeContext(
+            token=token,
+            node=node,
+            config=config,
+            inputs=inputs,
+            upstream=upstream,
+            predecessors=predecessors,
+            tenant_id=run["tenant"] or "",
+            started_by=run["started_by"],
+            redis=self._redis,
+            keys=self._keys,
+            worker_id=self._worker_id,
+        )
+
+
+def _needed_outputs(node: IrNode, predecessors: list[str]) -> list[str]:
+    """The nodes whose outputs a node's handler may see: its predecessors and those its config refers to."""
+    return sorted(set(predecessors) | referenced_nodes(node.config))
+
+
+def node_failed_error(exc: NodeFailed) -> NodeError:
+    """The signal form of a handler's ``NodeFailed``."""
+    return NodeError(type=exc.error_type, message=exc.message, retryable=exc.retryable)
