@@ -74,8 +74,9 @@ class IR(BaseModel):
     inputs_schema: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
 
-    def topology(self) -> dict[str, list[Any]]:
-        """Compact graph the apply script walks: ``{node: [indegree, join_any, routing, [[to, on_failure]...]]}``.
+    def topology(self) -> dict[str, Any]:
+        """The compact graph the run-state scripts walk: ``{"n": {node: [indegree, join_any, routing,
+        [[to, on_failure]...]]}, "o": 1 if the workflow has output templates else 0}``.
 
         ``routing`` is ``"unknown"`` for skipped-through types, ``"delay:<seconds>"`` for delay nodes
         (which wait in ``wf.delayed``, then go to the built-in stream), else the task stream's type.
@@ -90,4 +91,4 @@ class IR(BaseModel):
                 routing = task_stream_type(node.type)
             succ = [[edge.to, 1 if edge.on_failure else 0] for edge in self.successors.get(node_id, [])]
             topo[node_id] = [self.indegree.get(node_id, 0), 1 if node.join == "any" else 0, routing, succ]
-        return topo
+        return {"n": topo, "o": 1 if self.outputs else 0}

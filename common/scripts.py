@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from functools import cache
 from pathlib import Path
@@ -72,6 +73,25 @@ class Scripts:
         """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
         argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), *args]
         return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
+
+    async def apply_completions(
+        self, batch: list[tuple[str, dict[str, Any], str]], max_agents: int, at_ms: float | None = None
+    ) -> list[list[Any]]:
+        """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
+
+        Returns ``[result, run status, has outputs]`` per decision, in order.
+        """
+        graphs: dict[str, int] = {}
+        keys: list[str] = []
+        decisions = []
+        for run_id, decision, graph_json in batch:
+            keys += self.run_keys(run_id)
+            decisions.append({**decision, "g": graphs.setdefault(graph_json, len(graphs) + 1)})
+        # Graphs are JSON already: splice them into the list instead of decoding and encoding them again.
+        graphs_json = "[" + ",".join(graphs) + "]"
+        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), max_agents, json.dumps(decisions)]
+        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, graphs_json])
+        return list(result)
 
     async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
         """Move due delayed tokens to their task streams; returns how many moved."""

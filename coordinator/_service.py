@@ -130,13 +130,13 @@ class Coordinator:
                 planned.append((signal, *plan))
         if not planned:
             return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for signal, entry, decision in planned:
-                await self._apply(signal, entry, decision, client=pipe)
-            results = await pipe.execute(raise_on_error=False)
+        results = await self._scripts.apply_completions(
+            [(signal.run_id, decision, entry.topology_json) for signal, entry, decision in planned],
+            self.settings.max_agents,
+        )
         finished = []
-        for (signal, entry, decision), result in zip(planned, results, strict=True):
-            if await self._settle(signal, entry, decision, result):
+        for (signal, entry, _), result in zip(planned, results, strict=True):
+            if await self._settle(signal, entry, result):
                 finished.append((signal.run_id, entry))
         # Outputs need each run's stored outputs: one run at a time would serialise a round trip per run.
         await asyncio.gather(*(self._store_outputs(run_id, entry) for run_id, entry in finished))
@@ -151,33 +151,18 @@ class Coordinator:
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
         scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
-        return entry, decide(entry.ir, signal, output, scope, now_ms=now_ms())
-
-    async def _apply(
-        self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], client: Any = None
-    ) -> Any:
-        return await self._scripts.run_script(
-            "apply_completion",
-            signal.run_id,
-            entry.version,
-            json.dumps(decision),
-            entry.topology_json,
-            self.settings.max_agents,
-            client=client,
-        )
+        decision = decide(entry.ir, signal, output, scope, now_ms=now_ms())
+        decision["ir_version"] = entry.version
+        return entry, decision
 
     async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
         outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)
         await self._scripts.run_script("set_outputs", run_id, json.dumps(outputs))
         self._irs.forget(run_id)
 
-    async def _settle(self, signal: CompletionSignal, entry: CachedIr, decision: dict[str, Any], result: Any) -> bool:
+    async def _settle(self, signal: CompletionSignal, entry: CachedIr, result: list[Any]) -> bool:
         """Finish applying one signal; returns whether its run succeeded and still needs its outputs stored."""
         for _ in range(MAX_STALE_RETRIES):
-            if isinstance(result, Exception):
-                logger.error("applying %s failed: %s", signal.token_id, result)
-                self._applied.labels("error").inc()
-                raise result
             outcome, status, has_outputs = result[0], result[1], int(result[2])
             if outcome != "stale":
                 break
@@ -186,10 +171,14 @@ class Coordinator:
             if plan is None:
                 return False
             entry, decision = plan
-            result = await self._apply(signal, entry, decision)
+            [result] = await self._scripts.apply_completions(
+                [(signal.run_id, decision, entry.topology_json)], self.settings.max_agents
+            )
         else:
             raise RuntimeError(f"run {signal.run_id}: IR version kept changing while applying {signal.token_id}")
         self._applied.labels(outcome).inc()
+        if outcome == "finished" and has_outputs:
+            self._irs.forget(signal.run_id)
         return status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate")
 
     async def _heartbeat_once(self) -> None:

@@ -1,8 +1,11 @@
 -- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
--- Callers pass KEYS[1..9] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines
+-- Callers pass KEYS[1..9] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines (a script that
+-- handles several runs passes nine keys per run and binds each run in turn with bind_run),
 -- and ARGV[1] = key prefix, ARGV[2] = now in ms. The remaining ARGV are the script's own.
-local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- A "graph" argument is IR.topology(): {n = {node -> {indegree, join_any, routing, {{to, on_failure}...}}},
+-- o = 1 when the workflow has `outputs` templates}.
+local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES
+local RUN_ID
 local PREFIX = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local EVENTS_MAXLEN = 100000
@@ -10,8 +13,17 @@ local TENANT_EVENTS_MAXLEN = 10000
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
 
+local function bind_run(base)
+  K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES =
+    KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6],
+    KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
+  RUN_ID = nil
+end
+bind_run(0)
+
 local function run_id()
-  return redis.call('HGET', K_RUN, 'run_id')
+  if not RUN_ID then RUN_ID = redis.call('HGET', K_RUN, 'run_id') end
+  return RUN_ID
 end
 
 local function emit_event(etype, node_id, data)
@@ -183,11 +195,34 @@ local function resolve_edges(edges, topo, max_agents)
   end
 end
 
+-- The default outputs (succeeded terminal nodes' outputs by node id) as JSON text, built from the stored
+-- output texts; nil when the workflow has output templates or an output lives in CAS (the caller then
+-- computes them).
+local function default_outputs(graph)
+  if graph.o == 1 then return nil end
+  local ids = {}
+  for node_id, t in pairs(graph.n) do
+    if #t[4] == 0 then ids[#ids + 1] = node_id end
+  end
+  table.sort(ids)
+  local parts = {}
+  for _, node_id in ipairs(ids) do
+    if node_state(node_id).status == 'succeeded' then
+      local raw = redis.call('HGET', K_CTX, node_id)
+      if raw and string.sub(raw, 1, 6) == 'cas://' then return nil end
+      parts[#parts + 1] = cjson.encode(node_id) .. ':' .. (raw or 'null')
+    end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- Finishes the run successfully once nothing is in flight and no approval is pending.
-local function maybe_finish()
+local function maybe_finish(graph)
   local fields = redis.call('HMGET', K_RUN, 'status', 'counter', 'pending_approvals')
   if TERMINAL[fields[1]] then return false end
   if tonumber(fields[2]) <= 0 and tonumber(fields[3] or '0') <= 0 then
+    local outputs = default_outputs(graph)
+    if outputs then redis.call('HSET', K_RUN, 'outputs', outputs) end
     return end_run('succeeded', nil)
   end
   return false

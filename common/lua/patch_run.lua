@@ -1,6 +1,6 @@
 -- Swaps a running run's IR for a patched one, checked against the version the patch was computed on,
 -- and schedules added nodes whose incoming edges are already resolved.
--- ARGV[3] = expected ir_version, ARGV[4] = new IR JSON, ARGV[5] = topology JSON, ARGV[6] = patch JSON
+-- ARGV[3] = expected ir_version, ARGV[4] = new IR JSON, ARGV[5] = graph JSON, ARGV[6] = patch JSON
 --   {author, reason?, added_nodes, added_edges}, ARGV[7] = edges from existing nodes into added ones:
 --   {{from, to, live_if_succeeded (true/false, or absent when the source had no output yet), on_failure}},
 -- ARGV[8] = added nodes without incoming edges (JSON list), ARGV[9] = max agents
@@ -9,7 +9,8 @@ if not status then return { 'missing', '' } end
 if TERMINAL[status] then return { 'ended', status } end
 local current = tonumber(redis.call('HGET', K_RUN, 'ir_version'))
 if current ~= tonumber(ARGV[3]) then return { 'conflict', tostring(current) } end
-local topo = cjson.decode(ARGV[5])
+local graph = cjson.decode(ARGV[5])
+local topo = graph.n
 local resolved = {}
 for _, e in ipairs(cjson.decode(ARGV[7])) do
   local from, to, live_if_ok, on_failure = e[1], e[2], e[3], e[4] == 1 or e[4] == true
@@ -37,5 +38,5 @@ patch.to_version = version
 emit_event('workflow_patched', nil, patch)
 run_ledger()
 resolve_edges(resolved, topo, tonumber(ARGV[9]))
-maybe_finish()
+maybe_finish(graph)
 return { 'ok', tostring(version) }

@@ -1,7 +1,7 @@
 -- Runs an ended run again from its failed/cancelled nodes (or from one chosen node): those nodes and what
 -- follows them are reset, succeeded nodes keep their outputs, and a new epoch makes old tokens void.
 -- ARGV[3] = expected epoch, ARGV[4] = nodes to reset (JSON list), ARGV[5] = resolved edges into them
--- ({{to, live}}), ARGV[6] = reset nodes without incoming edges (JSON list), ARGV[7] = topology JSON,
+-- ({{to, live}}), ARGV[6] = reset nodes without incoming edges (JSON list), ARGV[7] = graph JSON,
 -- ARGV[8] = max agents, ARGV[9] = from node or ''
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '' } end
@@ -21,7 +21,8 @@ local data = { nodes = reset }
 if ARGV[9] ~= '' then data.from_node = ARGV[9] end
 emit_event('run_resumed', nil, data)
 run_ledger({ resumed = true })
-local topo = cjson.decode(ARGV[7])
+local graph = cjson.decode(ARGV[7])
+local topo = graph.n
 local edges = cjson.decode(ARGV[5])
 for _, node_id in ipairs(cjson.decode(ARGV[6])) do
   topo[node_id][1] = 1
@@ -29,5 +30,5 @@ for _, node_id in ipairs(cjson.decode(ARGV[6])) do
 end
 -- Only the reset nodes count their incoming edges afresh; others keep their join state.
 resolve_edges(edges, topo, tonumber(ARGV[8]))
-maybe_finish()
+maybe_finish(graph)
 return { 'ok', redis.call('HGET', K_RUN, 'status') }

@@ -1,5 +1,5 @@
 -- Creates a run's hot state, writes its IR, queues the entry nodes and appends run_started.
--- ARGV[3] = run fields (JSON object), ARGV[4] = IR JSON, ARGV[5] = topology JSON,
+-- ARGV[3] = run fields (JSON object), ARGV[4] = IR JSON, ARGV[5] = graph JSON,
 -- ARGV[6] = entry node ids (JSON list), ARGV[7] = max agents, ARGV[8] = deadline ms (0 = none)
 if redis.call('EXISTS', K_RUN) == 1 then
   return { 'exists', redis.call('HGET', K_RUN, 'status') }
@@ -17,7 +17,8 @@ end
 emit_event('run_started', nil, { workflow_id = fields.workflow_id, workflow_name = fields.workflow_name,
   version = tonumber(fields.version), ir_version = tonumber(fields.ir_version) })
 run_ledger({ inputs = cjson.decode(fields.inputs or '{}') })
-local topo = cjson.decode(ARGV[5])
+local graph = cjson.decode(ARGV[5])
+local topo = graph.n
 local entries = cjson.decode(ARGV[6])
 local edges = {}
 -- An entry node has no incoming edge; resolving one synthetic live edge runs it through the same join logic.
@@ -27,5 +28,5 @@ for _, node_id in ipairs(entries) do
   edges[#edges + 1] = { node_id, 1 }
 end
 resolve_edges(edges, topo, tonumber(ARGV[7]))
-maybe_finish()
+maybe_finish(graph)
 return { 'started', redis.call('HGET', K_RUN, 'status') }

@@ -41,7 +41,7 @@ async def test_transform_templates_and_outputs(engine_settings: EngineSettings, 
         assert await engine.output(run_id, "a") == {"greeting": "hello ada", "n": 21}
         assert await engine.output(run_id, "b") == {"shout": "HELLO ADA", "twice": 42}
         run = await engine.run_hash(run_id)
-        assert run["outputs"] == '{"b": {"shout": "HELLO ADA", "twice": 42}}'
+        assert json.loads(run["outputs"]) == {"b": {"shout": "HELLO ADA", "twice": 42}}
 
 
 async def test_diamond_joins_all(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:

@@ -43,10 +43,10 @@ def test_diamond() -> None:
         "c": [IrEdge(to="d")],
         "d": [],
     }
-    assert {node: (topo[0], topo[1], topo[3]) for node, topo in ir.topology().items()} == {
-        "a": (0, 0, ["b", "c"]),
-        "b": (1, 0, ["d"]),
-        "c": (1, 0, ["d"]),
+    assert {node: (topo[0], topo[1], topo[3]) for node, topo in ir.topology()["n"].items()} == {
+        "a": (0, 0, [["b", 0], ["c", 0]]),
+        "b": (1, 0, [["d", 0]]),
+        "c": (1, 0, [["d", 0]]),
         "d": (2, 0, []),
     }
     assert result.warnings == ir.warnings == []
@@ -77,8 +77,8 @@ def test_branch_with_conditions_and_joins() -> None:
     assert ir.successors["route"] == [IrEdge(to="small", when="output.n < 10"), IrEdge(to="big", when="output.n >= 10")]
     assert ir.nodes["either"].join == "any"
     assert ir.nodes["both"].join == "all"
-    assert ir.topology()["either"][:2] == [2, 1]
-    assert ir.topology()["both"][:2] == [2, 0]
+    assert ir.topology()["n"]["either"][:2] == [2, 1]
+    assert ir.topology()["n"]["both"][:2] == [2, 0]
     assert ir.nodes["start"].config == {"output": {"n": "{{ inputs.n }}"}}
 
 
@@ -196,7 +196,7 @@ def test_valid_configs_are_dumped_with_defaults() -> None:
         "allow_self_approval": False,
         "on_timeout": "reject",
     }
-    assert ir.topology()["d"][2] == "delay:2.0"
+    assert ir.topology()["n"]["d"][2] == "delay:2.0"
     assert ir.agent_count == 1
 
 
@@ -234,7 +234,7 @@ def test_unknown_type_is_a_warning_and_compiles_as_unknown() -> None:
     assert result.ir.warnings == result.warnings
     node = result.ir.nodes["f"]
     assert (node.known, node.config) == (False, {"code": "x + 1", "anything": [1]})
-    assert result.ir.topology()["f"][2] == "unknown"
+    assert result.ir.topology()["n"]["f"][2] == "unknown"
 
 
 def test_original_platform_definition_compiles_unchanged() -> None:
