@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from common.auth import ensure_tenant, generate_api_key, hash_api_key
+from common.compiler import compile_definition
+from coordinator import RunStart, start_run
+from tests.support.engine import Engine
 
 TERMINAL = frozenset({"run_succeeded", "run_failed", "run_cancelled", "run_timed_out"})
 
@@ -59,7 +63,11 @@ async def new_key(pool: asyncpg.Pool, tenant: str) -> str:
 def delay_chain(n: int, seconds: float) -> dict[str, Any]:
     """A linear workflow of ``n`` delay nodes."""
     nodes = [{"id": f"d{i}", "type": "delay", "config": {"seconds": seconds}} for i in range(n)]
-    return {"name": f"delays-{n}", "nodes": nodes, "edges": [{"from": f"d{i}", "to": f"d{i + 1}"} for i in range(n - 1)]}
+    return {
+        "name": f"delays-{n}",
+        "nodes": nodes,
+        "edges": [{"from": f"d{i}", "to": f"d{i + 1}"} for i in range(n - 1)],
+    }
 
 
 @dataclass
@@ -72,6 +80,7 @@ class WsWatcher:
     events: list[dict[str, Any]] = field(default_factory=list)
     connects: int = 0
     closes: list[int] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
     _turn: int = 0
 
     @property
@@ -92,7 +101,9 @@ class WsWatcher:
             received = 0
             try:
                 async for message in ws:
-                    self.events.append(json.loads(message))
+                    event = json.loads(message)
+                    self.events.append(event)
+                    self.latencies_s.append(time.time() - event["ts"] / 1000)
                     received += 1
                     if stop_after is not None and received >= stop_after:
                         return
@@ -134,3 +145,57 @@ async def sse_session(
                 received += 1
                 if stop_after is not None and received >= stop_after:
                     return
+
+
+async def submit_as(engine: Engine, definition: dict[str, Any], run_id: str) -> str:
+    """Start a run of ``definition`` under a chosen id (so a client can watch it before it exists)."""
+    ir = compile_definition(definition, max_agents=engine.settings.max_agents).ir
+    start = RunStart(
+        run_id=run_id,
+        tenant_id="tenant-test",
+        workflow_id="wf-test",
+        workflow_name=definition.get("name") or "test",
+        version=1,
+        inputs={},
+    )
+    await start_run(engine.scripts, start, ir, max_agents=engine.settings.max_agents)
+    return run_id
+
+
+class RawWsClient:
+    """A bare WebSocket client with a tiny receive buffer that reads only when told: a stalled browser tab."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, path: str, key: str) -> RawWsClient:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {key}\r\n\r\n".encode()
+        )
+        status = await reader.readuntil(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 101"), status
+        return cls(reader, writer)
+
+    async def messages(self) -> tuple[list[str], int | None]:
+        """Every text message until the close frame, and the close code."""
+        texts: list[str] = []
+        while True:
+            head = await self.reader.readexactly(2)
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length >= 126:
+                length = int.from_bytes(await self.reader.readexactly(2 if length == 126 else 8), "big")
+            payload = await self.reader.readexactly(length)
+            if opcode == 0x1:
+                texts.append(payload.decode())
+            elif opcode == 0x8:
+                self.writer.close()
+                return texts, int.from_bytes(payload[:2], "big") if payload else None
