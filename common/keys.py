@@ -12,6 +12,7 @@ COMPLETION_SIGNALS = "completion_signals"
 DELAYED = "wf.delayed"
 LEDGER = "wf.ledger"
 DLQ = "wf.dlq"
+CHILDREN = "wf.children"
 RUN_DEADLINES = "runs:deadlines"
 RECORDER_GROUP = "recorder"
 
@@ -83,6 +84,11 @@ class Keys:
     @property
     def dlq(self) -> str:
         return f"{self.prefix}{DLQ}"
+
+    @property
+    def children(self) -> str:
+        """Stream of child runs' ends (run id, parent run/node, status, outputs, error), for the parent's node."""
+        return f"{self.prefix}{CHILDREN}"
 
     @property
     def run_deadlines(self) -> str:

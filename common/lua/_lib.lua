@@ -70,6 +70,17 @@ local function run_ledger(extra)
   ledger(entry)
 end
 
+-- A child run (one with a parent) reports its end to `wf.children` once its outcome is complete: at once when
+-- it did not succeed or its outputs are known, otherwise when set_outputs stores them.
+local function notify_parent()
+  local f = redis.call('HMGET', K_RUN, 'parent_run_id', 'parent_node_id', 'status', 'outputs', 'error')
+  if not f[1] then return end
+  local record = { run_id = run_id(), parent_run_id = f[1], parent_node_id = f[2] or nil, status = f[3] }
+  if f[4] then record.outputs = cjson.decode(f[4]) end
+  if f[5] then record.error = cjson.decode(f[5]) end
+  redis.call('XADD', PREFIX .. 'wf.children', '*', 'c', cjson.encode(record))
+end
+
 -- Ends the run with a terminal status; returns false when it had already ended.
 local function end_run(status, err)
   local current = redis.call('HGET', K_RUN, 'status')
@@ -81,6 +92,7 @@ local function end_run(status, err)
   if err then data.error = err end
   emit_event('run_' .. status, nil, data)
   run_ledger()
+  if status ~= 'succeeded' or redis.call('HEXISTS', K_RUN, 'outputs') == 1 then notify_parent() end
   return true
 end
 
