@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 up: install
-	$(BIN)/aob up --example docs/examples/hello.json
+	$(BIN)/aob up --example docs/examples/hello.json --input who=world
 
 demo: up
 

@@ -141,9 +141,9 @@ class EventPrinter:
 def _timing(data: dict[str, Any]) -> str:
     parts = []
     if data.get("exec_ms") is not None:
-        parts.append(f"in {data['exec_ms']} ms")
+        parts.append(f"in {data['exec_ms']:.1f} ms")
     if data.get("queue_ms") is not None:
-        parts.append(f"(queued {data['queue_ms']} ms)")
+        parts.append(f"(queued {data['queue_ms']:.1f} ms)")
     if data.get("branch"):
         parts.append(f"-> {data['branch']}")
     return " " + " ".join(parts) if parts else ""

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import json
 import os
 import secrets
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from common.db import migrate
@@ -18,6 +20,8 @@ from common.errors import AobError, ConfigError
 from common.logging import configure_logging
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
 from orchestrator._supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
+from orchestrator.cli.client import ClientConfig
+from orchestrator.cli.example import run_example
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "up",
         help="run every service under one supervisor, with embedded Redis/Postgres when no URLs are set",
         description="AOB_UP_SERVICES (comma-separated, e.g. 'coordinator,worker builtin') limits which services run.",
+    )
+    parser.add_argument("--example", type=Path, help="a workflow definition to save and run once the stack is up")
+    parser.add_argument(
+        "--input", action="append", default=[], metavar="KEY=VALUE", help="an input of the example run (repeatable)"
     )
     parser.set_defaults(func=cmd_up)
     parser = subparsers.add_parser("orchestrator", help="run the REST API, SSE streams and UI")
@@ -71,10 +79,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings(SupervisorSettings)
     _configure_logging(settings)
     services = parse_services(settings.up_services)
-    return asyncio.run(_up(settings, services))
+    example = (args.example, parse_inputs(args.input)) if args.example else None
+    return asyncio.run(_up(settings, services, example))
 
 
-async def _up(settings: SupervisorSettings, services: tuple[tuple[str, ...], ...]) -> int:
+def parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs to inputs; a value that parses as JSON keeps its JSON type."""
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise AobError(f"--input {pair!r}: expected KEY=VALUE")
+        try:
+            inputs[key] = json.loads(value)
+        except ValueError:
+            inputs[key] = value
+    return inputs
+
+
+async def _up(
+    settings: SupervisorSettings,
+    services: tuple[tuple[str, ...], ...],
+    example: tuple[Path, dict[str, Any]] | None = None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,12 +137,25 @@ async def _up(settings: SupervisorSettings, services: tuple[tuple[str, ...], ...
         running = asyncio.create_task(supervisor.run())
         names = ", ".join(" ".join(s) for s in services) or "none (AOB_UP_SERVICES is empty)"
         print(f"aob up: ready; services: {names}", flush=True)
+        if example is not None:
+            api = ClientConfig(f"http://{settings.api_host}:{settings.api_port}", admin_key)
+            example_task = asyncio.create_task(asyncio.to_thread(run_example, api, *example))
+            example_task.add_done_callback(_report_example)
+            print(f"aob up: API at {api.url}; press Ctrl-C to stop", flush=True)
         await stop.wait()
         print("aob up: stopping", flush=True)
         await supervisor.shutdown()
         await running
     print("aob up: stopped", flush=True)
     return 0
+
+
+def _report_example(task: asyncio.Task[int]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        print(f"example: {exc}", flush=True)
 
 
 def _entry_point(module: str, function: str, command: str) -> Callable[..., Awaitable[None]]:
