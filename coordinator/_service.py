@@ -18,7 +18,7 @@ from common.db import create_pool
 from common.errors import ConfigError
 from common.ir_cache import CachedIr, IrCache
 from common.keys import Keys
-from common.lifecycle import serve_until_signalled
+from common.lifecycle import LoopService, serve_until_signalled
 from common.logging import configure_logging
 from common.messages import CompletionSignal
 from common.metrics import Metrics
@@ -206,7 +206,9 @@ class Coordinator:
 
 
 async def run_coordinator(settings: EngineSettings) -> None:
-    """``aob coordinator``: coordinate and record until SIGTERM."""
+    """``aob coordinator``: coordinate, record to Postgres and archive ended runs' events until SIGTERM."""
+    from fanout import EventArchiver
+
     configure_logging(settings.log_level, settings.log_json)
     if not settings.redis_url or not settings.database_url:
         raise ConfigError("AOB_REDIS_URL and AOB_DATABASE_URL: required for a single service (aob up sets them)")
@@ -215,31 +217,11 @@ async def run_coordinator(settings: EngineSettings) -> None:
     keys = Keys(settings.key_prefix)
     try:
         coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool))
-        recorder = RecorderService(
-            Recorder(
-                redis,
-                pool,
-                keys,
-                f"rec-{coordinator.id}",
-                settings.recorder_batch,
-                settings.recorder_reclaim_idle_s,
-            )
+        recorder = Recorder(
+            redis, pool, keys, f"rec-{coordinator.id}", settings.recorder_batch, settings.recorder_reclaim_idle_s
         )
-        await serve_until_signalled(coordinator, recorder)
+        archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}")
+        await serve_until_signalled(coordinator, LoopService(recorder.run), LoopService(archiver.run))
     finally:
         await pool.close()
         await redis.aclose()
-
-
-class RecorderService:
-    """Adapts the recorder to the run/shutdown service contract."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self._recorder = recorder
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        await self._recorder.run(self._stopping)
-
-    async def shutdown(self) -> None:
-        self._stopping.set()
