@@ -20,10 +20,21 @@ class CachedIr:
     ir: IR
     topology_json: str
     inputs: dict[str, Any] | None = field(default=None)
+    _predecessors: dict[str, list[str]] | None = field(default=None, repr=False)
 
     @property
     def version(self) -> int:
         return self.ir.version
+
+    def predecessors(self, node_id: str) -> list[str]:
+        """The nodes with an edge into ``node_id``, in IR order."""
+        if self._predecessors is None:
+            preds: dict[str, list[str]] = {node: [] for node in self.ir.nodes}
+            for src, edges in self.ir.successors.items():
+                for edge in edges:
+                    preds.setdefault(edge.to, []).append(src)
+            self._predecessors = preds
+        return self._predecessors.get(node_id, [])
 
 
 class IrCache:
@@ -42,6 +53,14 @@ class IrCache:
             self._entries.move_to_end(run_id)
             return entry
         return await self.reload(run_id)
+
+    def peek(self, run_id: str) -> CachedIr | None:
+        """What is cached for ``run_id``, without loading."""
+        return self._entries.get(run_id)
+
+    def store_json(self, run_id: str, raw: str) -> CachedIr:
+        """Cache an IR read by the caller (in its own pipeline)."""
+        return self._store(run_id, IR.model_validate_json(raw))
 
     async def prefetch(self, run_ids: set[str]) -> None:
         """Load the IRs and inputs of every run not cached yet, in one round trip."""

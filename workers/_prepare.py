@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from common.cas import Cas
 from common.errors import NodeFailed, TemplateError
-from common.ir import IrNode
+from common.ir import CONTROL_TYPES, IrNode
 from common.ir_cache import IrCache
 from common.keys import Keys
 from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
@@ -60,18 +60,34 @@ class Preparer:
         self._worker_id = worker_id
 
     async def prepare(self, entries: list[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
-        """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal."""
+        """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal.
+
+        One round trip reads the run fields, the IRs not cached yet and the outputs the cached IRs say each
+        token needs; only tokens of newly seen (or patched) runs need a second one for their outputs.
+        """
         prepared = [self._parse(entry_id, fields) for entry_id, fields in entries]
         live = [(p, p.token) for p in prepared if p.token is not None]
         if not live:
             return prepared
+        missing = sorted({token.run_id for _, token in live if self._irs.peek(token.run_id) is None})
+        planned = [self._needed(token) for _, token in live]
         async with self._redis.pipeline(transaction=False) as pipe:
             for _, token in live:
                 pipe.hmget(self._keys.run(token.run_id), RUN_FIELDS)
-            runs = await pipe.execute()
-        await self._irs.prefetch({token.run_id for _, token in live})
-        wanted: list[tuple[Prepared, Token, dict[str, str | None], IrNode, list[str]]] = []
-        for (p, token), values in zip(live, runs, strict=True):
+            for run_id in missing:
+                pipe.get(self._keys.ir(run_id))
+            for (_, token), needed in zip(live, planned, strict=True):
+                if needed:
+                    pipe.hmget(self._keys.ctx(token.run_id), needed)
+            replies = iter(await pipe.execute())
+            runs = [next(replies) for _ in live]
+            for run_id in missing:
+                raw = next(replies)
+                if raw is not None:
+                    self._irs.store_json(run_id, raw)
+            planned_refs = [next(replies) if needed else [] for needed in planned]
+        wanted: list[tuple[Prepared, Token, dict[str, str | None], IrNode, list[str], list[str], list[Any]]] = []
+        for (p, token), values, needed, refs in zip(live, runs, planned, planned_refs, strict=True):
             run = dict(zip(RUN_FIELDS, values, strict=True))
             if run["status"] is None or run["status"] in TERMINAL_RUN_STATUSES:
                 continue
@@ -79,18 +95,29 @@ class Preparer:
             if entry is None or token.node_id not in entry.ir.nodes:
                 continue
             node = entry.ir.nodes[token.node_id]
-            predecessors = [src for src, edges in entry.ir.successors.items() if any(e.to == node.id for e in edges)]
-            wanted.append((p, token, run, node, predecessors))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for _, token, _, node, predecessors in wanted:
-                needed = _needed_outputs(node, predecessors)
-                if needed:
-                    pipe.hmget(self._keys.ctx(token.run_id), needed)
-            replies = iter(await pipe.execute())
-        refs = [next(replies) if _needed_outputs(node, preds) else [] for _, _, _, node, preds in wanted]
-        for (p, token, run, node, predecessors), node_refs in zip(wanted, refs, strict=True):
-            await self._resolve(p, token, run, node, predecessors, node_refs)
+            predecessors = entry.predecessors(node.id)
+            wanted.append((p, token, run, node, predecessors, needed, refs))
+        # Tokens whose IR was not cached (or was patched) learn only now which outputs they need.
+        late = [w for w in wanted if _needed_outputs(w[3], w[4]) != w[5]]
+        fetched: dict[int, list[Any]] = {}
+        if any(_needed_outputs(w[3], w[4]) for w in late):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, token, _, node, predecessors, _, _ in late:
+                    if _needed_outputs(node, predecessors):
+                        pipe.hmget(self._keys.ctx(token.run_id), _needed_outputs(node, predecessors))
+                late_refs = iter(await pipe.execute())
+            fetched = {id(w[0]): next(late_refs) if _needed_outputs(w[3], w[4]) else [] for w in late}
+        for p, token, run, node, predecessors, _, refs in wanted:
+            await self._resolve(p, token, run, node, predecessors, fetched.get(id(p), refs))
         return prepared
+
+    def _needed(self, token: Token) -> list[str]:
+        """The outputs a token needs according to the cached IR (empty when the IR is not cached)."""
+        entry = self._irs.peek(token.run_id)
+        if entry is None or token.node_id not in entry.ir.nodes:
+            return []
+        node = entry.ir.nodes[token.node_id]
+        return _needed_outputs(node, entry.predecessors(node.id))
 
     def _parse(self, entry_id: str, fields: dict[str, str] | None) -> Prepared:
         if not fields or "t" not in fields:
@@ -115,7 +142,11 @@ class Preparer:
                 upstream[node_id] = await self._cas.load_output(ref)
         inputs = json.loads(run["inputs"] or "{}")
         try:
-            config = render_value(node.config, TemplateScope(inputs=inputs, nodes=upstream))
+            config = (
+                node.config
+                if node.type in CONTROL_TYPES
+                else render_value(node.config, TemplateScope(inputs=inputs, nodes=upstream))
+            )
         except TemplateError as exc:
             error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)
             p.signal = failure_signal(token, self._worker_id, error, now_ms())
