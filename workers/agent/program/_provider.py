@@ -1,0 +1,278 @@
+"""Model calls: one streamed chat completion per turn, transient failures retried with backoff, a circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, TypeVar
+
+import openai
+from openai import AsyncOpenAI
+
+from common.errors import AobError
+from workers.agent.program._job import LlmAccess
+from workers.agent.program._protocol import ProtocolWriter, Usage
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+class ProviderFailed(AobError):
+    """The provider could not give an answer; ``error_type`` is ``provider_error`` or ``circuit_open``."""
+
+    code = "provider_failed"
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call as the model made it; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ModelTurn:
+    """One assistant reply: its text, the tool calls it made and the usage the provider reported."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    usage: Usage
+    usage_reported: bool = True
+
+    def as_message(self) -> dict[str, Any]:
+        """The assistant message to append to the conversation."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call in self.tool_calls
+            ]
+        return message
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures and stays open ``reset_after_s``; then lets one call try."""
+
+    threshold: int
+    reset_after_s: float = 30.0
+    clock: Clock = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+
+    def state(self) -> Literal["closed", "open", "half_open"]:
+        """``half_open`` once the open period has passed: the next call is a probe."""
+        if self.opened_at is None:
+            return "closed"
+        return "open" if self.clock() - self.opened_at < self.reset_after_s else "half_open"
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold or self.opened_at is not None:
+            # A failed half-open probe re-opens the breaker for a whole new period.
+            self.opened_at = self.clock()
+
+
+def backoff_delay_s(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after_s: float | None = None,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before retry ``attempt`` (1-based): the server's ``Retry-After`` if given, else exponential
+    backoff capped at ``max_s`` with up to 25% jitter taken off, so retrying clients spread out."""
+    if retry_after_s is not None:
+        return max(0.0, retry_after_s)
+    delay = min(max_s, base_s * 2.0 ** (attempt - 1))
+    return delay * (1 - 0.25 * jitter())
+
+
+def retry_after_s(headers: Any, *, now: Clock = time.time) -> float | None:
+    """The wait a response asks for, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(raw).timestamp() - now()
+    except (TypeError, ValueError):
+        return None
+
+
+def transient_failure(exc: BaseException) -> tuple[bool, float | None]:
+    """Whether a provider error is worth retrying (429, 408, 409, 5xx, connection) and the wait it asked for."""
+    if isinstance(exc, openai.APIStatusError):
+        retryable = exc.status_code in _RETRYABLE_STATUSES or exc.status_code >= 500
+        return retryable, retry_after_s(exc.response.headers)
+    # Connection failures, timeouts and error events in the middle of a stream.
+    return isinstance(exc, openai.APIError), None
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RetryingCaller:
+    """Runs a provider call, retrying transient failures up to ``max_retries`` times; every failure feeds the
+    breaker, and an open breaker fails the call at once with ``circuit_open``."""
+
+    def __init__(
+        self,
+        *,
+        max_retries: int,
+        breaker: CircuitBreaker,
+        base_s: float,
+        max_s: float,
+        writer: ProtocolWriter,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._max_retries = max_retries
+        self._breaker = breaker
+        self._base_s = base_s
+        self._max_s = max_s
+        self._writer = writer
+        self._sleep = sleep
+
+    async def call(self, attempt_call: Callable[[], Awaitable[T]]) -> T:
+        """Return ``attempt_call()``'s result; raise ``ProviderFailed`` once retries run out or the breaker opens."""
+        attempt = 0
+        while True:
+            if self._breaker.state() == "open":
+                raise ProviderFailed(
+                    f"circuit open after {self._breaker.failures} consecutive provider failures",
+                    error_type="circuit_open",
+                )
+            attempt += 1
+            try:
+                result = await attempt_call()
+            except openai.OpenAIError as exc:
+                self._breaker.record_failure()
+                retryable, wait_s = transient_failure(exc)
+                reason = describe_failure(exc)
+                if self._breaker.state() == "open":
+                    raise ProviderFailed(
+                        f"circuit open after {self._breaker.failures} consecutive provider failures (last: {reason})",
+                        error_type="circuit_open",
+                    ) from None
+                if not retryable or attempt > self._max_retries:
+                    tried = f"after {attempt} attempts" if retryable else "not retryable"
+                    raise ProviderFailed(f"provider failed {tried}: {reason}", error_type="provider_error") from None
+                delay = backoff_delay_s(attempt, base_s=self._base_s, max_s=self._max_s, retry_after_s=wait_s)
+                self._writer.log(
+                    "WARNING", "provider call failed; retrying", attempt=attempt, reason=reason, delay_s=round(delay, 3)
+                )
+                await self._sleep(delay)
+                continue
+            self._breaker.record_success()
+            return result
+
+
+@dataclass
+class _CallSlot:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ChatModel:
+    """Streams one chat completion per turn through the ``openai`` SDK (the SDK's own retries off: ours apply)."""
+
+    def __init__(self, llm: LlmAccess, model: str, writer: ProtocolWriter, *, sleep: Sleep = asyncio.sleep) -> None:
+        self._client = AsyncOpenAI(base_url=llm.base_url, api_key=llm.api_key.get_secret_value(), max_retries=0)
+        self._model = model
+        self._writer = writer
+        self._caller = RetryingCaller(
+            max_retries=llm.max_retries,
+            breaker=CircuitBreaker(threshold=llm.breaker_threshold),
+            base_s=llm.backoff_base_s,
+            max_s=llm.backoff_max_s,
+            writer=writer,
+            sleep=sleep,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def turn(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelTurn:
+        """The model's next reply to ``messages``; its text is streamed to the writer as it arrives."""
+        return await self._caller.call(lambda: self._stream(messages, tools))
+
+    async def _stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelTurn:
+        # The SDK's TypedDict message types add nothing here: messages are built as plain dicts by the loop.
+        request_messages: Any = list(messages)
+        request_tools: Any = list(tools) if tools else openai.omit
+        stream = await self._client.chat.completions.create(
+            model=self._model,
+            messages=request_messages,
+            tools=request_tools,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        text: list[str] = []
+        slots: dict[int, _CallSlot] = {}
+        usage: Usage | None = None
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens,
+                        completion_tokens=chunk.usage.completion_tokens,
+                        total_tokens=chunk.usage.total_tokens,
+                    )
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        text.append(delta.content)
+                        self._writer.text(delta.content)
+                    for call in delta.tool_calls or ():
+                        slot = slots.setdefault(call.index, _CallSlot())
+                        slot.id = slot.id or call.id or ""
+                        if call.function is not None:
+                            slot.name = slot.name or call.function.name or ""
+                            slot.arguments.append(call.function.arguments or "")
+        finally:
+            self._writer.end_text()
+            await stream.close()
+        calls = [
+            ToolCall(id=slot.id or f"call_{index}", name=slot.name, arguments="".join(slot.arguments) or "{}")
+            for index, slot in sorted(slots.items())
+        ]
+        return ModelTurn(text="".join(text), tool_calls=calls, usage=usage or Usage(), usage_reported=usage is not None)
+
+
+def tool_message(call: ToolCall, content: Any) -> dict[str, Any]:
+    """The ``tool`` message answering ``call``; non-string content is sent as JSON."""
+    body = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+    return {"role": "tool", "tool_call_id": call.id, "content": body}
