@@ -1,7 +1,8 @@
 """Engine benchmark (not a test): one coordinator and one built-in worker process on the local Redis.
 
 Scenarios: (a) 200 runs of a 10-node chain, (b) 50 runs of a 1 -> 50 -> 1 fan-out/fan-in, (c) 1,000 single-node
-runs submitted at once, (d) one 50-node chain alone, whose hops show the latency without queueing. Prints node transitions/s, hop latency (worker completion -> next token queued) and run
+runs submitted at once, (d) one 50-node chain alone, whose hops show the latency without queueing.
+Prints node transitions/s, hop latency (worker completion -> next token queued) and run
 latency, compares with a Celery chain on the same Redis, and appends the figures to docs/benchmarks.md.
 Run: ``make bench`` or ``python -m tests.bench.engine``.
 """
@@ -202,7 +203,7 @@ def report(results: list[dict[str, Any]], celery_rate: float | None) -> None:
         f"\n## Engine — {time.strftime('%Y-%m-%d %H:%M')} UTC, commit {commit or 'unknown'}\n",
         "One coordinator process and one built-in worker process, Redis 7 on loopback, 2 cores. A hop is a worker's"
         " completion to the next token queued; pickup is queued to started (time spent waiting for the worker).\n",
-        "| scenario | runs | failed | transitions/s | hop p50 / p95 / p99 ms | worker pickup p50 ms | run p50 / p99 ms |",
+        "| scenario | runs | failed | transitions/s | hop p50 / p95 / p99 ms | pickup p50 ms | run p50 / p99 ms |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
