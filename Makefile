@@ -45,6 +45,7 @@ migrate: install
 	$(BIN)/aob migrate
 
 bench: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.bench.engine
 
 clean:
