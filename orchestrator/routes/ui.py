@@ -1,0 +1,101 @@
+"""The flow-builder UI: its built assets at ``/`` and ``GET /api/v1/config``, which tells it where the fanout is."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import Field
+
+from common.settings import FanoutSettings, load_settings
+from orchestrator._errors import not_found
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DIST_DIR = Path(__file__).resolve().parents[2] / "frontend" / "flow-builder" / "dist"
+# Hosts a browser cannot connect to as written: it uses the page's own host name instead.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+class UiSettings(FanoutSettings):
+    """Where the UI's assets are and how a browser reaches the fanout (env ``AOB_*`` like every setting)."""
+
+    ui_dist_dir: Path = Field(default=DEFAULT_DIST_DIR, description="built flow-builder assets (npm run build)")
+    ui_fanout_url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://",
+        description="WebSocket base URL browsers use for the fanout; unset: ws://AOB_FANOUT_HOST:AOB_FANOUT_PORT",
+    )
+
+
+def fanout_url(settings: UiSettings) -> str | None:
+    """The fanout's WebSocket base URL for browsers; None when the browser should use the page's host."""
+    if settings.ui_fanout_url:
+        return settings.ui_fanout_url.rstrip("/")
+    if settings.fanout_host in _WILDCARD_HOSTS:
+        return None
+    host = f"[{settings.fanout_host}]" if ":" in settings.fanout_host else settings.fanout_host
+    return f"ws://{host}:{settings.fanout_port}"
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = load_settings(UiSettings)
+    app.state.aob_ui = settings
+    if not (settings.ui_dist_dir / "index.html").is_file():
+        logger.warning("UI assets missing under %s: `/` explains how to build them", settings.ui_dist_dir)
+    yield
+
+
+router = APIRouter(lifespan=_lifespan)
+
+
+def _settings(request: Request) -> UiSettings:
+    settings: UiSettings = request.app.state.aob_ui
+    return settings
+
+
+@router.get("/api/v1/config", tags=["meta"])
+async def ui_config(request: Request) -> dict[str, Any]:
+    """What a browser client needs before logging in: the fanout's WebSocket URL (null: page host) and port."""
+    settings = _settings(request)
+    return {"fanout_url": fanout_url(settings), "fanout_port": settings.fanout_port}
+
+
+@router.get("/", include_in_schema=False, response_model=None)
+async def index(request: Request) -> Response:
+    """The UI's page, or a page saying how to build it when the assets are missing."""
+    dist = _settings(request).ui_dist_dir
+    page = dist / "index.html"
+    if not page.is_file():
+        return HTMLResponse(_missing_page(dist), status_code=503)
+    return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/assets/{name:path}", include_in_schema=False)
+async def asset(name: str, request: Request) -> FileResponse:
+    """One built asset; names are content-hashed by Vite, so they may be cached for good."""
+    root = (_settings(request).ui_dist_dir / "assets").resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise not_found("asset", name)
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+def _missing_page(dist: Path) -> str:
+    where = html.escape(str(dist))
+    return (
+        "<!doctype html><meta charset=utf-8><title>aob: UI not built</title>"
+        "<body style='font:16px system-ui;max-width:44em;margin:3em auto'>"
+        "<h1>The aob UI is not built</h1>"
+        f"<p>No <code>index.html</code> under <code>{where}</code>.</p>"
+        "<p>Build it with Node.js 20+ and npm: <code>make install</code> (runs <code>npm ci &amp;&amp; npm run build"
+        "</code> in <code>frontend/flow-builder</code> when npm is present), or point <code>AOB_UI_DIST_DIR</code> at a"
+        " build.</p><p>The API works without it: <a href='/docs'>/docs</a>.</p>"
+    )
