@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
+import redis.asyncio as aioredis
+
+from common.keys import Keys
 
 DEFAULT_TENANT = "default"
 BOOTSTRAP_KEY_ID = "bootstrap"
 KEY_PREFIX = "aob_"
-Role = Literal["admin", "member"]
+AGENT_TOKEN_PREFIX = "aob_agent_"
+Role = Literal["admin", "member", "agent"]
+# What a run-scoped agent token may call, ``{run}`` standing for its own run id.
+_AGENT_ROUTES = (("GET", "/api/v1/runs/{run}"), ("POST", "/api/v1/runs/{run}/patch"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +33,21 @@ class Principal:
     role: Role
     name: str
     is_bootstrap: bool = False
+    # Set for agent tokens: the one run this principal acts on.
+    run_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may_request(self, method: str, path: str) -> bool:
+        """Whether this principal may call ``method path``: API keys anything, agent tokens only their own run."""
+        if self.run_id is None:
+            return True
+        return any(
+            method.upper() == allowed and path.rstrip("/") == template.format(run=self.run_id)
+            for allowed, template in _AGENT_ROUTES
+        )
 
 
 def hash_api_key(raw: str) -> str:
@@ -48,13 +67,23 @@ async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str, name: str | None = N
     )
 
 
-async def authenticate(pool: asyncpg.Pool, raw_key: str, admin_key: str | None) -> Principal | None:
+async def authenticate(
+    pool: asyncpg.Pool,
+    raw_key: str,
+    admin_key: str | None,
+    *,
+    redis: aioredis.Redis | None = None,
+    keys: Keys | None = None,
+) -> Principal | None:
     """The principal of ``raw_key``, or None when it is unknown or revoked.
 
-    The bootstrap ``admin_key`` (from settings) is an admin of tenant ``default``.
+    The bootstrap ``admin_key`` (from settings) is an admin of tenant ``default``. With ``redis``, run-scoped agent
+    tokens (``aob_agent_...``, minted by the agent worker) are recognised too.
     """
     if admin_key and hmac.compare_digest(raw_key.encode(), admin_key.encode()):
         return Principal(BOOTSTRAP_KEY_ID, DEFAULT_TENANT, "admin", "bootstrap admin", is_bootstrap=True)
+    if raw_key.startswith(AGENT_TOKEN_PREFIX):
+        return await authenticate_agent_token(redis, keys or Keys(), raw_key) if redis is not None else None
     row = await pool.fetchrow(
         "SELECT id, tenant_id, role, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         hash_api_key(raw_key),
@@ -62,3 +91,25 @@ async def authenticate(pool: asyncpg.Pool, raw_key: str, admin_key: str | None) 
     if row is None:
         return None
     return Principal(row["id"], row["tenant_id"], row["role"], row["name"])
+
+
+def generate_agent_token() -> str:
+    """A new run-scoped agent token; only its hash is stored."""
+    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def authenticate_agent_token(redis: aioredis.Redis, keys: Keys, raw_token: str) -> Principal | None:
+    """The agent principal of ``raw_token`` (role ``agent``, scoped to one run), or None when unknown or expired."""
+    raw = await redis.get(keys.agent_token(hash_api_key(raw_token)))
+    if raw is None:
+        return None
+    grant = json.loads(raw)
+    if grant["expires"] < time.time():
+        return None
+    return Principal(
+        key_id=f"agent:{grant['run_id']}:{grant['node_id']}",
+        tenant_id=grant["tenant_id"],
+        role="agent",
+        name=f"agent {grant['node_id']}",
+        run_id=grant["run_id"],
+    )

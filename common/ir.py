@@ -9,11 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field
 IR_SCHEMA_VERSION = 1
 # Built-in steps are instant, so one stream and one worker pool serve them all.
 BUILTIN_TYPES = frozenset({"noop", "transform", "delay", "branch"})
+# Nodes that run child runs share the control worker. Their handler renders their configs itself: bodies and
+# per-child inputs use names (``item``, ``loop``, a body's own nodes) that only exist per child.
+CONTROL_TYPES = frozenset({"workflow", "loop", "map"})
 
 
 def task_stream_type(node_type: str) -> str:
     """The ``wf.tasks.<type>`` stream that carries tokens of ``node_type``."""
-    return "builtin" if node_type in BUILTIN_TYPES else node_type
+    if node_type in BUILTIN_TYPES:
+        return "builtin"
+    return "control" if node_type in CONTROL_TYPES else node_type
 
 
 class RetryPolicy(BaseModel):

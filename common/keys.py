@@ -15,6 +15,8 @@ DLQ = "wf.dlq"
 CHILDREN = "wf.children"
 RUN_DEADLINES = "runs:deadlines"
 RECORDER_GROUP = "recorder"
+CONTROL_GROUP = "control"
+CONTROL_ACTIVE = "ctrl:active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,19 @@ class Keys:
         """Stream of child runs' ends (run id, parent run/node, status, outputs, error), for the parent's node."""
         return f"{self.prefix}{CHILDREN}"
 
+    def control_state(self, run_id: str, node_id: str) -> str:
+        """Hash of one control node execution (workflow, loop, map): its token, children and results."""
+        return f"{self.prefix}ctrl:{{{run_id}}}:{node_id}"
+
+    def child_runs(self, run_id: str) -> str:
+        """Set of the child runs a run started (for cancelling descendants and listing children)."""
+        return f"{self.prefix}children:{{{run_id}}}"
+
+    @property
+    def control_active(self) -> str:
+        """Set of ``<run id> <node id>`` pairs whose control node is waiting for its children."""
+        return f"{self.prefix}{CONTROL_ACTIVE}"
+
     @property
     def run_deadlines(self) -> str:
         return f"{self.prefix}{RUN_DEADLINES}"
@@ -102,3 +117,7 @@ class Keys:
 
     def token_budget(self, tenant_id: str, day: str) -> str:
         return f"{self.prefix}tokens:{tenant_id}:{day}"
+
+    def agent_token(self, token_hash: str) -> str:
+        """A run-scoped API token minted for one agent execution, by the sha256 of the token."""
+        return f"{self.prefix}agent_token:{token_hash}"

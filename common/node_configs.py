@@ -137,3 +137,83 @@ class DelayConfig(_Config):
 
 class BranchConfig(_Config):
     """Passes its upstream output on; the ``when`` of its outgoing edges picks the live paths."""
+
+
+def _check_body(body: str | dict[str, Any]) -> str | dict[str, Any]:
+    """An inline body must compile on its own; a workflow reference is resolved when the node runs."""
+    if isinstance(body, str):
+        if not body.strip():
+            raise ValueError("expected a workflow id or name, got an empty string")
+        return body
+    # The compiler imports this module, so the import waits until a body needs checking.
+    from common.compiler import compile_definition
+    from common.errors import ValidationFailed
+
+    try:
+        compile_definition(body)
+    except ValidationFailed as exc:
+        raise ValueError("inline definition: " + "; ".join(exc.errors)) from None
+    return body
+
+
+class _ChildRunsConfig(_Config):
+    """What every node that starts child runs shares: the inputs each child gets."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict, description="child run inputs; values may be templates")
+
+
+class WorkflowNodeConfig(_ChildRunsConfig):
+    """Runs another workflow of the tenant as a child run; the node's output is the child's outputs."""
+
+    workflow: str = Field(min_length=1, description="workflow id or name")
+    version: int | None = Field(default=None, ge=1, description="unset = the latest version when the node runs")
+
+
+class LoopConfig(_ChildRunsConfig):
+    """Runs ``body`` as child runs one after another until ``until`` holds over the last one's outputs.
+
+    ``inputs`` templates also see ``loop.index`` (0-based) and ``loop.previous`` (the previous iteration's
+    outputs, null at first); ``until`` sees ``output`` and ``loop``. Output: ``{"output", "iterations"}``.
+    """
+
+    body: str | dict[str, Any] = Field(description="workflow id or name, or an inline definition")
+    version: int | None = Field(default=None, ge=1, description="version of a referenced body; unset = latest")
+    until: str = Field(min_length=1, description="condition over the last iteration's outputs (`output`)")
+    max_iterations: int = Field(default=10, ge=1, le=10_000)
+    on_max: Literal["fail", "succeed"] = "fail"
+
+    _body = field_validator("body")(_check_body)
+
+    @field_validator("until")
+    @classmethod
+    def _check_until(cls, until: str) -> str:
+        from common.templates import check_condition_syntax
+
+        error = check_condition_syntax(until)
+        if error is not None:
+            raise ValueError(error)
+        return until
+
+
+class MapConfig(_ChildRunsConfig):
+    """Runs ``body`` once per item of ``items`` as child runs, at most ``concurrency`` at once.
+
+    ``inputs`` templates also see ``item`` and ``index``. Output: ``{"results": [child outputs in item order,
+    null for failed items], "errors": [{"index", "run_id", "error"}]}``.
+    """
+
+    items: Any = Field(description="a list, or a template that yields one")
+    body: str | dict[str, Any] = Field(description="workflow id or name, or an inline definition")
+    version: int | None = Field(default=None, ge=1, description="version of a referenced body; unset = latest")
+    concurrency: int = Field(default=10, ge=1, le=1_000)
+    max_items: int = Field(default=1_000, ge=1, le=100_000)
+    on_item_failure: Literal["fail", "continue"] = "fail"
+
+    _body = field_validator("body")(_check_body)
+
+    @field_validator("items")
+    @classmethod
+    def _check_items(cls, items: Any) -> Any:
+        if isinstance(items, list) or (isinstance(items, str) and "{{" in items):
+            return items
+        raise ValueError(f"expected a list or a template yielding one, got {type(items).__name__}")

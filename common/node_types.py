@@ -12,8 +12,11 @@ from common.node_configs import (
     DelayConfig,
     HitlConfig,
     HttpConfig,
+    LoopConfig,
+    MapConfig,
     NoopConfig,
     TransformConfig,
+    WorkflowNodeConfig,
 )
 
 NODE_TYPES: dict[str, type[BaseModel]] = {
@@ -24,6 +27,9 @@ NODE_TYPES: dict[str, type[BaseModel]] = {
     "transform": TransformConfig,
     "delay": DelayConfig,
     "branch": BranchConfig,
+    "workflow": WorkflowNodeConfig,
+    "loop": LoopConfig,
+    "map": MapConfig,
 }
 
 # Types of the original platform that mean the same as one of ours.

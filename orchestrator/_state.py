@@ -65,9 +65,13 @@ async def require_principal(request: Request, state: State) -> Principal:
             "authorization: expected 'Bearer <api key>'" + (", got no header" if not header else ""),
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await authenticate(state.pool, raw_key.strip(), state.settings.admin_key)
+    principal = await authenticate(
+        state.pool, raw_key.strip(), state.settings.admin_key, redis=state.redis, keys=state.keys
+    )
     if principal is None:
         raise ApiError(401, "authorization: unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    if not principal.may_request(request.method, request.url.path):
+        raise ApiError(403, f"{principal.name}: this token may only patch run {principal.run_id}")
     verdict = await state.limiter.check_request(principal)
     request.state.rate_headers = verdict.headers()
     request.state.principal = principal

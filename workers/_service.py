@@ -20,7 +20,7 @@ from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
 
-WORKER_TYPES = ("builtin", "http", "hitl")
+WORKER_TYPES = ("builtin", "http", "hitl", "control")
 
 
 @contextlib.asynccontextmanager
@@ -38,6 +38,11 @@ async def _handler_for(
         from workers.hitl import HitlWorkerSettings, hitl_handler
 
         async with hitl_handler(HitlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
+            yield handler
+    elif node_type == "control":
+        from workers.control import ControlWorkerSettings, control_handler
+
+        async with control_handler(ControlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
             yield handler
     else:
         raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")

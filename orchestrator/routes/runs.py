@@ -79,8 +79,8 @@ async def get_run(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
 async def get_run_definition(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
     """The run's current definition, with every patch applied so far."""
     await find_run(state, caller.tenant_id, run_id)
-    row = await state.pool.fetchrow("SELECT definition, ir_version FROM runs WHERE id = $1", run_id)
-    return {"run_id": run_id, "ir_version": row["ir_version"], "definition": row["definition"]}
+    row = await state.pool.fetchrow("SELECT definition, definition_version FROM runs WHERE id = $1", run_id)
+    return {"run_id": run_id, "ir_version": row["definition_version"], "definition": row["definition"]}
 
 
 @router.post("/runs/{run_id}/cancel")

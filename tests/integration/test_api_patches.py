@@ -95,7 +95,7 @@ async def test_invalid_patches_are_refused_with_reasons(api: Api) -> None:
     ]
     too_many = await api.request("POST", url, json={"ops": agents})
     assert too_many.status_code == 422 and "too many agent nodes" in too_many.json()["error"]["message"]
-    touch_done = [{"op": "replace", "path": "/nodes/0/name", "value": "renamed"}]
+    touch_done = [{"op": "add", "path": "/nodes/0/name", "value": "renamed"}]
     finished = await api.request("POST", url, json={"ops": touch_done})
     assert finished.status_code == 409, finished.text
     assert "'first' is succeeded" in finished.json()["error"]["message"]
@@ -104,7 +104,7 @@ async def test_invalid_patches_are_refused_with_reasons(api: Api) -> None:
     assert running.status_code == 409 and "'slow' is running" in running.json()["error"]["message"]
     unknown_field = await api.request("POST", url, json={"ops": add_node("z", "slow"), "bogus": 1})
     assert unknown_field.status_code == 422 and "bogus" in unknown_field.json()["error"]["message"]
-    pending_change = [{"op": "replace", "path": "/nodes/2/name", "value": "still pending"}]
+    pending_change = [{"op": "add", "path": "/nodes/2/name", "value": "still pending"}]
     assert (await api.request("POST", url, json={"ops": pending_change})).status_code == 200
     assert (await api.wait_run(run_id))["status"] == "succeeded"
 

@@ -251,7 +251,9 @@ def create_app(script: Script) -> Starlette:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "expected a JSON object with a 'messages' list", "invalid_request_error")
-        script.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+        script.requests.append(
+            {"path": request.url.path, "headers": dict(request.headers), "body": body, "at": time.time()}
+        )
         step = script.next_step(body["messages"])
         if step is None:
             message = f"scripted LLM: no scripted step left that matches request {len(script.requests)}"
@@ -323,7 +325,7 @@ class ScriptedLLM:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Every chat request received: ``{path, headers, body}``."""
+        """Every chat request received: ``{path, headers, body, at}`` (``at``: epoch seconds)."""
         return self._script.requests
 
     @property
