@@ -113,7 +113,11 @@ def test_json_schema_export_is_a_valid_schema_that_accepts_the_examples() -> Non
 
 def test_node_type_schemas_cover_every_type_and_are_valid() -> None:
     schemas = node_type_schemas()
-    assert set(schemas) == set(NODE_TYPES) == {"http", "agent", "hitl", "noop", "transform", "delay", "branch"}
+    assert (
+        set(schemas)
+        == set(NODE_TYPES)
+        == {"http", "agent", "hitl", "noop", "transform", "delay", "branch", "workflow", "loop", "map"}
+    )
     for schema in schemas.values():
         jsonschema.Draft202012Validator.check_schema(schema)
     assert "json" in schemas["http"]["properties"]

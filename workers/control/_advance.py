@@ -1,0 +1,256 @@
+"""Moving a control node forward from its state: start the children it is due, decide it, complete it.
+
+Every step is idempotent, so whoever holds a reason to look (the handler, a child's end, the sweeper) just
+calls ``advance``; repeating it after a crash, or running it twice at once, changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from jsonschema import Draft202012Validator
+
+from common.cas import Cas
+from common.errors import TemplateError
+from common.ir import IR
+from common.keys import Keys
+from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError
+from common.node_configs import LoopConfig, MapConfig
+from common.scripts import Scripts, now_ms
+from common.templates import TemplateScope, evaluate_condition, render_value
+from coordinator import RunStart, cancel_run, start_run
+from workers.control._settings import ControlWorkerSettings
+from workers.control._state import ChildEnd, ControlState, ControlStore, Outcome
+
+logger = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    """A child cannot be started (its inputs do not render or do not fit the body); the node fails."""
+
+    def __init__(self, error: NodeError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def child_error(end: ChildEnd, what: str) -> NodeError:
+    """The node error for a child run that did not succeed."""
+    message = (end.error or {}).get("message") or "no error given"
+    return NodeError(type="child_failed", message=f"{what} (run {end.run_id}) {end.status}: {message}")
+
+
+class Advancer:
+    """Drives control nodes; shared by the handler, the ``wf.children`` consumer and the sweeper."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, store: ControlStore, cas: Cas, settings: ControlWorkerSettings
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._store = store
+        self._cas = cas
+        self._settings = settings
+        self._scripts = Scripts(redis, keys)
+
+    async def advance(self, run_id: str, node_id: str) -> None:
+        """Bring the node's children and outcome up to date with its state."""
+        state = await self._store.load(run_id, node_id)
+        if state is None:
+            await self._store.forget(run_id, node_id)
+            return
+        if state.outcome is None:
+            status = await self._redis.hget(self._keys.run(run_id), "status")
+            if status is None or status in TERMINAL_RUN_STATUSES:
+                await self._cancel_children(state, f"parent run {run_id} {status or 'expired'}")
+                await self._store.forget(run_id, node_id)
+                return
+            outcome = await self._step(state)
+            if outcome is None:
+                return
+            await self._store.decide(state, outcome)
+            state = await self._store.load(run_id, node_id)
+            if state is None or state.outcome is None:
+                return
+        await self._finish(state)
+
+    async def _step(self, state: ControlState) -> Outcome | None:
+        """The node's outcome when it is decided, else start what is due and return None."""
+        deadline = state.meta.deadline_ms
+        if deadline is not None and now_ms() >= deadline:
+            timeout_s = (deadline - state.meta.started_at_ms) / 1000
+            return _failed(NodeError(type="timeout", message=f"timeout after {timeout_s:g}s"))
+        try:
+            if state.meta.kind == "map":
+                return await self._step_map(state)
+            if state.meta.kind == "loop":
+                return await self._step_loop(state)
+            return await self._step_workflow(state)
+        except _Refused as refused:
+            return _failed(refused.error)
+
+    async def _step_workflow(self, state: ControlState) -> Outcome | None:
+        if state.ndone:
+            (end,) = await self._store.ends(state, [0])
+            if end is None:
+                return None
+            if end.status != "succeeded":
+                return _failed(child_error(end, "child run"))
+            return Outcome(status="succeeded", output=end.outputs)
+        await self._start(state, await self._store.claim(state, 1, 1))
+        return None
+
+    async def _step_map(self, state: ControlState) -> Outcome | None:
+        config = MapConfig.model_validate(state.meta.config)
+        total = state.meta.total
+        if state.nfailed and config.on_item_failure == "fail":
+            ends = await self._store.ends(state, list(range(state.next)))
+            for index, end in enumerate(ends):
+                if end is not None and end.status != "succeeded":
+                    return _failed(child_error(end, f"item {index}"))
+        if state.ndone >= total:
+            ends = await self._store.ends(state, list(range(total)))
+            results = [e.outputs if e is not None and e.status == "succeeded" else None for e in ends]
+            errors = [
+                {"index": i, "run_id": e.run_id, "error": child_error(e, f"item {i}").model_dump()}
+                for i, e in enumerate(ends)
+                if e is not None and e.status != "succeeded"
+            ]
+            return Outcome(status="succeeded", output={"results": results, "errors": errors})
+        await self._start(state, await self._store.claim(state, total, config.concurrency))
+        return None
+
+    async def _step_loop(self, state: ControlState) -> Outcome | None:
+        config = LoopConfig.model_validate(state.meta.config)
+        last = state.next - 1
+        if last < 0:
+            await self._start(state, await self._store.claim(state, 1, 1, expected_next=0))
+            return None
+        (end,) = await self._store.ends(state, [last])
+        if end is None:
+            await self._start(state, [])
+            return None
+        if end.status != "succeeded":
+            return _failed(child_error(end, f"iteration {last}"))
+        scope = self._scope(state, {"loop": {"index": last, "previous": end.outputs}})
+        try:
+            done = evaluate_condition(config.until, end.outputs, scope)
+        except TemplateError as exc:
+            return _failed(NodeError(type="condition_error", message=f"config.until: {exc.message}", retryable=False))
+        result = {"output": end.outputs, "iterations": last + 1}
+        if done:
+            return Outcome(status="succeeded", output=result)
+        if last + 1 >= config.max_iterations:
+            if config.on_max == "succeed":
+                return Outcome(status="succeeded", output=result)
+            message = f"config.until still false after max_iterations ({config.max_iterations}) iterations"
+            return _failed(NodeError(type="max_iterations", message=message, retryable=False))
+        await self._start(state, await self._store.claim(state, last + 2, 1, expected_next=last + 1))
+        return None
+
+    async def _start(self, state: ControlState, claimed: list[int]) -> None:
+        """Start the children just claimed and any claimed earlier that a crash left unstarted."""
+        indexes = sorted(set(claimed) | set(state.inflight))
+        if not indexes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.exists(self._keys.run(state.child_id(index)))
+            exists = await pipe.execute()
+        missing = [index for index, found in zip(indexes, exists, strict=True) if not found]
+        if not missing:
+            return
+        ir = await self._store.ir(state)
+        items = await self._store.items(state) if state.meta.kind == "map" else []
+        for index in missing:
+            inputs = await self._child_inputs(state, ir, items, index)
+            meta = state.meta
+            start = RunStart(
+                run_id=state.child_id(index),
+                tenant_id=meta.tenant_id,
+                workflow_id=meta.body.workflow_id,
+                workflow_name=meta.body.workflow_name,
+                version=meta.body.version,
+                inputs=inputs,
+                started_by=meta.started_by,
+                parent_run_id=state.run_id,
+                parent_node_id=state.node_id,
+            )
+            await start_run(self._scripts, start, ir, max_agents=self._settings.max_agents)
+            logger.info("run %s node %s started child %s (index %d)", state.run_id, state.node_id, start.run_id, index)
+        # A parent cancelled while these started may have missed them: its cascade read the set before.
+        status = await self._redis.hget(self._keys.run(state.run_id), "status")
+        if status is None or status in TERMINAL_RUN_STATUSES:
+            await self._cancel_children(state, f"parent run {state.run_id} {status or 'expired'}")
+
+    async def _child_inputs(self, state: ControlState, ir: IR, items: list[Any], index: int) -> dict[str, Any]:
+        kind = state.meta.kind
+        if kind == "map":
+            extra: dict[str, Any] = {"item": items[index], "index": index}
+        elif kind == "loop":
+            previous = None
+            if index > 0:
+                (end,) = await self._store.ends(state, [index - 1])
+                previous = end.outputs if end is not None else None
+            extra = {"loop": {"index": index, "previous": previous}}
+        else:
+            extra = {}
+        try:
+            inputs = render_value(state.meta.config.get("inputs") or {}, self._scope(state, extra))
+        except TemplateError as exc:
+            raise _Refused(
+                NodeError(type="template_error", message=f"config.inputs: {exc.message}", retryable=False)
+            ) from None
+        if not isinstance(inputs, dict):
+            message = f"config.inputs: expected an object, got {type(inputs).__name__}"
+            raise _Refused(NodeError(type="invalid_inputs", message=message, retryable=False))
+        if ir.inputs_schema:
+            problems = sorted(Draft202012Validator(ir.inputs_schema).iter_errors(inputs), key=lambda e: e.json_path)
+            if problems:
+                listed = "; ".join(f"{p.json_path.replace('$', 'inputs', 1)}: {p.message}" for p in problems)
+                message = f"child {index}: inputs do not fit the body's inputs schema: {listed}"
+                raise _Refused(NodeError(type="invalid_inputs", message=message, retryable=False))
+        return inputs
+
+    def _scope(self, state: ControlState, extra: dict[str, Any]) -> TemplateScope:
+        return TemplateScope(inputs=state.meta.inputs, nodes=state.meta.upstream, extra=extra)
+
+    async def _cancel_children(self, state: ControlState, reason: str) -> None:
+        for index in state.inflight:
+            verdict = await cancel_run(self._scripts, state.child_id(index), reason=reason)
+            if verdict == "ok":
+                logger.info("cancelled child %s of run %s: %s", state.child_id(index), state.run_id, reason)
+
+    async def _finish(self, state: ControlState) -> None:
+        """Cancel children still running and push the node's completion (once, give or take a crash)."""
+        outcome = state.outcome
+        if outcome is None:
+            return
+        await self._cancel_children(state, f"node {state.node_id} of run {state.run_id} {outcome.status}")
+        if state.signalled:
+            return
+        token = state.meta.token
+        signal = CompletionSignal(
+            run_id=token.run_id,
+            node_id=token.node_id,
+            token_id=token.token_id,
+            attempt=token.attempt,
+            status=outcome.status,
+            output_ref=(
+                await self._cas.store_output(outcome.output, self._settings.inline_output_max_bytes)
+                if outcome.status == "succeeded"
+                else None
+            ),
+            error=outcome.error,
+            started_at_ms=state.meta.started_at_ms,
+            ended_at_ms=now_ms(),
+        )
+        # The coordinator applies a token once, so a push repeated after a crash here is dropped as a duplicate.
+        await self._redis.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
+        await self._store.mark_signalled(state)
+        logger.info("run %s node %s %s", state.run_id, state.node_id, outcome.status)
+
+
+def _failed(error: NodeError) -> Outcome:
+    return Outcome(status="failed", error=error)
