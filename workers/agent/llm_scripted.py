@@ -356,7 +356,8 @@ class ScriptedLLM:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._server is not None and self._task is not None:
-            self._server.should_exit = True
+            # Scripted delays may still be sleeping in handlers; a test fixture need not wait for them.
+            self._server.should_exit = self._server.force_exit = True
             await self._task
 
 
