@@ -14,6 +14,8 @@ from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
 from orchestrator._state import Caller, State
 from orchestrator._submit import submit_run
+from workers.control import list_child_runs
+from workers.hitl import cancel_approvals
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -41,6 +43,7 @@ async def list_runs(
     caller: Caller,
     workflow: str | None = Query(default=None, max_length=300, description="workflow id or name"),
     status: str | None = Query(default=None, pattern="^(" + "|".join(RUN_STATUSES) + ")$"),
+    top_level: bool = Query(default=False, description="only runs that no other run started"),
     limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> dict[str, Any]:
@@ -53,6 +56,8 @@ async def list_runs(
     if status is not None:
         args.append(status)
         conditions.append(f"status = ${len(args)}")
+    if top_level:
+        conditions.append("parent_run_id IS NULL")
     if cursor is not None:
         created_at, last_id = decode_cursor(cursor)
         args += [created_at, last_id]
@@ -71,8 +76,10 @@ async def list_runs(
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
-    """A run with per-node state, outputs (or their CAS refs) and metrics."""
-    return await run_json(state, await find_run(state, caller.tenant_id, run_id))
+    """A run with per-node state, outputs (or their CAS refs), metrics and the child runs its nodes started."""
+    body = await run_json(state, await find_run(state, caller.tenant_id, run_id))
+    children = await list_child_runs(state.pool, state.redis, state.keys, caller.tenant_id, run_id)
+    return body | {"children": children}
 
 
 @router.get("/runs/{run_id}/definition")
@@ -90,6 +97,8 @@ async def cancel(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
     verdict = await cancel_run(state.scripts, run_id, reason=f"cancelled by {caller.name}")
     if verdict != "ok":
         raise ApiError(409, f"run {run_id} has already ended; nothing to cancel", code="run_ended")
+    # Descendants' approvals are cancelled by the hitl worker's sweeper, which cancels those of ended runs.
+    await cancel_approvals(state.pool, state.redis, state.keys, run_id)
     return await run_json(state, row)
 
 

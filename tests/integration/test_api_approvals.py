@@ -135,3 +135,18 @@ async def test_approvers_tenants_and_pages(api: Api) -> None:
     assert ended["status"] == "succeeded"
     nodes = {f"{a['node_id']}_ok": "succeeded", f"{b['node_id']}_ok": "skipped"}
     assert {n: ended["nodes"][n]["status"] for n in nodes} == nodes
+
+
+async def test_cancelling_the_run_over_http_cancels_its_approval(api: Api) -> None:
+    await api.create_workflow("gate-cancel", gated("g"))
+    run = await api.start_run("gate-cancel")
+    [approval] = await pending(api, run["id"])
+    cancelled = await api.request("POST", f"/api/v1/runs/{run['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    shown = await api.request("GET", f"/api/v1/approvals/{approval['id']}")
+    assert shown.json()["status"] == "cancelled"
+    alice = await api.new_key(role="member", name="alice")
+    late = await api.request(
+        "POST", f"/api/v1/approvals/{approval['id']}/decide", key=alice, json={"decision": "approve"}
+    )
+    assert late.status_code == 409
