@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Query, Response
 
+from common.compiler import CompileResult
 from common.errors import ValidationFailed
 from orchestrator._errors import not_found
 from orchestrator._jsonpatch import apply_ops
@@ -23,14 +24,25 @@ from orchestrator._workflows import (
     workflow_json,
     workflow_row_json,
 )
+from workers.control import check_workflow_references
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
+
+
+async def _refuse_self_inclusion(
+    db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, name: str, result: CompileResult
+) -> None:
+    """422 when the definition would run itself through workflow, loop or map nodes (``cycle: a -> b -> a``)."""
+    errors = await check_workflow_references(db, tenant_id, name, result.definition.to_json())
+    if errors:
+        raise ValidationFailed(errors)
 
 
 @router.post("/workflows", status_code=201)
 async def create_workflow(body: WorkflowCreate, state: State, caller: Caller) -> dict[str, Any]:
     """Create a workflow at version 1; 409 when the tenant already has one of that name."""
     result = compile_for(state, body.definition, body.name)
+    await _refuse_self_inclusion(state.pool, caller.tenant_id, body.name, result)
     async with state.pool.acquire() as conn, conn.transaction():
         try:
             row = await conn.fetchrow(
@@ -117,6 +129,7 @@ async def update_workflow(
     async with state.pool.acquire() as conn, conn.transaction():
         workflow = await find_workflow(conn, caller.tenant_id, ref, for_update=True)
         result = compile_for(state, body.definition, workflow["name"])
+        await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])
     response.status_code = 201 if created else 200
@@ -135,6 +148,7 @@ async def patch_workflow(
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
         result = compile_for(state, patched, workflow["name"])
+        await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])
     response.status_code = 201 if created else 200

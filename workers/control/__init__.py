@@ -2,6 +2,7 @@
 
 from workers.control._children import ChildrenConsumer
 from workers.control._handler import ControlHandler, control_handler
+from workers.control._listing import list_child_runs
 from workers.control._references import check_workflow_references, workflow_references
 from workers.control._settings import ControlWorkerSettings
 
@@ -11,5 +12,6 @@ __all__ = [
     "ControlWorkerSettings",
     "check_workflow_references",
     "control_handler",
+    "list_child_runs",
     "workflow_references",
 ]
