@@ -13,11 +13,22 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from common.cas import Cas
+from common.keys import CONTROL_GROUP, Keys
 from common.settings import EngineSettings
 from coordinator import cancel_run
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from workers.control import ControlWorkerSettings, check_workflow_references, control_handler
+from workers.control import (
+    ChildrenConsumer,
+    ControlHandler,
+    ControlWorkerSettings,
+    check_workflow_references,
+    control_handler,
+)
+from workers.control._advance import Advancer
+from workers.control._bodies import BodyResolver
+from workers.control._state import ControlStore
 from workers.http import HttpWorkerSettings, http_handler
 
 TENANT = "tenant-test"
@@ -353,3 +364,33 @@ async def test_repeated_child_end_is_counted_once(engine: Engine) -> None:
     await eventually(consumed)
     ended = [e for e in await engine.events(run_id) if e["type"] == "child_run_ended"]
     assert len(ended) == 2 and {e["data"]["status"] for e in ended} == {"succeeded"}
+
+
+async def test_ends_left_by_a_dead_consumer_are_reclaimed(
+    control_settings: ControlWorkerSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+) -> None:
+    keys = Keys(control_settings.key_prefix)
+    store = ControlStore(redis, keys)
+    advancer = Advancer(redis, keys, store, Cas(redis, keys, pg_pool), control_settings)
+    handler = ControlHandler(redis, keys, store, advancer, BodyResolver(pg_pool, 5), control_settings)
+    live = ChildrenConsumer(redis, keys, store, advancer, control_settings, "live")
+    await live.ensure_group()
+    definition = {"name": "fan", "nodes": [{"id": "each", "type": "map",
+                                            "config": {"items": [1, 2, 3], "body": double_body(), "concurrency": 1,
+                                                       "inputs": {"x": "{{ item }}"}}}]}  # fmt: skip
+    async with Engine(control_settings, redis, handlers=[handler], pool=pg_pool) as engine:
+        run_id = await engine.submit(definition)
+        for index in range(3):
+
+            async def first_child_ended() -> list[Any]:
+                return list(await redis.xreadgroup(CONTROL_GROUP, "dead", {keys.children: ">"}, count=10))
+
+            # A consumer that dies holding the record: it stays pending until the live one reclaims it.
+            await eventually(first_child_ended)
+            assert await live.reclaim() == 0
+            pending = await redis.xpending(keys.children, CONTROL_GROUP)
+            assert pending["pending"] == 1
+            await redis.xclaim(keys.children, CONTROL_GROUP, "dead", 0, [pending["min"]], idle=60_000, justid=True)
+            assert await live.reclaim() == 1, index
+        assert await engine.wait_ended(run_id) == "succeeded"
+        assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}
