@@ -20,7 +20,7 @@ from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
 
-WORKER_TYPES = ("builtin", "http", "hitl", "control")
+WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
 
 
 @contextlib.asynccontextmanager
@@ -43,6 +43,11 @@ async def _handler_for(
         from workers.control import ControlWorkerSettings, control_handler
 
         async with control_handler(ControlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
+            yield handler
+    elif node_type == "agent":
+        from workers.agent import AgentWorkerSettings, agent_handler
+
+        async with agent_handler(AgentWorkerSettings(**settings.model_dump()), pool, redis) as handler:
             yield handler
     else:
         raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")

@@ -1,0 +1,260 @@
+"""The ``agent`` node: runs the agent program in a runtime, streams its log, and turns its result into the node's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import asyncpg
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from common.errors import NodeFailed
+from common.keys import Keys
+from common.node_configs import AgentConfig
+from workers._handler import NodeContext, NodeResult
+from workers.agent._budget import TokenBudget
+from workers.agent._credentials import AgentCredentials
+from workers.agent._logs import NodeLog
+from workers.agent._redact import Redactor
+from workers.agent._runtimes import AgentRuntime, RuntimeFactory, RuntimeFailure, RuntimeJob
+from workers.agent._settings import AgentWorkerSettings
+from workers.agent.program import AgentJob, AgentResult, parse_result_line
+
+logger = logging.getLogger(__name__)
+
+# Failures worth another attempt under the node's retry policy; every other reason would fail the same way again.
+RETRYABLE_ERRORS = frozenset({"provider_error", "crash", "runtime_error"})
+
+
+@dataclass
+class _Execution:
+    """What following the program produced."""
+
+    exit_status: int | None = None
+    result_line: str | None = None
+    timed_out: bool = False
+
+
+class AgentHandler:
+    """Runs ``agent`` nodes, one program execution per attempt."""
+
+    node_type: ClassVar[str] = "agent"
+    reports_start: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        settings: AgentWorkerSettings,
+        pool: asyncpg.Pool | None,
+        redis: aioredis.Redis,
+        *,
+        runtimes: RuntimeFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._redis = redis
+        self._keys = Keys(settings.key_prefix)
+        self._runtimes = runtimes or RuntimeFactory(settings)
+        self._budget = TokenBudget(redis, self._keys, settings.agent_daily_token_budget)
+        self._credentials = AgentCredentials(redis, self._keys)
+
+    async def __call__(self, ctx: NodeContext) -> NodeResult:
+        config = _parse_config(ctx)
+        await self._check_budget(ctx.tenant_id)
+        settings = self._settings
+        deadline_s = config.timeout_s + settings.agent_timeout_grace_s
+        wants_api = config.tools is None or "patch_workflow" in config.tools
+        api_token = None
+        if wants_api:
+            api_token = await self._credentials.mint(
+                tenant_id=ctx.tenant_id,
+                run_id=ctx.run_id,
+                node_id=ctx.node_id,
+                ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
+            )
+        llm_key = settings.llm_api_key.get_secret_value()
+        secrets = [llm_key, *(value.get_secret_value() for value in settings.agent_secret_values)]
+        redactor = Redactor([*secrets, *([api_token] if api_token else [])])
+        payload = self._job_payload(ctx, config, api_token)
+        job = RuntimeJob(ctx.run_id, ctx.node_id, ctx.token.attempt, payload, deadline_s)
+        runtime = self._runtimes()
+        started = time.monotonic()
+        log = NodeLog(
+            self._redis,
+            self._keys,
+            run_id=ctx.run_id,
+            node_id=ctx.node_id,
+            attempt=ctx.token.attempt,
+            redactor=redactor,
+            cap_bytes=settings.agent_log_cap_bytes,
+            ttl_s=settings.agent_log_ttl_s,
+        )
+        try:
+            async with log:
+                execution = await self._execute(runtime, job, log)
+        finally:
+            # Shielded: a cancelled node (its run ended) still stops its program and keeps its log.
+            await asyncio.shield(self._clean_up(runtime, log, api_token))
+        elapsed_s = time.monotonic() - started
+        result = self._outcome(execution, config, redactor)
+        await self._budget.add(ctx.tenant_id, result.usage.total_tokens)
+        logger.info(
+            "agent %s/%s attempt %d: %s in %.2fs, %d steps, %d tokens, %d log lines%s",
+            ctx.run_id,
+            ctx.node_id,
+            ctx.token.attempt,
+            result.status,
+            elapsed_s,
+            result.steps,
+            result.usage.total_tokens,
+            log.totals.lines,
+            " (truncated)" if log.totals.truncated else "",
+        )
+        if result.status == "succeeded":
+            return NodeResult(output=result.output)
+        error = result.error
+        error_type = error.type if error else "error"
+        raise NodeFailed(
+            error.message if error else "agent failed without saying why",
+            retryable=error_type in RETRYABLE_ERRORS,
+            error_type=error_type,
+        )
+
+    async def _check_budget(self, tenant_id: str) -> None:
+        used = await self._budget.used(tenant_id)
+        if used >= self._budget.daily_limit:
+            raise NodeFailed(
+                f"tenant {tenant_id!r} is over its daily agent token budget: used {used} of"
+                f" {self._budget.daily_limit} tokens today (UTC)",
+                retryable=False,
+                error_type="budget_exceeded",
+            )
+
+    def _job_payload(self, ctx: NodeContext, config: AgentConfig, api_token: str | None) -> bytes:
+        settings = self._settings
+        job: dict[str, Any] = {
+            "v": 1,
+            "run_id": ctx.run_id,
+            "node_id": ctx.node_id,
+            "attempt": ctx.token.attempt,
+            "prompt": config.prompt,
+            "system": config.system,
+            "tools": config.tools,
+            "model": config.model or settings.llm_model,
+            "max_steps": config.max_steps,
+            "max_tokens": config.max_tokens,
+            "timeout_s": config.timeout_s,
+            "output_schema": config.output_schema,
+            "context": {"inputs": ctx.inputs, "upstream": ctx.upstream},
+            "llm": {
+                "base_url": settings.llm_base_url,
+                "api_key": settings.llm_api_key.get_secret_value(),
+                "max_retries": settings.llm_max_retries,
+                "breaker_threshold": settings.llm_breaker_threshold,
+            },
+            "api": {"url": settings.api_url, "token": api_token} if api_token else None,
+            "http": {
+                "allowlist": sorted(settings.http_allowlist),
+                "deny_paths": sorted(settings.http_deny_paths),
+                "max_response_bytes": settings.http_max_response_bytes,
+            },
+        }
+        try:
+            AgentJob.model_validate(job)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise NodeFailed(f"agent job: {problems}", retryable=False, error_type="invalid_config") from None
+        return json.dumps(job, default=str).encode()
+
+    async def _execute(self, runtime: AgentRuntime, job: RuntimeJob, log: NodeLog) -> _Execution:
+        execution = _Execution()
+        try:
+            lines = await runtime.start(job)
+        except RuntimeFailure as exc:
+            raise NodeFailed(str(exc), retryable=True, error_type="runtime_error") from exc
+
+        async def follow() -> None:
+            async for line in lines:
+                if await log.add(line) == "result":
+                    execution.result_line = line
+            execution.exit_status = await runtime.wait()
+
+        try:
+            await asyncio.wait_for(follow(), job.deadline_s)
+        except TimeoutError:
+            execution.timed_out = True
+            await runtime.kill()
+        except RuntimeFailure as exc:
+            raise NodeFailed(str(exc), retryable=True, error_type="runtime_error") from exc
+        return execution
+
+    def _outcome(self, execution: _Execution, config: AgentConfig, redactor: Redactor) -> AgentResult:
+        """The program's result, or the failure that stands in for it (timeout, crash, no result)."""
+        if execution.timed_out:
+            grace_s = self._settings.agent_timeout_grace_s
+            return _failed(
+                "timeout", f"agent gave no result within timeout_s={config.timeout_s:g}s (+{grace_s:g}s grace); killed"
+            )
+        status = execution.exit_status
+        if status not in (0, 1):
+            how = f"killed by signal {-status}" if status is not None and status < 0 else f"exit status {status}"
+            return _failed("crash", f"agent process crashed ({how}); see its log")
+        if execution.result_line is None:
+            return _failed("no_result", f"agent process exited with status {status} without printing a result line")
+        try:
+            # Only known secret values are taken out: the output is data, not log text.
+            return parse_result_line(redactor.redact_values(execution.result_line))
+        except ValueError as exc:
+            return _failed("no_result", str(exc)[:1000])
+
+    async def _clean_up(self, runtime: AgentRuntime, log: NodeLog, api_token: str | None) -> None:
+        try:
+            await runtime.close()
+        except Exception:
+            logger.exception("agent %s/%s: the runtime did not clean up", log.run_id, log.node_id)
+        if api_token is not None:
+            await self._credentials.revoke(api_token)
+        if self._pool is not None:
+            try:
+                await log.archive(self._pool)
+            except Exception:
+                logger.exception("agent %s/%s: the log could not be archived", log.run_id, log.node_id)
+
+    def close(self) -> None:
+        """Release the runtimes' shared client."""
+        self._runtimes.close()
+
+
+def _failed(error_type: str, message: str) -> AgentResult:
+    return AgentResult.model_validate({"status": "failed", "error": {"type": error_type, "message": message}})
+
+
+def _parse_config(ctx: NodeContext) -> AgentConfig:
+    try:
+        return AgentConfig.model_validate(ctx.config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
+        )
+        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
+
+
+@asynccontextmanager
+async def agent_handler(
+    settings: AgentWorkerSettings, pool: asyncpg.Pool | None, redis: aioredis.Redis
+) -> AsyncIterator[AgentHandler]:
+    """An ``AgentHandler`` whose runtime client is closed when the block ends."""
+    handler = AgentHandler(settings, pool, redis)
+    try:
+        yield handler
+    finally:
+        with contextlib.suppress(Exception):
+            handler.close()
