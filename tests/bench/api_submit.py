@@ -1,4 +1,4 @@
-"""POST /api/v1/runs latency under 50 concurrent clients: uvicorn on 127.0.0.1, the real engine in-process.
+"""POST /api/v1/runs latency under 50 concurrent clients against the API and engine as separate processes.
 
 Not a test. Run with ``.venv/bin/python -m tests.bench.api_submit``; appends its figures to docs/benchmarks.md.
 Needs the Redis and Postgres of tests/conftest.py (AOB_TEST_REDIS_URL / AOB_TEST_DATABASE_URL).
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,12 +20,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from common.db import create_pool, migrate
+from common.db import migrate
 from common.redis_client import connect_redis
-from common.settings import EngineSettings
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.support.api import ADMIN_KEY, api_settings, chain_definition, served_api
-from tests.support.engine import Engine
+from tests.support.api import ADMIN_KEY, chain_definition
+from tests.support.processes import ServiceProcess
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
@@ -44,37 +45,72 @@ async def client_loop(url: str, requests: int, latencies_ms: list[float], errors
                 errors.append(response.status_code)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"API at {url} not ready within {timeout_s}s")
+            await asyncio.sleep(0.2)
+
+
 async def bench(clients: int, per_client: int) -> dict[str, float]:
+    """Serve the API, a coordinator and a built-in worker as separate processes, as `aob up` does."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     prefix = f"bench{uuid.uuid4().hex[:8]}:"
     await migrate(DATABASE_URL, schema)
-    redis = connect_redis(REDIS_URL, max_connections=256)
-    pool = await create_pool(DATABASE_URL, schema, max_size=20)
-    base = EngineSettings(redis_url=REDIS_URL, database_url=DATABASE_URL, key_prefix=prefix, db_schema=schema)
-    limits = 10**9
-    settings = api_settings(
-        base,
-        rate_global_per_min=limits,
-        rate_key_per_min=limits,
-        rate_runs_no_agents_per_min=limits,
-        max_active_runs_per_tenant=limits,
-        log_json=False,
-    )
+    port = free_port()
+    limits = str(10**9)
+    env = {
+        "AOB_REDIS_URL": REDIS_URL,
+        "AOB_DATABASE_URL": DATABASE_URL,
+        "AOB_KEY_PREFIX": prefix,
+        "AOB_DB_SCHEMA": schema,
+        "AOB_ADMIN_KEY": ADMIN_KEY,
+        "AOB_API_PORT": str(port),
+        "AOB_LOG_LEVEL": "WARNING",
+        "AOB_RATE_GLOBAL_PER_MIN": limits,
+        "AOB_RATE_KEY_PER_MIN": limits,
+        "AOB_RATE_RUNS_NO_AGENTS_PER_MIN": limits,
+        "AOB_MAX_ACTIVE_RUNS_PER_TENANT": limits,
+    }
+    logs = Path(tempfile.mkdtemp(prefix="aob-api-bench-"))
+    services = [
+        ServiceProcess(["orchestrator"], env, logs / "orchestrator.log"),
+        ServiceProcess(["coordinator"], env, logs / "coordinator.log"),
+        ServiceProcess(["worker", "builtin"], env, logs / "worker.log"),
+    ]
+    url = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
     errors: list[int] = []
+    redis = connect_redis(REDIS_URL)
     try:
-        async with Engine(settings, redis, pool=pool), served_api(settings, redis, pool) as url:
-            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
-                created = await client.post(
-                    "/api/v1/workflows", json={"name": "bench/chain", "definition": chain_definition(3)}
-                )
-                created.raise_for_status()
-            await asyncio.gather(*(client_loop(url, 5, [], []) for _ in range(clients)))  # warm-up
-            started = time.perf_counter()
-            await asyncio.gather(*(client_loop(url, per_client, latencies, errors) for _ in range(clients)))
-            elapsed = time.perf_counter() - started
+        for service in services:
+            service.start()
+        await wait_ready(url)
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+            created = await client.post(
+                "/api/v1/workflows", json={"name": "bench/chain", "definition": chain_definition(3)}
+            )
+            created.raise_for_status()
+        await asyncio.gather(*(client_loop(url, 5, [], []) for _ in range(clients)))  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(url, per_client, latencies, errors) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
     finally:
-        await pool.close()
+        for service in services:
+            service.stop()
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
         for i in range(0, len(keys), 1000):
             await redis.delete(*keys[i : i + 1000])
@@ -97,9 +133,9 @@ def report(clients: int, figures: dict[str, float]) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"\n## API run submission — {now}, commit {commit}\n\n"
-        f"`POST /api/v1/runs` (3-node noop chain) from {clients} concurrent clients; one uvicorn process on"
-        " 127.0.0.1 with the coordinator, built-in worker and recorder in the same process; Redis 7 and"
-        " Postgres 15 on loopback, 2 cores.\n\n"
+        f"`POST /api/v1/runs` (3-node noop chain) from {clients} concurrent clients in the benchmark process;"
+        " `aob orchestrator`, `aob coordinator` and `aob worker builtin` as separate processes, as `aob up` runs"
+        " them; Redis 7 and Postgres 15 on loopback, 2 cores.\n\n"
         "| requests | non-201 | p50 ms | p99 ms | mean ms | requests/s |\n|---|---|---|---|---|---|\n"
         f"| {figures['requests']:.0f} | {figures['errors']:.0f} | {figures['p50']:.1f} | {figures['p99']:.1f}"
         f" | {figures['mean']:.1f} | {figures['rps']:.0f} |\n"
