@@ -28,6 +28,7 @@ SERVICES: tuple[tuple[str, ...], ...] = (
     ("worker", "http"),
     ("worker", "hitl"),
     ("worker", "agent"),
+    ("worker", "control"),
     ("orchestrator",),
     ("fanout",),
 )
