@@ -38,6 +38,7 @@ ROUTERS = (
     "orchestrator.routes.meta",
     "orchestrator.routes.approvals",
     "orchestrator.routes.events",
+    "orchestrator.routes.logs",
     "orchestrator.routes.ui",
 )
 
