@@ -94,3 +94,22 @@ describe("applyPatch", () => {
     expect(() => applyPatch(definition, [{ op: "frob", path: "/x" }])).toThrow(/op "frob"/);
   });
 });
+
+describe("patched nodes", () => {
+  it("places nodes without positions right of their sources, keeping the others", () => {
+    const def: Definition = {
+      nodes: [
+        { id: "a", type: "noop", metadata: { ui: { x: 0, y: 0 } } },
+        { id: "b", type: "noop", metadata: { ui: { x: 300, y: 0 } } },
+        { id: "c", type: "noop" },
+        { id: "d", type: "noop" },
+      ],
+      edges: [{ from: "a", to: "b" }, { from: "b", to: "c" }, { from: "c", to: "d" }],
+    };
+    const pos = Object.fromEntries(definitionToCanvas(def).nodes.map((n) => [n.id, n.position]));
+    expect(pos.a).toEqual({ x: 0, y: 0 });
+    expect(pos.b).toEqual({ x: 300, y: 0 });
+    expect(pos.c.x).toBeGreaterThan(300);
+    expect(pos.d.x).toBeGreaterThan(pos.c.x);
+  });
+});

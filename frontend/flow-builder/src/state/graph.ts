@@ -47,16 +47,44 @@ export function definitionToCanvas(definition: Definition): { nodes: FlowNode[];
     position: storedPosition(spec) ?? { x: 0, y: 0 },
     data: { spec: withoutPosition(spec) },
   }));
-  if ((specs ?? []).some((spec) => !storedPosition(spec))) nodes = layout(nodes, edges);
+  const missing = new Set((specs ?? []).filter((spec) => !storedPosition(spec)).map((spec) => spec.id));
+  if (missing.size === nodes.length) nodes = layout(nodes, edges);
+  else if (missing.size) nodes = placeMissing(nodes, edges, missing);
   return { nodes, edges, meta };
+}
+
+/** Nodes without a position (added by a patch) go right of their sources, one below the other. */
+function placeMissing(nodes: FlowNode[], edges: FlowEdge[], missing: Set<string>): FlowNode[] {
+  const placed = new Map(nodes.filter((n) => !missing.has(n.id)).map((n) => [n.id, n.position]));
+  const stacked = new Map<string, number>();
+  let pending = nodes.filter((n) => missing.has(n.id));
+  while (pending.length) {
+    const before = pending.length;
+    pending = pending.filter((node) => {
+      const sources = edges.filter((e) => e.target === node.id).map((e) => placed.get(e.source));
+      if (sources.length && sources.every((p) => !p)) return true;
+      const known = sources.filter((p): p is { x: number; y: number } => !!p);
+      const x = known.length ? Math.max(...known.map((p) => p.x)) + NODE_WIDTH + 70 : 0;
+      const y = known.length ? known[0].y : Math.max(0, ...[...placed.values()].map((p) => p.y)) + NODE_HEIGHT + 40;
+      const slot = `${x}`;
+      const offset = stacked.get(slot) ?? 0;
+      stacked.set(slot, offset + 1);
+      placed.set(node.id, { x, y: y + offset * (NODE_HEIGHT + 30) });
+      return false;
+    });
+    if (pending.length === before) {
+      for (const node of pending) placed.set(node.id, { x: 0, y: 0 });
+      break;
+    }
+  }
+  return nodes.map((n) => (missing.has(n.id) ? { ...n, position: placed.get(n.id) ?? n.position } : n));
 }
 
 function withoutPosition(spec: NodeSpec): NodeSpec {
   if (!spec.metadata || !("ui" in spec.metadata)) return spec;
   const { ui: _ui, ...rest } = spec.metadata;
-  const copy = { ...spec, metadata: rest };
-  if (Object.keys(rest).length === 0) delete copy.metadata;
-  return copy;
+  const { metadata: _metadata, ...bare } = spec;
+  return Object.keys(rest).length ? { ...bare, metadata: rest } : bare;
 }
 
 /** The definition the canvas shows; positions are rounded into ``metadata.ui`` unless ``positions`` is false. */

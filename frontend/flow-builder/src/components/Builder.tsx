@@ -1,0 +1,337 @@
+// The builder: palette, canvas and side panel; live validation, save as a new version, compare versions, run.
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  addEdge,
+  useEdgesState,
+  useNodesState,
+  useReactFlow,
+  type Connection,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { ApiError, describeError } from "../api/client";
+import type { Definition, NodeType, Page, Validation, Workflow } from "../api/types";
+import { go, useSession } from "../session";
+import {
+  canvasToDefinition,
+  definitionToCanvas,
+  edgeLabel,
+  freshNodeId,
+  layout,
+  type DefinitionMeta,
+  type FlowEdge,
+  type FlowNode,
+} from "../state/graph";
+import { pinErrors } from "../state/validation";
+import { nodeTypes } from "./FlowNode";
+import { EdgeEditor, NodeEditor, WorkflowEditor } from "./Editors";
+import { RunDialog } from "./RunDialog";
+import { VersionsPanel, type Comparison } from "./VersionsPanel";
+
+const DEFAULT_CONFIG: Record<string, Record<string, unknown>> = {
+  hitl: { title: "Approve?" },
+  transform: { output: {} },
+  delay: { seconds: 1 },
+  http: { method: "GET", url: "" },
+  agent: { prompt: "" },
+};
+
+const EMPTY_META: DefinitionMeta = { inputs: { type: "object", properties: {} } };
+
+export function Builder(props: { workflowRef: string | null }) {
+  return (
+    <ReactFlowProvider>
+      <BuilderInner {...props} />
+    </ReactFlowProvider>
+  );
+}
+
+function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
+  const { api } = useSession();
+  const flow = useReactFlow();
+  const [types, setTypes] = useState<NodeType[]>([]);
+  const [workflows, setWorkflows] = useState<Workflow[]>([]);
+  const [nodes, setNodes, onNodesChange] = useNodesState<FlowNode>([]);
+  const [edges, setEdges, onEdgesChange] = useEdgesState<FlowEdge>([]);
+  const [meta, setMeta] = useState<DefinitionMeta>(EMPTY_META);
+  const [name, setName] = useState("");
+  const [saved, setSaved] = useState<{ name: string; version: number; json: string } | null>(null);
+  const [validation, setValidation] = useState<Validation | null>(null);
+  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+  const [panel, setPanel] = useState<"edit" | "versions">("edit");
+  const [comparison, setComparison] = useState<Comparison | null>(null);
+  const [running, setRunning] = useState(false);
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  const load = useCallback(
+    (definition: Definition, workflowName: string) => {
+      const canvas = definitionToCanvas(definition);
+      setNodes(canvas.nodes);
+      setEdges(canvas.edges);
+      setMeta(canvas.meta);
+      setName(workflowName);
+      setTimeout(() => void flow.fitView({ padding: 0.2, maxZoom: 1 }), 50);
+    },
+    [flow, setEdges, setNodes],
+  );
+
+  useEffect(() => {
+    api.get<Page<NodeType>>("/api/v1/node-types").then((page) => setTypes(page.items)).catch((e) => setMessage({ text: describeError(e), error: true }));
+    api.get<Page<Workflow>>("/api/v1/workflows?limit=200").then((page) => setWorkflows(page.items)).catch(() => {});
+  }, [api]);
+
+  useEffect(() => {
+    if (!workflowRef) return;
+    api
+      .get<Workflow>(`/api/v1/workflows/${encodeURIComponent(workflowRef)}`)
+      .then((wf) => {
+        load(wf.definition, wf.name);
+        const canvas = definitionToCanvas(wf.definition);
+        setSaved({ name: wf.name, version: wf.version, json: JSON.stringify(canvasToDefinition(canvas.meta, canvas.nodes, canvas.edges)) });
+      })
+      .catch((e) => setMessage({ text: describeError(e), error: true }));
+  }, [api, workflowRef, load]);
+
+  const definition = useMemo(() => canvasToDefinition({ ...meta, name: name || undefined }, nodes, edges, { positions: false }), [meta, name, nodes, edges]);
+  const definitionKey = JSON.stringify(definition);
+
+  useEffect(() => {
+    if (!definition.nodes.length) {
+      setValidation(null);
+      return;
+    }
+    const timer = setTimeout(() => {
+      api
+        .post<Validation>("/api/v1/validate", { definition })
+        .then(setValidation)
+        .catch((e) => {
+          // A 422 means the body itself was refused; its details are the errors to pin.
+          if (e instanceof ApiError && e.status === 422 && Array.isArray(e.details)) {
+            setValidation({ valid: false, errors: e.details.map(String), warnings: [] });
+          } else setMessage({ text: describeError(e), error: true });
+        });
+    }, 300);
+    return () => clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [api, definitionKey]);
+
+  const pinned = useMemo(() => pinErrors(definition, validation?.errors ?? []), [definition, validation]);
+  const pinnedWarnings = useMemo(() => pinErrors(definition, validation?.warnings ?? []), [definition, validation]);
+
+  const shownNodes = useMemo(
+    () => (comparison ? comparison.nodes : nodes.map((n) => ({ ...n, data: { ...n.data, overlay: { errors: pinned.nodes[n.id] } } }))),
+    [comparison, nodes, pinned],
+  );
+  const shownEdges = useMemo(
+    () => (comparison ? comparison.edges : edges.map((e, i) => ({ ...e, className: pinned.edges[i] ? "invalid" : undefined }))),
+    [comparison, edges, pinned],
+  );
+
+  const onConnect = useCallback(
+    (connection: Connection) => {
+      const source = nodes.find((n) => n.id === connection.source);
+      const data: { branch?: string } = {};
+      if (source?.data.spec.type === "hitl") {
+        const used = new Set(edges.filter((e) => e.source === connection.source).map((e) => e.data?.branch));
+        data.branch = used.has("approved") ? "rejected" : "approved";
+      }
+      setEdges((current) =>
+        addEdge({ ...connection, id: `e${Date.now()}:${connection.source}->${connection.target}`, data, label: edgeLabel(data) }, current),
+      );
+    },
+    [nodes, edges, setEdges],
+  );
+
+  const onDrop = useCallback(
+    (event: React.DragEvent) => {
+      event.preventDefault();
+      const type = event.dataTransfer.getData("application/aob-node-type");
+      if (!type) return;
+      const position = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      setNodes((current) => {
+        const id = freshNodeId(type, current.map((n) => n.id));
+        const spec = { id, type, config: structuredClone(DEFAULT_CONFIG[type] ?? {}) };
+        const node: FlowNode = { id, type: "aob", position: { x: position.x - 95, y: position.y - 32 }, data: { spec } };
+        return [...current.map((n) => ({ ...n, selected: false })), { ...node, selected: true }];
+      });
+    },
+    [flow, setNodes],
+  );
+
+  const currentJson = () => JSON.stringify(canvasToDefinition({ ...meta, name: name || undefined }, nodes, edges));
+
+  const save = async (): Promise<{ name: string; version: number } | null> => {
+    const workflowName = name.trim();
+    if (!workflowName) {
+      setMessage({ text: "Give the workflow a name before saving.", error: true });
+      return null;
+    }
+    const body = JSON.parse(currentJson()) as Definition;
+    try {
+      const result =
+        saved && saved.name === workflowName
+          ? await api.put<Workflow & { created: boolean }>(`/api/v1/workflows/${encodeURIComponent(workflowName)}`, { definition: body })
+          : await api.post<Workflow>("/api/v1/workflows", { name: workflowName, definition: body });
+      const created = "created" in result ? (result as { created: boolean }).created : true;
+      setSaved({ name: result.name, version: result.version, json: JSON.stringify(body) });
+      setMessage({ text: created ? `Saved ${result.name} as version ${result.version}.` : `No changes: ${result.name} stays at version ${result.version}.` });
+      history.replaceState(null, "", `#/builder/${encodeURIComponent(result.name)}`);
+      api.get<Page<Workflow>>("/api/v1/workflows?limit=200").then((page) => setWorkflows(page.items)).catch(() => {});
+      return { name: result.name, version: result.version };
+    } catch (e) {
+      setMessage({ text: describeError(e), error: true });
+      return null;
+    }
+  };
+
+  const startRun = async () => {
+    if (!saved || saved.json !== currentJson() || saved.name !== name.trim()) {
+      if (!(await save())) return;
+    }
+    setRunning(true);
+  };
+
+  const importFile = async (file: File) => {
+    try {
+      const parsed = JSON.parse(await file.text()) as Definition & { definition?: Definition; name?: string };
+      const definitionIn = parsed.definition ?? parsed;
+      if (!Array.isArray(definitionIn.nodes)) throw new Error("expected a definition with a 'nodes' list");
+      load({ ...definitionIn, edges: definitionIn.edges ?? [] }, parsed.name ?? definitionIn.name ?? file.name.replace(/\.json$/, ""));
+      setSaved(null);
+      setMessage({ text: `Imported ${file.name}.` });
+    } catch (e) {
+      setMessage({ text: `Import of ${file.name} failed: ${describeError(e)}`, error: true });
+    }
+  };
+
+  const exportFile = () => {
+    const blob = new Blob([JSON.stringify(JSON.parse(currentJson()), null, 2)], { type: "application/json" });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `${name || "workflow"}.json`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+  };
+
+  const selectedNode = nodes.find((n) => n.selected);
+  const selectedEdgeIndex = edges.findIndex((e) => e.selected);
+  const dirty = !saved || saved.json !== currentJson() || saved.name !== name.trim();
+  const errorCount = validation?.errors.length ?? 0;
+
+  return (
+    <>
+      <aside className="sidebar">
+        <h2>Workflows</h2>
+        <select aria-label="open workflow" value={saved?.name ?? ""} onChange={(e) => (e.target.value ? go("builder", e.target.value) : go("builder", "new"))}>
+          <option value="">(new workflow)</option>
+          {workflows.map((w) => <option key={w.id} value={w.name}>{w.name} (v{w.version})</option>)}
+        </select>
+        <h2 style={{ marginTop: 14 }}>Node types</h2>
+        <p className="muted">Drag onto the canvas.</p>
+        {types.map((t) => (
+          <div
+            key={t.type}
+            className="palette-item"
+            draggable
+            data-testid={`palette-${t.type}`}
+            onDragStart={(e) => {
+              e.dataTransfer.setData("application/aob-node-type", t.type);
+              e.dataTransfer.effectAllowed = "move";
+            }}
+          >
+            <b>{t.type}</b>
+            <small title={t.config_schema.description}>{t.config_schema.description}</small>
+          </div>
+        ))}
+      </aside>
+      <section className="canvas">
+        <div className="toolbar">
+          <input className="name" aria-label="workflow name" placeholder="workflow name" value={name} onChange={(e) => setName(e.target.value)} />
+          {validation === null ? (
+            <span className="badge">no nodes</span>
+          ) : errorCount ? (
+            <span className="badge bad" data-testid="validity">{errorCount} error{errorCount > 1 ? "s" : ""}</span>
+          ) : (
+            <span className="badge ok" data-testid="validity">valid</span>
+          )}
+          {saved && <span className="badge">v{saved.version}{dirty ? " · unsaved" : ""}</span>}
+          <button className="primary" onClick={() => void save()} disabled={!nodes.length}>Save</button>
+          <button onClick={() => void startRun()} disabled={!nodes.length || errorCount > 0}>Run…</button>
+          <button onClick={() => setNodes(layout(nodes, edges))} disabled={!nodes.length}>Auto-layout</button>
+          <button onClick={() => fileInput.current?.click()}>Import</button>
+          <button onClick={exportFile} disabled={!nodes.length}>Export</button>
+          <button onClick={() => setPanel(panel === "versions" ? "edit" : "versions")} disabled={!saved}>Versions</button>
+          <input ref={fileInput} type="file" accept="application/json,.json" hidden onChange={(e) => e.target.files?.[0] && void importFile(e.target.files[0])} />
+        </div>
+        {message && (
+          <div className={message.error ? "alert" : "notice"} role={message.error ? "alert" : "status"} style={{ margin: "6px 10px" }}>
+            {message.text} <button onClick={() => setMessage(null)}>×</button>
+          </div>
+        )}
+        <div className="flow" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas">
+          <ReactFlow
+            nodes={shownNodes}
+            edges={shownEdges}
+            nodeTypes={nodeTypes}
+            onNodesChange={comparison ? undefined : onNodesChange}
+            onEdgesChange={comparison ? undefined : onEdgesChange}
+            onConnect={comparison ? undefined : onConnect}
+            deleteKeyCode={comparison ? null : ["Delete", "Backspace"]}
+            nodesConnectable={!comparison}
+            defaultViewport={{ x: 0, y: 0, zoom: 1 }}
+          >
+            <Background />
+            <Controls />
+            <MiniMap pannable zoomable />
+          </ReactFlow>
+        </div>
+      </section>
+      <aside className="panel">
+        {panel === "versions" && saved ? (
+          <VersionsPanel
+            workflow={saved.name}
+            comparison={comparison}
+            onCompare={setComparison}
+            onOpen={(def, version) => {
+              setComparison(null);
+              load(def, saved.name);
+              setMessage({ text: `Opened version ${version}; saving makes it the latest again.` });
+            }}
+          />
+        ) : selectedNode ? (
+          <NodeEditor
+            node={selectedNode}
+            nodes={nodes}
+            edges={edges}
+            inputs={meta.inputs}
+            schema={types.find((t) => t.type === selectedNode.data.spec.type)?.config_schema}
+            errors={pinned.nodes[selectedNode.id] ?? []}
+            warnings={pinnedWarnings.nodes[selectedNode.id] ?? []}
+            setNodes={setNodes}
+            setEdges={setEdges}
+          />
+        ) : selectedEdgeIndex >= 0 ? (
+          <EdgeEditor
+            edge={edges[selectedEdgeIndex]}
+            sourceType={nodes.find((n) => n.id === edges[selectedEdgeIndex].source)?.data.spec.type}
+            errors={pinned.edges[selectedEdgeIndex] ?? []}
+            setEdges={setEdges}
+          />
+        ) : (
+          <WorkflowEditor meta={meta} setMeta={setMeta} validation={validation} workflowErrors={pinned.workflow} workflowWarnings={pinnedWarnings.workflow} />
+        )}
+      </aside>
+      {running && saved && (
+        <RunDialog
+          workflow={saved.name}
+          version={saved.version}
+          inputs={meta.inputs}
+          onClose={() => setRunning(false)}
+        />
+      )}
+    </>
+  );
+}
