@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -68,7 +69,19 @@ class TextFormatter(logging.Formatter):
 
 
 class _AobHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler configure_logging installs; marked so a second call replaces it and leaves others alone."""
+    """The handler configure_logging installs; marked so a second call replaces it and leaves others alone.
+
+    It writes to whatever ``sys.stderr`` is when a record is emitted, not the stream of the moment it was made:
+    a caller that swaps stderr (a test capturing output) must not leave the handler on a closed file.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
 
 
 def configure_logging(level: str, json: bool) -> None:

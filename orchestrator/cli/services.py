@@ -184,11 +184,11 @@ async def _run_until_signalled(service: Awaitable[None]) -> int:
 
 
 def _run_service(command: str, module: str, function: str, settings: CommonSettings, *args: Any) -> int:
-    _configure_logging(settings)
     _require(settings.redis_url, "AOB_REDIS_URL", command)
     if not isinstance(settings, FanoutSettings):
         _require(settings.database_url, "AOB_DATABASE_URL", command)
     entry = _entry_point(module, function, command)
+    _configure_logging(settings)
     return asyncio.run(_run_until_signalled(entry(*args, settings)))
 
 
