@@ -4,9 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up demo test test-unit test-integration test-shell lint format migrate bench clean
+.PHONY: install up demo test test-unit test-integration test-shell test-frontend ui-skipped lint format migrate bench clean
 
-install: $(STAMP)
+# The flow-builder UI (frontend/flow-builder) is built when npm is present; the API runs without it.
+NPM := $(shell command -v npm 2>/dev/null)
+UI_DIR := frontend/flow-builder
+UI_BUILD := $(UI_DIR)/dist/index.html
+UI_DEPS := $(UI_DIR)/node_modules/.installed
+UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/index.html $(UI_DIR)/vite.config.ts $(UI_DIR)/tsconfig.json -type f 2>/dev/null)
+
+install: $(STAMP) $(if $(NPM),$(UI_BUILD),ui-skipped)
+
+$(UI_DEPS): $(UI_DIR)/package-lock.json
+	cd $(UI_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+$(UI_BUILD): $(UI_DEPS) $(UI_SOURCES)
+	cd $(UI_DIR) && npm run build
+
+ui-skipped:
+	@echo "*** npm not found: the flow-builder UI is NOT built (install Node.js 20+ and npm, then make install)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,12 +32,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 up: install
+	@test -f $(UI_BUILD) || echo "*** UI assets missing ($(UI_BUILD)): / will say so; install Node.js 20+ and npm, then make install"
 	$(BIN)/aob up --example docs/examples/hello.json --input who=world
 
 demo: up
 
 test: install
 	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(if $(NPM),@$(MAKE) --no-print-directory test-frontend,@echo "*** npm not found: SKIPPING the frontend unit and browser tests")
+
+# Vitest unit tests, then headless Chromium (/usr/bin/chromium) against a real `aob up` stack.
+test-frontend: install
+	cd $(UI_DIR) && npm test
+	cd $(UI_DIR) && npm run test:e2e
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
