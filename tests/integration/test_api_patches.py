@@ -34,7 +34,7 @@ async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: a
 DEFINITION = {
     "nodes": [
         {"id": "first", "type": "noop"},
-        {"id": "slow", "type": "scripted", "config": {"sleep_s": 1.0, "output": {"n": 21}}},
+        {"id": "slow", "type": "scripted", "config": {"sleep_s": 3.0, "output": {"n": 21}}},
         {"id": "after", "type": "noop"},
     ],
     "edges": [{"from": "first", "to": "slow"}, {"from": "slow", "to": "after"}],
