@@ -64,7 +64,8 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return JSON.parse(text) as T;
 }
 
-/** Append ``count`` log events for ``nodeId`` to the run's event stream, as the agent worker does. */
+/** Append ``count`` log lines of ``nodeId`` to the run's event stream as the agent worker does: ``log`` events of
+ * up to 100 lines ``{id, kind, line}`` each, then (``truncated``) the event marking the cap. */
 export function appendLogEvents(runId: string, nodeId: string, count: number, prefix: string, truncated = false): void {
   const { redisUrl, python } = inject("stack");
   const script = `
@@ -73,15 +74,16 @@ from common.keys import Keys
 run_id, node_id, count, prefix, truncated = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 client = redis.Redis.from_url(sys.argv[6])
 key = Keys("").events(run_id)
+start = int(client.get(f"e2e:lines:{run_id}:{node_id}") or 0)
+def event(data):
+    return {"e": json.dumps({"type": "log", "run_id": run_id, "node_id": node_id, "ts": int(time.time() * 1000), "data": data})}
 pipe = client.pipeline(transaction=False)
-for i in range(count):
-    data = {"line": f"{prefix} {i + 1}", "level": "text"}
-    if truncated and i == count - 1:
-        data["truncated"] = True
-    event = {"type": "log", "run_id": run_id, "node_id": node_id, "ts": int(time.time() * 1000), "data": data}
-    pipe.xadd(key, {"e": json.dumps(event)})
-    if i % 5000 == 4999:
-        pipe.execute()
+for first in range(0, count, 100):
+    lines = [{"id": f"1-{start + n + 1}", "kind": "text", "line": f"{prefix} {n + 1}"} for n in range(first, min(count, first + 100))]
+    pipe.xadd(key, event({"attempt": 1, "lines": lines}))
+if truncated:
+    pipe.xadd(key, event({"attempt": 1, "truncated": True, "dropped_lines": 1000}))
+pipe.set(f"e2e:lines:{run_id}:{node_id}", start + count)
 pipe.execute()
 `;
   execFileSync(python, ["-c", script, runId, nodeId, String(count), prefix, truncated ? "1" : "0", redisUrl], { cwd: REPO });

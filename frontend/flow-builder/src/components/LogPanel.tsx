@@ -34,7 +34,7 @@ export function VirtualLog({ lines, count, truncated }: { lines: LogLine[]; coun
       rows.push(<div key="truncated" className="line truncated" style={style} data-testid="log-truncated">… log truncated: later lines were counted, not stored</div>);
     } else {
       const line = lines[i];
-      const system = line.level && line.level !== "text" && line.level !== "model";
+      const system = line.level === "log";
       rows.push(<div key={line.id} className={`line${system ? " system" : ""}`} style={style} title={line.text}>{line.text}</div>);
     }
   }
@@ -65,7 +65,7 @@ export function VirtualLog({ lines, count, truncated }: { lines: LogLine[]; coun
   );
 }
 
-type StoredLine = { id: string; line?: string; text?: string; level?: string };
+type StoredLine = { id: string; line?: string; text?: string; kind?: string };
 
 /** The live log of ``nodeId``; when the run's events hold none (archived), the stored lines are paged in. */
 export function LogPanel({ runId, nodeId, log }: { runId: string; nodeId: string; log: NodeLog | undefined }) {
@@ -84,7 +84,7 @@ export function LogPanel({ runId, nodeId, log }: { runId: string; nodeId: string
         const body = await api.get<Page<StoredLine> & { truncated?: boolean }>(
           `/api/v1/runs/${encodeURIComponent(runId)}/nodes/${encodeURIComponent(nodeId)}/logs?after=${encodeURIComponent(after)}`,
         );
-        for (const item of body.items) lines.push({ id: item.id, text: item.line ?? item.text ?? "", level: item.level });
+        for (const item of body.items) lines.push({ id: item.id, text: item.line ?? item.text ?? "", level: item.kind });
         truncated ||= body.truncated === true;
         if (!body.next_cursor || !body.items.length) break;
         after = body.next_cursor;

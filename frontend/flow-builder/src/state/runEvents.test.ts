@@ -89,9 +89,13 @@ describe("applyEvents", () => {
     view = applyEvents(view, logs.slice(0, 600));
     const shared = view.logs.a.lines;
     view = applyEvents(view, logs.slice(500));
-    view = applyEvents(view, [ev("5000-0", "log", "a", { lines: ["x", "y"], truncated: true })]);
+    view = applyEvents(view, [
+      ev("5000-0", "log", "a", { attempt: 1, lines: [{ id: "1-1001", kind: "text", line: "x" }, { id: "1-1002", kind: "log", line: "y" }] }),
+      ev("5001-0", "log", "a", { attempt: 1, truncated: true, dropped_lines: 7 }),
+    ]);
     expect(view.logs.a.lines).toBe(shared);
     expect(view.logs.a.count).toBe(1002);
+    expect(view.logs.a.lines[1001]).toEqual({ id: "5000-0/1-1002", text: "y", level: "log" });
     expect(view.logs.a.lines[999].text).toBe("line 999");
     expect(view.logs.a.truncated).toBe(true);
   });

@@ -234,21 +234,33 @@ function applyOne(view: RunView, event: RunEvent): RunView {
 function appendLog(view: RunView, nodeId: string, event: RunEvent): void {
   const data = event.data ?? {};
   const current = view.logs[nodeId] ?? { lines: [], count: 0, truncated: false };
-  const texts = Array.isArray(data.lines) ? data.lines.map(lineText) : [lineText(data.line ?? data.text ?? "")];
-  const level = str(data.level) ?? str(data.kind);
+  const incoming = logLines(event);
   // Only the state that owns the array's tail may append; an older state's view keeps its own count.
   const lines = current.lines.length === current.count ? current.lines : current.lines.slice(0, current.count);
-  texts.forEach((text, index) => lines.push({ id: texts.length > 1 ? `${event.id}/${index}` : event.id, text, level }));
+  for (const line of incoming) lines.push(line);
   view.logs = {
     ...view.logs,
     [nodeId]: { lines, count: lines.length, truncated: current.truncated || data.truncated === true },
   };
 }
 
-function lineText(value: unknown): string {
-  if (typeof value === "string") return value;
-  if (value && typeof value === "object" && "text" in value) return String((value as { text: unknown }).text);
-  return JSON.stringify(value);
+/** The lines of one ``log`` event: the agent worker sends ``{lines: [{id, kind, line}]}``; a bare ``line`` is one. */
+function logLines(event: RunEvent): LogLine[] {
+  const data = event.data ?? {};
+  if (Array.isArray(data.lines)) {
+    return data.lines.map((item: unknown, index: number) => {
+      const record = (item && typeof item === "object" ? item : { line: item }) as Record<string, unknown>;
+      const text = record.line ?? record.text ?? "";
+      return {
+        id: `${event.id}/${str(record.id) ?? index}`,
+        text: typeof text === "string" ? text : JSON.stringify(text),
+        level: str(record.kind) ?? str(record.level),
+      };
+    });
+  }
+  const text = data.line ?? data.text;
+  if (text === undefined) return [];
+  return [{ id: event.id, text: typeof text === "string" ? text : JSON.stringify(text), level: str(data.level) ?? str(data.kind) }];
 }
 
 /** An event's ``output``: inline JSON as text, or a ``cas://`` reference to fetch. */
