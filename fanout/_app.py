@@ -53,6 +53,8 @@ def create_fanout_app(
                 # API keys live in Postgres, so the fanout needs it to authenticate anyone.
                 db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
                 stack.push_async_callback(db.close)
+            # Fail at start, not on the first request, when Redis does not answer.
+            await redis_client.ping()
             streams = EventStreams(
                 redis_client,
                 Keys(config.key_prefix),

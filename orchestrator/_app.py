@@ -61,6 +61,8 @@ def create_app(
             if db is None:
                 db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
                 stack.push_async_callback(db.close)
+            # Fail at start, not on the first request, when Redis does not answer.
+            await redis_client.ping()
             await ensure_tenant(db, DEFAULT_TENANT)
             keys = Keys(config.key_prefix)
             app.state.aob = AppState(
