@@ -194,7 +194,9 @@ class _Compiler:
                 continue
             at = f"nodes[{index}].config"
             self.errors += [_located(at, error) for error in check_syntax(node.config)]
-            for ref in sorted(referenced_nodes(node.config)):
+            # An inline body is a workflow of its own: its `nodes.x` refer to its own nodes, checked when it compiles.
+            own_scope = {k: v for k, v in node.config.items() if not (k == "body" and isinstance(v, dict))}
+            for ref in sorted(referenced_nodes(own_scope)):
                 if ref not in self.graph and ref not in self.broken_ids:
                     self.warnings.append(f"{at}: refers to unknown node '{ref}'")
                 elif ref in self.graph and node.id in self.graph and not nx.has_path(self.graph, ref, node.id):

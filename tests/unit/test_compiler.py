@@ -304,3 +304,19 @@ def test_outputs_and_inputs_schema_are_carried() -> None:
 def test_not_an_object_and_empty_nodes() -> None:
     assert _errors([])[0].startswith("definition: Input should be a valid dictionary")  # type: ignore[arg-type]
     assert _errors({"nodes": []}) == ["nodes: List should have at least 1 item after validation, not 0"]
+
+
+def test_inline_body_references_are_its_own() -> None:
+    body = {
+        "nodes": [
+            {"id": "fetch", "type": "transform", "config": {"output": "{{ inputs.item }}"}},
+            {"id": "shape", "type": "transform", "config": {"output": "{{ nodes.fetch.output }}"}},
+        ],
+        "edges": [{"from": "fetch", "to": "shape"}],
+    }
+    definition = {
+        "name": "each",
+        "nodes": [{"id": "each", "type": "map", "config": {"items": "{{ inputs.list }}", "body": body}}],
+        "edges": [],
+    }
+    assert compile_definition(definition).warnings == []
