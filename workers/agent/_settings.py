@@ -71,5 +71,5 @@ class AgentWorkerSettings(HttpWorkerSettings):
         mode="before",
     )
     @classmethod
-    def _parse_list(cls, value: Any) -> Any:
+    def _parse_agent_lists(cls, value: Any) -> Any:  # not _parse_list: that would replace the HTTP one
         return _split_commas(value)
