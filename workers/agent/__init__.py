@@ -1,11 +1,21 @@
-"""The agent node: the worker side runs the agent program (``workers.agent.program``) and follows its output."""
+"""The agent node: the worker side runs the agent program (``workers.agent.program``) and follows its output.
 
-from workers.agent._budget import TokenBudget
-from workers.agent._handler import AgentHandler, agent_handler
-from workers.agent._logs import NodeLog
-from workers.agent._redact import Redactor
-from workers.agent._runtimes import AgentRuntime, RuntimeFactory, RuntimeFailure, RuntimeJob
-from workers.agent._settings import AgentWorkerSettings
+Public names load on first use: the agent program lives in this package too, and each agent process should
+start without importing the worker side.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.agent._budget import TokenBudget
+    from workers.agent._handler import AgentHandler, agent_handler
+    from workers.agent._logs import NodeLog
+    from workers.agent._redact import Redactor
+    from workers.agent._runtimes import AgentRuntime, RuntimeFactory, RuntimeFailure, RuntimeJob
+    from workers.agent._settings import AgentWorkerSettings
 
 __all__ = [
     "AgentHandler",
@@ -19,3 +29,22 @@ __all__ = [
     "TokenBudget",
     "agent_handler",
 ]
+
+_HOMES = {
+    "TokenBudget": "workers.agent._budget",
+    "AgentHandler": "workers.agent._handler",
+    "agent_handler": "workers.agent._handler",
+    "NodeLog": "workers.agent._logs",
+    "Redactor": "workers.agent._redact",
+    "AgentRuntime": "workers.agent._runtimes",
+    "RuntimeFactory": "workers.agent._runtimes",
+    "RuntimeFailure": "workers.agent._runtimes",
+    "RuntimeJob": "workers.agent._runtimes",
+    "AgentWorkerSettings": "workers.agent._settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'workers.agent' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
