@@ -43,8 +43,10 @@ podman_() { podman --root "$DIR/store" --runroot "$DIR/run" "$@"; }
 if ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
   log "starting podman system service on $SOCK"
   rm -f "$SOCK"
+  # fd 3 is the caller's stdout (a command substitution's pipe): the service must not keep it open, or the
+  # caller's `$(...)` would wait for the service to exit.
   nohup podman --root "$DIR/store" --runroot "$DIR/run" system service --time=0 "unix://$SOCK" \
-    >"$DIR/service.log" 2>&1 &
+    >"$DIR/service.log" 2>&1 </dev/null 3>&- &
   echo $! >"$DIR/service.pid"
   for _ in $(seq 1 50); do
     curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
