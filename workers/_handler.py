@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
 
+from common.errors import NodeFailed
 from common.ir import IrNode
 from common.keys import Keys
 from common.messages import Token
@@ -59,3 +61,18 @@ class NodeHandler(Protocol):
     reports_start: ClassVar[bool]
 
     async def __call__(self, ctx: NodeContext) -> NodeResult: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def validated_config(model: type[ConfigT], config: dict[str, Any]) -> ConfigT:
+    """``config`` (templates resolved) as ``model``; a non-retryable ``NodeFailed`` naming each bad field."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
+        )
+        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None

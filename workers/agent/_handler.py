@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from common.errors import NodeFailed
 from common.keys import Keys
 from common.node_configs import AgentConfig
-from workers._handler import NodeContext, NodeResult
+from workers._handler import NodeContext, NodeResult, validated_config
 from workers.agent._budget import TokenBudget
 from workers.agent._credentials import AgentCredentials
 from workers.agent._logs import NodeLog
@@ -66,7 +66,7 @@ class AgentHandler:
         self._credentials = AgentCredentials(redis, self._keys)
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
-        config = _parse_config(ctx)
+        config = validated_config(AgentConfig, ctx.config)
         await self._check_budget(ctx.tenant_id)
         settings = self._settings
         deadline_s = config.timeout_s + settings.agent_timeout_grace_s
@@ -234,17 +234,6 @@ class AgentHandler:
 
 def _failed(error_type: str, message: str) -> AgentResult:
     return AgentResult.model_validate({"status": "failed", "error": {"type": error_type, "message": message}})
-
-
-def _parse_config(ctx: NodeContext) -> AgentConfig:
-    try:
-        return AgentConfig.model_validate(ctx.config)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
-            for error in exc.errors()
-        )
-        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
 
 
 @asynccontextmanager

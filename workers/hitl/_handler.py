@@ -12,14 +12,12 @@ from typing import ClassVar
 
 import asyncpg
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 
-from common.errors import NodeFailed
 from common.keys import Keys
 from common.messages import Token
 from common.node_configs import HitlConfig
 from common.scripts import Scripts
-from workers._handler import NodeContext, NodeResult
+from workers._handler import NodeContext, NodeResult, validated_config
 from workers.hitl._decisions import apply_timeout, cancel_approvals
 from workers.hitl._settings import HitlWorkerSettings
 from workers.hitl._store import NewApproval, open_approval
@@ -42,7 +40,7 @@ class HitlHandler:
         self._scripts = Scripts(redis, keys)
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
-        config = _parse_config(ctx)
+        config = validated_config(HitlConfig, ctx.config)
         if ctx.token.purpose == "approval_timeout":
             if ctx.token.approval_id is not None:
                 await apply_timeout(self._pool, self._redis, self._keys, ctx.token.approval_id, config.on_timeout)
@@ -108,17 +106,6 @@ class HitlHandler:
         if outcome in ("ended", "missing"):
             # The run ended while the approval was being opened; a cancel before the insert missed it.
             await cancel_approvals(self._pool, self._redis, self._keys, token.run_id)
-
-
-def _parse_config(ctx: NodeContext) -> HitlConfig:
-    try:
-        return HitlConfig.model_validate(ctx.config)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
-            for error in exc.errors()
-        )
-        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
 
 
 @asynccontextmanager

@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import httpcore
-from pydantic import ValidationError
 
 from common.errors import NodeFailed
 from common.node_configs import HttpConfig
-from workers._handler import NodeContext, NodeResult
+from workers._handler import NodeContext, NodeResult, validated_config
 from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
 from workers.http._settings import HttpWorkerSettings
 from workers.http._ssrf import Resolver, SsrfGuard
@@ -32,7 +31,7 @@ class HttpHandler:
         self._fetcher = fetcher
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
-        config = _parse_config(ctx.config)
+        config = validated_config(HttpConfig, ctx.config)
         started = time.monotonic()
         extra: dict[str, Any] = {"json": config.json_body} if "json_body" in config.model_fields_set else {}
         response = await self._fetcher.request(
@@ -57,17 +56,6 @@ class HttpHandler:
         )
         _check_status(config, response)
         return NodeResult(output={"status": response.status, "headers": response.headers, "body": response.body()})
-
-
-def _parse_config(raw: dict[str, Any]) -> HttpConfig:
-    try:
-        return HttpConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
-            for error in exc.errors()
-        )
-        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
 
 
 def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
