@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from common.settings import EngineSettings
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, chaos_env
 
 RUNS = 50
 CHAOS_S = 8.0
@@ -48,17 +48,7 @@ def twenty_node_dag() -> dict[str, Any]:
 async def test_runs_survive_killed_coordinators_and_workers(
     engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    env = {
-        "AOB_REDIS_URL": engine_settings.redis_url or "",
-        "AOB_DATABASE_URL": engine_settings.database_url or "",
-        "AOB_KEY_PREFIX": engine_settings.key_prefix,
-        "AOB_DB_SCHEMA": engine_settings.db_schema,
-        "AOB_VISIBILITY_TIMEOUT_S": "1.5",
-        "AOB_MAX_DELIVERIES": "50",
-        "AOB_COORDINATOR_HEARTBEAT_S": "0.5",
-        "AOB_RECORDER_RECLAIM_IDLE_S": "2",
-        "AOB_LOG_JSON": "false",
-    }
+    env = chaos_env(engine_settings)
     services = {
         "coord-a": ServiceProcess(["coordinator"], env, tmp_path / "coord-a.log"),
         "coord-b": ServiceProcess(["coordinator"], env, tmp_path / "coord-b.log"),
