@@ -118,7 +118,7 @@ class EventPrinter:
         if kind == "approval_requested":
             title = f" {data['title']!r}" if data.get("title") else ""
             approval = data.get("approval_id")
-            return f"{node} awaits approval {approval}{title}: aob approvals decide {approval} approve|reject"
+            return f"{node} awaits approval {approval}{title}: aob approve|reject {approval}"
         if kind == "approval_decided":
             return f"{node} approval {data.get('approval_id', '')} decided: {data.get('decision', data)}"
         if kind == "workflow_patched":
@@ -128,7 +128,10 @@ class EventPrinter:
                 f" by {data.get('author', '?')}: added {added}"
             )
         if kind == "log":
-            return f"{node} | {data.get('line', data.get('text', ''))}"
+            if data.get("truncated"):
+                return f"{node} | [log truncated: {data.get('dropped_lines', 0)} more lines not stored]"
+            lines = [item.get("line", "") for item in data.get("lines", [])]
+            return "\n".join(f"{node} | {line}" for line in lines)
         if kind in TERMINAL:
             took = ""
             if self._started_ts is not None and event.get("ts"):

@@ -10,12 +10,13 @@ import json
 import os
 import secrets
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from common.db import migrate
-from common.embedded import EmbeddedServers
+from common.embedded import EmbeddedServers, free_port
 from common.errors import AobError, ConfigError
 from common.logging import configure_logging
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
@@ -127,8 +128,11 @@ async def _up(
             print("admin key: from AOB_ADMIN_KEY", flush=True)
         # Children get the resolved URLs, so embedded servers are shared rather than started again per service.
         env = {**os.environ, "AOB_REDIS_URL": redis_url, "AOB_DATABASE_URL": database_url, "AOB_ADMIN_KEY": admin_key}
+        children = [ChildSpec.for_service(service) for service in services]
+        if ("worker", "agent") in services and not (env.get("AOB_LLM_API_KEY") or env.get("AOB_LLM_BASE_URL")):
+            children.append(_demo_llm(env))
         supervisor = Supervisor(
-            [ChildSpec.for_service(service) for service in services],
+            children,
             env,
             stop_timeout_s=settings.up_stop_timeout_s,
             restart_backoff_s=settings.up_restart_backoff_s,
@@ -148,6 +152,15 @@ async def _up(
         await running
     print("aob up: stopped", flush=True)
     return 0
+
+
+def _demo_llm(env: dict[str, str]) -> ChildSpec:
+    """Without a provider, agents talk to the scripted demo LLM (an offline stand-in, never used otherwise)."""
+    port = free_port()
+    env["AOB_LLM_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    env["AOB_LLM_API_KEY"] = "aob-demo-llm-key"
+    print(f"agents: no AOB_LLM_API_KEY or AOB_LLM_BASE_URL set: using the scripted demo LLM on port {port}", flush=True)
+    return ChildSpec("demo llm", (sys.executable, "-m", "workers.agent.llm_scripted", "--port", str(port)))
 
 
 def _report_example(task: asyncio.Task[int]) -> None:
