@@ -8,21 +8,20 @@ import json
 import logging
 import time
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from common.cas import Cas
-from common.db import create_pool
-from common.errors import ConfigError
+from common.clients import open_clients
 from common.ir_cache import CachedIr, IrCache
 from common.keys import Keys
 from common.lifecycle import LoopService, serve_until_signalled
 from common.logging import configure_logging
 from common.messages import CompletionSignal
 from common.metrics import Metrics
-from common.redis_client import connect_redis
 from common.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.templates import TemplateScope
@@ -210,18 +209,12 @@ async def run_coordinator(settings: EngineSettings) -> None:
     from fanout import EventArchiver
 
     configure_logging(settings.log_level, settings.log_json)
-    if not settings.redis_url or not settings.database_url:
-        raise ConfigError("AOB_REDIS_URL and AOB_DATABASE_URL: required for a single service (aob up sets them)")
-    redis = connect_redis(settings.redis_url)
-    pool = await create_pool(settings.database_url, settings.db_schema)
     keys = Keys(settings.key_prefix)
-    try:
+    async with AsyncExitStack() as stack:
+        redis, pool = await open_clients(stack, settings, "coordinator")
         coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool))
         recorder = Recorder(
             redis, pool, keys, f"rec-{coordinator.id}", settings.recorder_batch, settings.recorder_reclaim_idle_s
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}")
         await serve_until_signalled(coordinator, LoopService(recorder.run), LoopService(archiver.run))
-    finally:
-        await pool.close()
-        await redis.aclose()

@@ -16,11 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from common.db import create_pool
-from common.errors import ConfigError
+from common.clients import open_clients, required_url
 from common.keys import Keys
 from common.metrics import Metrics
-from common.redis_client import connect_redis
 from common.settings import FanoutSettings
 from fanout._metrics import StreamMetrics
 from fanout._settings import FanoutServiceSettings, fanout_settings
@@ -44,17 +42,8 @@ def create_fanout_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal handler
         async with AsyncExitStack() as stack:
-            redis_client = redis
-            if redis_client is None:
-                redis_client = connect_redis(_required(config.redis_url, "AOB_REDIS_URL"))
-                stack.push_async_callback(redis_client.aclose)
-            db = pool
-            if db is None:
-                # API keys live in Postgres, so the fanout needs it to authenticate anyone.
-                db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
-                stack.push_async_callback(db.close)
-            # Fail at start, not on the first request, when Redis does not answer.
-            await redis_client.ping()
+            # API keys live in Postgres, so the fanout needs it to authenticate anyone.
+            redis_client, db = await open_clients(stack, config, "fanout", redis=redis, pool=pool)
             streams = EventStreams(
                 redis_client,
                 Keys(config.key_prefix),
@@ -127,7 +116,7 @@ def uvicorn_config(app: Starlette, settings: FanoutServiceSettings) -> uvicorn.C
 async def run_fanout(settings: FanoutSettings) -> None:
     """Serve the fanout on ``fanout_host:fanout_port`` until cancelled; shuts down gracefully."""
     config = fanout_settings(settings)
-    _required(config.database_url, "AOB_DATABASE_URL")
+    required_url(config.database_url, "AOB_DATABASE_URL", "fanout")
     server = uvicorn.Server(uvicorn_config(create_fanout_app(config), config))
     serving = asyncio.create_task(server.serve())
     try:
@@ -137,9 +126,3 @@ async def run_fanout(settings: FanoutSettings) -> None:
         server.should_exit = True
         await serving
         raise
-
-
-def _required(value: str | None, variable: str) -> str:
-    if not value:
-        raise ConfigError(f"{variable}: required by the fanout (got nothing)")
-    return value

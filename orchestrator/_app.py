@@ -13,11 +13,9 @@ from fastapi import FastAPI
 
 from common.auth import DEFAULT_TENANT, ensure_tenant
 from common.cas import Cas
-from common.db import create_pool
-from common.errors import ConfigError
+from common.clients import open_clients
 from common.keys import Keys
 from common.metrics import Metrics
-from common.redis_client import connect_redis
 from common.scripts import Scripts
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
@@ -53,16 +51,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            redis_client = redis
-            if redis_client is None:
-                redis_client = connect_redis(_required(config.redis_url, "AOB_REDIS_URL"))
-                stack.push_async_callback(redis_client.aclose)
-            db = pool
-            if db is None:
-                db = await create_pool(_required(config.database_url, "AOB_DATABASE_URL"), config.db_schema)
-                stack.push_async_callback(db.close)
-            # Fail at start, not on the first request, when Redis does not answer.
-            await redis_client.ping()
+            redis_client, db = await open_clients(stack, config, "orchestrator", redis=redis, pool=pool)
             await ensure_tenant(db, DEFAULT_TENANT)
             keys = Keys(config.key_prefix)
             app.state.aob = AppState(
@@ -84,9 +73,3 @@ def create_app(
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
     return app
-
-
-def _required(value: str | None, variable: str) -> str:
-    if not value:
-        raise ConfigError(f"{variable}: required by the orchestrator (got nothing)")
-    return value

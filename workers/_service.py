@@ -9,12 +9,11 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.cas import Cas
-from common.db import create_pool
+from common.clients import open_clients
 from common.errors import ConfigError
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
-from common.redis_client import connect_redis
 from common.settings import EngineSettings
 from workers._handler import NodeHandler
 from workers._runtime import Worker
@@ -56,14 +55,8 @@ async def _handler_for(
 async def run_worker(node_type: str, settings: EngineSettings) -> None:
     """Serve ``node_type`` tokens until SIGTERM."""
     configure_logging(settings.log_level, settings.log_json)
-    if not settings.redis_url or not settings.database_url:
-        raise ConfigError("AOB_REDIS_URL and AOB_DATABASE_URL: required for a single service (aob up sets them)")
-    redis = connect_redis(settings.redis_url)
-    pool = await create_pool(settings.database_url, settings.db_schema)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        redis, pool = await open_clients(stack, settings, f"{node_type} worker")
         async with _handler_for(node_type, settings, pool, redis) as handler:
             worker = Worker(settings, redis, [handler], cas=Cas(redis, Keys(settings.key_prefix), pool))
             await serve_until_signalled(worker)
-    finally:
-        await pool.close()
-        await redis.aclose()
