@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings
 
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings
@@ -31,7 +33,13 @@ GROUPS: tuple[tuple[str, type[BaseSettings], type[BaseSettings] | None], ...] = 
 )
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _default(value: object) -> str:
+    if isinstance(value, Path) and value.is_absolute() and value.is_relative_to(REPO):
+        # Defaults computed from where the code lives are shown relative to the repository, the same everywhere.
+        return f"`{value.relative_to(REPO)}`"
     if value is None:
         return "unset"
     if value == "":
