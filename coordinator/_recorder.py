@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from common.keys import RECORDER_GROUP, Keys
+from common.streams import ensure_group
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +115,7 @@ class Recorder:
 
     async def ensure_group(self) -> None:
         """Create the recorder group on the ledger stream if missing."""
-        try:
-            await self._redis.xgroup_create(self._keys.ledger, RECORDER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self._redis, self._keys.ledger, RECORDER_GROUP)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Record until ``stopping`` is set; also takes over what dead recorders read but never recorded."""

@@ -18,9 +18,10 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from common.keys import Keys
+from common.streams import ensure_group
 from fanout._events import START_ID, TERMINAL_EVENT_TYPES, id_key
 from fanout._history import ARCHIVED_FIELD
 
@@ -120,11 +121,7 @@ class EventArchiver:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]
         streams = [self.keys.tenant_events(t) for t in tenants]
         for stream in set(streams) - set(self._streams):
-            try:
-                await self.redis.xgroup_create(stream, ARCHIVER_GROUP, id=START_ID, mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            await ensure_group(self.redis, stream, ARCHIVER_GROUP, START_ID)
         self._streams = streams
         self._refreshed_at = time.monotonic()
 

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from common.cas import Cas
 from common.errors import NodeFailed
@@ -20,6 +19,7 @@ from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, 
 from common.metrics import Metrics
 from common.scripts import Scripts, now_ms
 from common.settings import EngineSettings
+from common.streams import ensure_group
 from workers._handler import NodeContext, NodeHandler, NodeResult
 from workers._prepare import Preparer, failure_signal, node_failed_error
 from workers._reclaim import Reclaimer
@@ -79,11 +79,7 @@ class Worker:
     async def ensure_groups(self) -> None:
         """Create each stream's consumer group (and the stream) if missing."""
         for stream in self._handlers:
-            try:
-                await self._redis.xgroup_create(stream, self.group(stream), id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            await ensure_group(self._redis, stream, self.group(stream))
 
     async def run(self) -> None:
         """Serve until ``shutdown``, then drain in-flight work for the grace period."""

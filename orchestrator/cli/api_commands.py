@@ -114,7 +114,8 @@ def _print(data: Any, output: str, columns: Sequence[str] | None = None) -> None
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``K=V`` pairs to run inputs; a value that parses as JSON keeps its JSON type."""
     inputs: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
@@ -210,7 +211,7 @@ def _follow(run_id: str) -> int:
 
 
 def cmd_runs_start(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"workflow_id": args.workflow, "inputs": _parse_inputs(args.input)}
+    body: dict[str, Any] = {"workflow_id": args.workflow, "inputs": parse_inputs(args.input)}
     if args.version is not None:
         body["version"] = args.version
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import json
 import os
 import secrets
 import signal
@@ -21,6 +20,7 @@ from common.errors import AobError, ConfigError
 from common.logging import configure_logging
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
 from orchestrator._supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
+from orchestrator.cli.api_commands import parse_inputs
 from orchestrator.cli.client import ClientConfig
 from orchestrator.cli.example import run_example
 
@@ -82,20 +82,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     services = parse_services(settings.up_services)
     example = (args.example, parse_inputs(args.input)) if args.example else None
     return asyncio.run(_up(settings, services, example))
-
-
-def parse_inputs(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs to inputs; a value that parses as JSON keeps its JSON type."""
-    inputs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise AobError(f"--input {pair!r}: expected KEY=VALUE")
-        try:
-            inputs[key] = json.loads(value)
-        except ValueError:
-            inputs[key] = value
-    return inputs
 
 
 async def _up(

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from common.keys import CONTROL_GROUP, Keys
+from common.streams import ensure_group
 from workers.control._advance import Advancer
 from workers.control._settings import ControlWorkerSettings
 from workers.control._state import ChildEnd, ControlStore
@@ -52,11 +53,7 @@ class ChildrenConsumer:
         self.consumer_id = consumer_id
 
     async def ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(self._keys.children, CONTROL_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self._redis, self._keys.children, CONTROL_GROUP)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Read, reclaim and sweep until ``stopping`` is set."""
