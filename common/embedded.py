@@ -245,6 +245,9 @@ class EmbeddedPostgres(_ServerProcess):
     async def start(self) -> None:
         """Initialise the data directory on first use, then start the server."""
         self._user = _postgres_system_user()
+        if self._user is not None:
+            # The wheel's binaries may sit below a private directory (a checkout in a 0700 temp dir, say).
+            _let_others_traverse(postgres_bin_dir())
         if not (self.pgdata / "PG_VERSION").exists():
             await self._initdb()
         await super().start()
@@ -329,12 +332,15 @@ def _postgres_system_user() -> pwd.struct_passwd | None:
 
 
 def _let_others_traverse(directory: Path) -> None:
-    """Add search (x, not read) permission for others on ``directory`` and its ancestors so Postgres can reach it."""
+    """Add search (x, not read) permission for others on ``directory`` and its ancestors so Postgres can reach it.
+
+    Only search permission is added: others can reach named files below, but cannot list these directories.
+    """
     for path in (directory.resolve(), *directory.resolve().parents):
         mode = path.stat().st_mode
         if not mode & stat.S_IXOTH:
             path.chmod(mode | stat.S_IXOTH)
-            logger.info("added o+x to %s so user %s can reach the embedded postgres data", path, POSTGRES_SYSTEM_USER)
+            logger.info("added o+x to %s so user %s can reach the embedded postgres files", path, POSTGRES_SYSTEM_USER)
 
 
 class EmbeddedServers:
