@@ -8,11 +8,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from common.cas import Cas
 from common.errors import TemplateError
-from common.ir import IR
 from common.keys import Keys
-from common.templates import TemplateScope, render_value
+from common.runs.cas import Cas
+from common.workflow.ir import IR
+from common.workflow.templates import TemplateScope, render_value
 
 logger = logging.getLogger(__name__)
 

@@ -14,18 +14,19 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from common.cas import Cas
 from common.clients import open_clients
-from common.ir_cache import CachedIr, IrCache
 from common.keys import Keys
 from common.lifecycle import LoopService, serve_until_signalled
 from common.logging import configure_logging
-from common.messages import CompletionSignal
 from common.metrics import Metrics
-from common.scripts import Scripts, now_ms
+from common.runs.cas import Cas
+from common.runs.ir_cache import CachedIr, IrCache
+from common.runs.messages import CompletionSignal
+from common.runs.scripts import Scripts, now_ms
 from common.settings import EngineSettings
-from common.templates import TemplateScope
-from coordinator._decide import decide, needs_output
+from common.workflow.edges import needs_output
+from common.workflow.templates import TemplateScope
+from coordinator._decide import decide
 from coordinator._outputs import compute_outputs
 from coordinator._recorder import Recorder
 from coordinator._signals import SignalInbox, requeue_orphaned_signals
@@ -206,7 +207,7 @@ class Coordinator:
 
 async def run_coordinator(settings: EngineSettings) -> None:
     """``aob coordinator``: coordinate, record to Postgres and archive ended runs' events until SIGTERM."""
-    from fanout import EventArchiver
+    from common.events.archive import EventArchiver
 
     configure_logging(settings.log_level, settings.log_json)
     keys = Keys(settings.key_prefix)

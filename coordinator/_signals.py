@@ -7,7 +7,7 @@ import logging
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.scripts import Scripts
+from common.runs.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 

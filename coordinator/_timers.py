@@ -8,7 +8,7 @@ import logging
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.scripts import Scripts, now_ms
+from common.runs.scripts import Scripts, now_ms
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from common.clients import open_clients, required_url
+from common.events.metrics import StreamMetrics
+from common.events.streams import EventStreams
 from common.keys import Keys
 from common.metrics import Metrics
 from common.settings import FanoutSettings
-from fanout._metrics import StreamMetrics
 from fanout._settings import FanoutServiceSettings, fanout_settings
-from fanout._streams import EventStreams
 from fanout._ws import SocketHandler
 
 logger = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from common.auth import Principal, authenticate
-from fanout._events import START_ID, valid_id
-from fanout._feed import Delivery, EventFeed
-from fanout._hub import Overflowed
-from fanout._metrics import StreamMetrics
+from common.events.feed import Delivery, EventFeed
+from common.events.frames import START_ID, valid_id
+from common.events.hub import Overflowed
+from common.events.metrics import StreamMetrics
+from common.events.streams import EventStreams
 from fanout._settings import FanoutServiceSettings
-from fanout._streams import EventStreams
 
 logger = logging.getLogger(__name__)
 

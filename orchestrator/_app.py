@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from common.auth import DEFAULT_TENANT, ensure_tenant
-from common.cas import Cas
 from common.clients import open_clients
 from common.keys import Keys
 from common.metrics import Metrics
-from common.scripts import Scripts
+from common.runs.cas import Cas
+from common.runs.scripts import Scripts
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._middleware import RequestMetricsMiddleware

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from common.definition import WorkflowDefinition
+from common.workflow.definition import WorkflowDefinition
 from orchestrator._errors import ApiError
 
 # Only a node nothing has happened to yet may change; queued/running/ended nodes keep the spec they ran with.

@@ -13,7 +13,7 @@ from common.keys import Keys
 from orchestrator._errors import ApiError
 from orchestrator._settings import OrchestratorSettings
 
-_SCRIPT = (Path(__file__).resolve().parents[1] / "common" / "lua" / "rate_limit.lua").read_text()
+_SCRIPT = (Path(__file__).resolve().parent / "lua" / "rate_limit.lua").read_text()
 # A run reserved in the active set but whose hot state never appeared (its start failed) stops counting after this.
 _RESERVATION_GRACE_MS = 60_000
 

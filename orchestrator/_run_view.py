@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from common.cas import is_cas_ref
+from common.runs.cas import is_cas_ref
 from orchestrator._errors import not_found
 from orchestrator._state import AppState
 

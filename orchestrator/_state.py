@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from common.auth import Principal, authenticate
-from common.cas import Cas
-from common.compiler import CompileResult
 from common.keys import Keys
 from common.metrics import Metrics
-from common.scripts import Scripts
+from common.runs.cas import Cas
+from common.runs.scripts import Scripts
+from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._ratelimit import RateLimiter
 from orchestrator._settings import OrchestratorSettings

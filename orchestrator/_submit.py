@@ -12,7 +12,7 @@ import asyncpg
 from jsonschema import Draft202012Validator
 
 from common.auth import Principal
-from coordinator import RunStart, start_run
+from common.runs.start import RunStart, start_run
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
 from orchestrator._run_view import RUN_COLUMNS

@@ -1,4 +1,4 @@
-"""Workflows and their immutable versions in Postgres, always scoped to one tenant."""
+"""Workflows and their immutable versions as the API serves them: 404s, compiling under its limits, JSON shapes."""
 
 from __future__ import annotations
 
@@ -6,23 +6,17 @@ from typing import Any
 
 import asyncpg
 
-from common.compiler import CompileResult, compile_definition, definition_hash
+from common.workflow import store
+from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from orchestrator._errors import ApiError, not_found
 from orchestrator._state import AppState
-
-_COLUMNS = "w.id, w.name, w.description, w.latest_version, w.archived_at, w.created_at, w.updated_at"
 
 
 async def find_workflow(
     db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, ref: str, *, for_update: bool = False
 ) -> asyncpg.Record:
     """The tenant's live workflow whose id or name is ``ref`` (an id wins); 404 otherwise."""
-    row: asyncpg.Record | None = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM workflows w WHERE w.tenant_id = $1 AND (w.id = $2 OR w.name = $2)"
-        " AND w.archived_at IS NULL ORDER BY (w.id = $2) DESC LIMIT 1" + (" FOR UPDATE" if for_update else ""),
-        tenant_id,
-        ref,
-    )
+    row = await store.find_workflow(db, tenant_id, ref, for_update=for_update)
     if row is None:
         raise not_found("workflow", ref)
     return row
@@ -30,12 +24,7 @@ async def find_workflow(
 
 async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, version: int) -> asyncpg.Record:
     """One stored version of a workflow; 404 when it has no such version."""
-    row: asyncpg.Record | None = await db.fetchrow(
-        "SELECT workflow_id, version, definition, content_hash, created_at, created_by"
-        " FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
-        workflow_id,
-        version,
-    )
+    row = await store.load_version(db, workflow_id, version)
     if row is None:
         raise not_found("workflow version", f"{workflow_id}@{version}")
     return row
@@ -99,7 +88,7 @@ async def save_version(
 async def workflow_json(db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, workflow_id: str) -> dict[str, Any]:
     """The workflow resource with its latest definition."""
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS}, v.definition, v.content_hash FROM workflows w"
+        f"SELECT {store.WORKFLOW_COLUMNS}, v.definition, v.content_hash FROM workflows w"
         " JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.latest_version"
         " WHERE w.tenant_id = $1 AND w.id = $2",
         tenant_id,

@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from common.errors import NodeFailed
-from common.ir import IrNode
 from common.keys import Keys
-from common.messages import Token
+from common.runs.messages import Token
+from common.workflow.ir import IrNode
 
 
 @dataclass

@@ -9,14 +9,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from common.cas import Cas
 from common.errors import NodeFailed, TemplateError
-from common.ir import CONTROL_TYPES, IrNode
-from common.ir_cache import IrCache
 from common.keys import Keys
-from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
-from common.scripts import now_ms
-from common.templates import TemplateScope, referenced_nodes, render_value
+from common.runs.cas import Cas
+from common.runs.ir_cache import IrCache
+from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
+from common.runs.scripts import now_ms
+from common.workflow.ir import CONTROL_TYPES, IrNode
+from common.workflow.templates import TemplateScope, referenced_nodes, render_value
 from workers._handler import NodeContext
 
 RUN_FIELDS = ["status", "tenant", "inputs", "started_by", "ir_version"]

@@ -6,26 +6,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from common.messages import Token
+from common.runs.messages import Token
 from common.settings import EngineSettings
-
-if TYPE_CHECKING:
-    from workers._runtime import Worker
 
 logger = logging.getLogger(__name__)
 
 CLAIM_BATCH = 50
 
 
+class ClaimTarget(Protocol):
+    """What the reclaimer needs of the worker it serves: its streams, and somewhere to run or bury entries."""
+
+    id: str
+
+    @property
+    def streams(self) -> list[str]: ...
+
+    def group(self, stream: str) -> str: ...
+
+    async def acquire_slot(self) -> None: ...
+
+    def spawn(self, stream: str, entries: list[tuple[str, dict[str, str] | None]]) -> None: ...
+
+    async def dead_letter(
+        self, stream: str, entry_id: str, fields: dict[str, str], token: Token | None, reason: str
+    ) -> None: ...
+
+
 class Reclaimer:
     """Periodically claims entries idle longer than the visibility timeout on each of a worker's streams."""
 
-    def __init__(self, worker: Worker, redis: aioredis.Redis, settings: EngineSettings) -> None:
+    def __init__(self, worker: ClaimTarget, redis: aioredis.Redis, settings: EngineSettings) -> None:
         self._worker = worker
         self._redis = redis
         self._min_idle_ms = int(settings.visibility_timeout_s * 1000)

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from common.cas import Cas
 from common.errors import NodeFailed
-from common.ir_cache import IrCache
 from common.keys import Keys
 from common.logging import log_context
-from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
 from common.metrics import Metrics
-from common.scripts import Scripts, now_ms
+from common.runs.cas import Cas
+from common.runs.ir_cache import IrCache
+from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
+from common.runs.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.streams import ensure_group
 from workers._handler import NodeContext, NodeHandler, NodeResult

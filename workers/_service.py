@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import redis.asyncio as aioredis
 
-from common.cas import Cas
 from common.clients import open_clients
 from common.errors import ConfigError
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
+from common.runs.cas import Cas
 from common.settings import EngineSettings
 from workers._handler import NodeHandler
 from workers._runtime import Worker

@@ -12,6 +12,7 @@ from common.errors import AobError
 COMMAND_MODULES = (
     "orchestrator.cli.validate",
     "orchestrator.cli.services",
+    "orchestrator.cli.up",
     "orchestrator.cli.api_commands",
     "orchestrator.cli.approvals",
 )

@@ -1,44 +1,24 @@
-"""Service commands: ``aob migrate``, ``aob up`` (everything under one supervisor) and one command per service."""
+"""Service commands: ``aob migrate`` and one command per service process."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
-import os
-import secrets
 import signal
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from common.db import migrate
-from common.embedded import EmbeddedServers, free_port
 from common.errors import AobError, ConfigError
 from common.logging import configure_logging
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
-from orchestrator._supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
-from orchestrator.cli.api_commands import parse_inputs
-from orchestrator.cli.client import ClientConfig
-from orchestrator.cli.example import run_example
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``migrate``, ``up``, ``orchestrator``, ``coordinator``, ``worker`` and ``fanout``."""
+    """Add ``migrate``, ``orchestrator``, ``coordinator``, ``worker`` and ``fanout``."""
     parser = subparsers.add_parser("migrate", help="apply pending database migrations (AOB_DATABASE_URL)")
     parser.set_defaults(func=cmd_migrate)
-    parser = subparsers.add_parser(
-        "up",
-        help="run every service under one supervisor, with embedded Redis/Postgres when no URLs are set",
-        description="AOB_UP_SERVICES (comma-separated, e.g. 'coordinator,worker builtin') limits which services run.",
-    )
-    parser.add_argument("--example", type=Path, help="a workflow definition to save and run once the stack is up")
-    parser.add_argument(
-        "--input", action="append", default=[], metavar="KEY=VALUE", help="an input of the example run (repeatable)"
-    )
-    parser.set_defaults(func=cmd_up)
     parser = subparsers.add_parser("orchestrator", help="run the REST API, SSE streams and UI")
     parser.set_defaults(func=cmd_orchestrator)
     parser = subparsers.add_parser("coordinator", help="run a coordinator (completion signals, timers, recorder)")
@@ -73,88 +53,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not applied:
         print(f"no pending migrations (schema {settings.db_schema} is up to date)")
     return 0
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    """Run the whole stack until SIGINT/SIGTERM; exit 0 after stopping every child and embedded server."""
-    settings = load_settings(SupervisorSettings)
-    _configure_logging(settings)
-    services = parse_services(settings.up_services)
-    example = (args.example, parse_inputs(args.input)) if args.example else None
-    return asyncio.run(_up(settings, services, example))
-
-
-async def _up(
-    settings: SupervisorSettings,
-    services: tuple[tuple[str, ...], ...],
-    example: tuple[Path, dict[str, Any]] | None = None,
-) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with contextlib.AsyncExitStack() as stack:
-        redis_url, database_url = settings.redis_url, settings.database_url
-        if not redis_url or not database_url:
-            servers = EmbeddedServers(settings.data_dir, redis=not redis_url, postgres=not database_url)
-            print(f"starting embedded servers under {servers.data_dir}", flush=True)
-            await stack.enter_async_context(servers)
-            redis_url = redis_url or servers.redis_url
-            database_url = database_url or servers.database_url
-        if redis_url is None or database_url is None:
-            raise AobError("aob up: embedded servers started without URLs")
-        applied = await migrate(database_url, settings.db_schema)
-        admin_key = settings.admin_key or "aob_" + secrets.token_urlsafe(32)
-        print(f"redis: {redis_url}", flush=True)
-        print(f"postgres: {database_url} (schema {settings.db_schema})", flush=True)
-        print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
-        if settings.admin_key is None:
-            print(f"admin key: {admin_key}  (generated; set AOB_ADMIN_KEY to keep one across restarts)", flush=True)
-        else:
-            print("admin key: from AOB_ADMIN_KEY", flush=True)
-        # Children get the resolved URLs, so embedded servers are shared rather than started again per service.
-        env = {**os.environ, "AOB_REDIS_URL": redis_url, "AOB_DATABASE_URL": database_url, "AOB_ADMIN_KEY": admin_key}
-        children = [ChildSpec.for_service(service) for service in services]
-        if ("worker", "agent") in services and not (env.get("AOB_LLM_API_KEY") or env.get("AOB_LLM_BASE_URL")):
-            children.append(_demo_llm(env))
-        supervisor = Supervisor(
-            children,
-            env,
-            stop_timeout_s=settings.up_stop_timeout_s,
-            restart_backoff_s=settings.up_restart_backoff_s,
-            max_restart_backoff_s=settings.up_max_restart_backoff_s,
-        )
-        running = asyncio.create_task(supervisor.run())
-        names = ", ".join(" ".join(s) for s in services) or "none (AOB_UP_SERVICES is empty)"
-        print(f"aob up: ready; services: {names}", flush=True)
-        if example is not None:
-            api = ClientConfig(f"http://{settings.api_host}:{settings.api_port}", admin_key)
-            example_task = asyncio.create_task(asyncio.to_thread(run_example, api, *example))
-            example_task.add_done_callback(_report_example)
-            print(f"aob up: API at {api.url}; press Ctrl-C to stop", flush=True)
-        await stop.wait()
-        print("aob up: stopping", flush=True)
-        await supervisor.shutdown()
-        await running
-    print("aob up: stopped", flush=True)
-    return 0
-
-
-def _demo_llm(env: dict[str, str]) -> ChildSpec:
-    """Without a provider, agents talk to the scripted demo LLM (an offline stand-in, never used otherwise)."""
-    port = free_port()
-    env["AOB_LLM_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
-    env["AOB_LLM_API_KEY"] = "aob-demo-llm-key"
-    print(f"agents: no AOB_LLM_API_KEY or AOB_LLM_BASE_URL set: using the scripted demo LLM on port {port}", flush=True)
-    return ChildSpec("demo llm", (sys.executable, "-m", "workers.agent.llm_scripted", "--port", str(port)))
-
-
-def _report_example(task: asyncio.Task[int]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        print(f"example: {exc}", flush=True)
 
 
 def _entry_point(module: str, function: str, command: str) -> Callable[..., Awaitable[None]]:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common.compiler import compile_definition
 from common.errors import ValidationFailed
 from common.settings import EngineSettings, load_settings
+from common.workflow.compiler import compile_definition
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

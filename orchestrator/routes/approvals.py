@@ -7,19 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.runs.approval_store import Approval, ApprovalStatus, fetch_approval, list_approvals
+from common.runs.approvals import ApprovalConflict, ApprovalForbidden, ApprovalNotFound, decide_approval
 from orchestrator._errors import ApiError, not_found
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._state import Caller, State
-from workers.hitl import (
-    Approval,
-    ApprovalConflict,
-    ApprovalForbidden,
-    ApprovalNotFound,
-    ApprovalStatus,
-    decide_approval,
-    fetch_approval,
-    list_approvals,
-)
 
 router = APIRouter(tags=["approvals"])
 MAX_COMMENT_CHARS = 4000

@@ -13,8 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from fanout import EventFeed, EventStreams, Overflowed, StreamMetrics
-from fanout._events import START_ID, valid_id
+from common.events.feed import EventFeed
+from common.events.frames import START_ID, valid_id
+from common.events.hub import Overflowed
+from common.events.metrics import StreamMetrics
+from common.events.streams import EventStreams
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
 from orchestrator._state import AppState, Caller, State

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from common.agent_protocol import classify_line
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
 from orchestrator._state import AppState, Caller, State
-from workers.agent.program import classify_line
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 

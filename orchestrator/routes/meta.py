@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Response
 
-from common.compiler import json_schema
 from common.errors import AobError, ValidationFailed
-from common.node_types import node_type_schemas
+from common.workflow.compiler import json_schema
+from common.workflow.node_types import node_type_schemas
 from orchestrator._errors import not_found
 from orchestrator._models import DefinitionBody
 from orchestrator._state import Caller, State

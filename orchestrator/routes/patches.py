@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from common.definition import WorkflowDefinition
 from common.errors import ValidationFailed
-from common.messages import TERMINAL_RUN_STATUSES
-from coordinator import patch_run
+from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.patch import patch_run
+from common.workflow.definition import WorkflowDefinition
 from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch

@@ -7,15 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from common.errors import AobError
-from coordinator import cancel_run, resume_run
+from common.runs.approvals import cancel_approvals
+from common.runs.cancel import cancel_run
+from common.runs.children import list_child_runs
+from common.runs.resume import resume_run
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
 from orchestrator._state import Caller, State
 from orchestrator._submit import submit_run
-from workers.control import list_child_runs
-from workers.hitl import cancel_approvals
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 

@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Query, Response
 
-from common.compiler import CompileResult
 from common.errors import ValidationFailed
+from common.workflow.compiler import CompileResult
+from common.workflow.references import check_workflow_references
 from orchestrator._errors import not_found
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import WorkflowCreate, WorkflowPatch, WorkflowUpdate
@@ -24,7 +25,6 @@ from orchestrator._workflows import (
     workflow_json,
     workflow_row_json,
 )
-from workers.control import check_workflow_references
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
 

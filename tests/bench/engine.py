@@ -22,13 +22,13 @@ from typing import Any
 
 import asyncpg
 
-from common.compiler import compile_definition
 from common.db import migrate
 from common.keys import Keys
-from common.messages import TERMINAL_RUN_STATUSES
 from common.redis_client import connect_redis
-from common.scripts import Scripts
-from coordinator import RunStart, start_run
+from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.scripts import Scripts
+from common.runs.start import RunStart, start_run
+from common.workflow.compiler import compile_definition
 from tests.support.processes import ServiceProcess
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -11,13 +11,14 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from common.cas import Cas
-from common.compiler import compile_definition
 from common.keys import Keys
-from common.messages import TERMINAL_RUN_STATUSES
-from common.scripts import Scripts
+from common.runs.cas import Cas
+from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.scripts import Scripts
+from common.runs.start import RunStart, start_run
 from common.settings import EngineSettings
-from coordinator import Coordinator, Recorder, RunStart, start_run
+from common.workflow.compiler import compile_definition
+from coordinator import Coordinator, Recorder
 from tests.support.eventually import eventually
 from workers import NodeHandler, Worker
 from workers.builtin import BuiltinHandler

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from common.errors import NodeFailed
-from common.node_types import NODE_TYPES
+from common.workflow.node_types import NODE_TYPES
 from workers import NodeContext, NodeResult
 
 

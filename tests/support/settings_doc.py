@@ -7,9 +7,9 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings
+from devstack.supervisor import SupervisorSettings
 from fanout import FanoutServiceSettings
 from orchestrator._settings import OrchestratorSettings
-from orchestrator._supervisor import SupervisorSettings
 from orchestrator.routes.ui import UiSettings
 from workers.agent import AgentWorkerSettings
 from workers.control import ControlWorkerSettings

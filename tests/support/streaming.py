@@ -18,8 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from common.auth import ensure_tenant, generate_api_key, hash_api_key
-from common.compiler import compile_definition
-from coordinator import RunStart, start_run
+from common.runs.start import RunStart, start_run
+from common.workflow.compiler import compile_definition
 from tests.support.engine import Engine
 
 TERMINAL = frozenset({"run_succeeded", "run_failed", "run_cancelled", "run_timed_out"})

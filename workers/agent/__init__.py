@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from workers.agent._handler import AgentHandler, agent_handler
     from workers.agent._logs import NodeLog
     from workers.agent._redact import Redactor
-    from workers.agent._runtimes import AgentRuntime, RuntimeFactory, RuntimeFailure, RuntimeJob
+    from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
+    from workers.agent._runtime_factory import RuntimeFactory
     from workers.agent._settings import AgentWorkerSettings
 
 __all__ = [
@@ -36,10 +37,10 @@ _HOMES = {
     "agent_handler": "workers.agent._handler",
     "NodeLog": "workers.agent._logs",
     "Redactor": "workers.agent._redact",
-    "AgentRuntime": "workers.agent._runtimes",
-    "RuntimeFactory": "workers.agent._runtimes",
-    "RuntimeFailure": "workers.agent._runtimes",
-    "RuntimeJob": "workers.agent._runtimes",
+    "AgentRuntime": "workers.agent._runtime_api",
+    "RuntimeFactory": "workers.agent._runtime_factory",
+    "RuntimeFailure": "workers.agent._runtime_api",
+    "RuntimeJob": "workers.agent._runtime_api",
     "AgentWorkerSettings": "workers.agent._settings",
 }
 

@@ -19,10 +19,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from common.agent_protocol import LineKind, classify_line
 from common.keys import Keys
 from workers.agent._redact import Redactor
-from workers.agent.program import classify_line
-from workers.agent.program._protocol import LineKind
 
 logger = logging.getLogger(__name__)
 

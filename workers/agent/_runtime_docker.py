@@ -19,7 +19,7 @@ from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from workers.agent._lines import LineSplitter, chunks_from_thread, stderr_record
-from workers.agent._runtimes import RuntimeFailure, RuntimeJob
+from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
 from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from workers.agent._lines import LineSplitter, chunks_from_thread
-from workers.agent._runtimes import RuntimeFailure, RuntimeJob
+from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
 from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from workers.agent._lines import LineSplitter, stderr_record
-from workers.agent._runtimes import RuntimeFailure, RuntimeJob
+from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
 from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)

@@ -12,15 +12,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
 
-from common.cas import Cas
 from common.errors import TemplateError
-from common.ir import IR
 from common.keys import Keys
-from common.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError
-from common.node_configs import LoopConfig, MapConfig
-from common.scripts import Scripts, now_ms
-from common.templates import TemplateScope, evaluate_condition, render_value
-from coordinator import RunStart, cancel_run, start_run
+from common.runs.cancel import cancel_run
+from common.runs.cas import Cas
+from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError
+from common.runs.scripts import Scripts, now_ms
+from common.runs.start import RunStart, start_run
+from common.workflow.ir import IR
+from common.workflow.node_configs import LoopConfig, MapConfig
+from common.workflow.templates import TemplateScope, evaluate_condition, render_value
 from workers.control._settings import ControlWorkerSettings
 from workers.control._state import ChildEnd, ControlState, ControlStore, Outcome
 

@@ -9,9 +9,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from common.compiler import compile_definition
 from common.errors import NodeFailed, ValidationFailed
-from common.ir import IR
+from common.workflow.compiler import compile_definition
+from common.workflow.ir import IR
+from common.workflow.store import find_stored_workflow
 
 _CACHE_ENTRIES = 256
 
@@ -32,29 +33,6 @@ class Body:
 
     ref: BodyRef
     ir: IR
-
-
-async def find_stored_workflow(
-    db: asyncpg.Pool | asyncpg.Connection, tenant_id: str, ref: str, version: int | None
-) -> tuple[asyncpg.Record, dict[str, Any]] | None:
-    """The tenant's live workflow whose id or name is ``ref`` (an id wins) and the definition of ``version``
-    (latest when None); None when either is missing."""
-    workflow: asyncpg.Record | None = await db.fetchrow(
-        "SELECT id, name, latest_version FROM workflows WHERE tenant_id = $1 AND (id = $2 OR name = $2)"
-        " AND archived_at IS NULL ORDER BY (id = $2) DESC LIMIT 1",
-        tenant_id,
-        ref,
-    )
-    if workflow is None:
-        return None
-    definition = await db.fetchval(
-        "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
-        workflow["id"],
-        version or workflow["latest_version"],
-    )
-    if definition is None:
-        return None
-    return workflow, definition
 
 
 class BodyResolver:

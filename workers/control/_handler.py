@@ -13,15 +13,15 @@ from typing import Any, ClassVar, cast
 
 import asyncpg
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from common.cas import Cas
 from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
-from common.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
-from common.scripts import now_ms
-from common.templates import TemplateScope, render_value
-from workers._handler import NodeContext, NodeResult
+from common.runs.cas import Cas
+from common.runs.scripts import now_ms
+from common.workflow.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
+from common.workflow.templates import TemplateScope, render_value
+from workers._handler import NodeContext, NodeResult, validated_config
 from workers.control._advance import Advancer
 from workers.control._bodies import Body, BodyRef, BodyResolver
 from workers.control._children import ChildrenConsumer
@@ -59,7 +59,7 @@ class ControlHandler:
         kind = ctx.node.type
         if kind not in _CONFIGS:
             raise NodeFailed(f"control worker: no node type {kind!r}", retryable=False, error_type="unknown_type")
-        config = _parse(_CONFIGS[kind], ctx.node.config)
+        config = validated_config(_CONFIGS[kind], ctx.node.config)
         parent = await self._redis.hmget(self._keys.run(ctx.run_id), ["workflow_id", "workflow_name", "version"])
         depth = await self._depth(ctx.run_id) + 1
         if depth > self._settings.max_nesting_depth:
@@ -138,17 +138,6 @@ class ControlHandler:
             return self._bodies.inline(config.body, inline_ref, at="config.body")
         ref = _render_ref(config.body, scope, "config.body")
         return await self._bodies.stored(ctx.tenant_id, ref, config.version, at="config.body")
-
-
-def _parse(model: type[BaseModel], config: dict[str, Any]) -> BaseModel:
-    try:
-        return model.model_validate(config)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"config.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
-            for error in exc.errors()
-        )
-        raise NodeFailed(problems, retryable=False, error_type="invalid_config") from None
 
 
 def _render_ref(ref: str, scope: TemplateScope, at: str) -> str:

@@ -17,10 +17,10 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
-from common.ir import IR
 from common.keys import Keys
-from common.messages import NodeError, Token
-from common.scripts import now_ms
+from common.runs.messages import NodeError, Token
+from common.runs.scripts import now_ms
+from common.workflow.ir import IR
 from workers.control._bodies import BodyRef
 
 ControlKind = Literal["workflow", "loop", "map"]

@@ -14,13 +14,13 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.messages import Token
-from common.node_configs import HitlConfig
-from common.scripts import Scripts
+from common.runs.approval_store import NewApproval, open_approval
+from common.runs.approvals import apply_timeout, cancel_approvals
+from common.runs.messages import Token
+from common.runs.scripts import Scripts
+from common.workflow.node_configs import HitlConfig
 from workers._handler import NodeContext, NodeResult, validated_config
-from workers.hitl._decisions import apply_timeout, cancel_approvals
 from workers.hitl._settings import HitlWorkerSettings
-from workers.hitl._store import NewApproval, open_approval
 from workers.hitl._sweeper import ApprovalSweeper
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.messages import TERMINAL_RUN_STATUSES
-from workers.hitl._decisions import cancel_approvals, completion_for
+from common.runs.approval_store import pending_runs, recently_decided
+from common.runs.approvals import cancel_approvals, completion_for
+from common.runs.messages import TERMINAL_RUN_STATUSES
 from workers.hitl._settings import HitlWorkerSettings
-from workers.hitl._store import pending_runs, recently_decided
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import httpcore
 
 from common.errors import NodeFailed
-from common.node_configs import HttpConfig
+from common.workflow.node_configs import HttpConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
 from workers.http._settings import HttpWorkerSettings

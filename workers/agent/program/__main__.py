@@ -10,10 +10,10 @@ import traceback
 import httpx
 from pydantic import ValidationError
 
+from common.agent_protocol import AgentError, AgentResult, ProtocolWriter
 from common.errors import AobError
 from workers.agent.program._job import AgentJob
 from workers.agent.program._loop import run_agent
-from workers.agent.program._protocol import AgentError, AgentResult, ProtocolWriter
 from workers.agent.program._provider import ChatModel
 from workers.agent.program._tools import ToolContext, default_registry
 from workers.http import HttpFetcher, SsrfGuard, create_http_client

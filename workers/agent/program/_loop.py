@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from common.agent_protocol import AgentError, AgentResult, Usage
 from common.errors import AobError
 from workers.agent.program._job import AgentJob
-from workers.agent.program._protocol import AgentError, AgentResult, Usage
 from workers.agent.program._provider import ModelTurn, ProviderFailed, tool_message
 from workers.agent.program._tools import ToolContext, ToolRegistry
 

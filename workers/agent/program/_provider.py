@@ -14,9 +14,9 @@ from typing import Any, Literal, TypeVar
 import openai
 from openai import AsyncOpenAI
 
+from common.agent_protocol import ProtocolWriter, Usage
 from common.errors import AobError
 from workers.agent.program._job import LlmAccess
-from workers.agent.program._protocol import ProtocolWriter, Usage
 
 T = TypeVar("T")
 Clock = Callable[[], float]

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 import httpx
 from jsonschema import Draft202012Validator
 
+from common.agent_protocol import AgentError, ProtocolWriter
 from common.errors import AobError, ValidationFailed
 from workers.agent.program._job import AgentJob
 from workers.agent.program._pipeline import PIPELINE_SCHEMA, FetchStep, execute_pipeline
-from workers.agent.program._protocol import AgentError, ProtocolWriter
 from workers.agent.program._provider import ToolCall
 from workers.http import HttpFetcher, display_url
 

@@ -1,0 +1,83 @@
+"""Resuming an ended run: its failed and unfinished nodes (or one chosen node) and what follows run again."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from common.errors import AobError
+from common.runs.scripts import Scripts
+from common.runs.view import RunView, load_run_view
+from common.workflow.ir import IR
+
+UNFINISHED = frozenset({"failed", "cancelled", "queued", "running", "waiting", "pending"})
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    """``status`` is ``ok``, ``not_ended``, ``conflict`` or ``missing``; ``nodes`` are the ones reset."""
+
+    status: str
+    nodes: list[str] = field(default_factory=list)
+
+
+def _graph(ir: IR) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ir.nodes)
+    graph.add_edges_from((src, edge.to) for src, edges in ir.successors.items() for edge in edges)
+    return graph
+
+
+def nodes_to_reset(ir: IR, view: RunView, from_node: str | None) -> list[str]:
+    """The seeds (``from_node``, or every failed/unfinished node) and all their descendants, in IR order."""
+    if from_node is not None:
+        if from_node not in ir.nodes:
+            raise AobError(f"from_node: unknown node {from_node!r} (known: {', '.join(ir.nodes)})")
+        seeds = {from_node}
+    else:
+        seeds = {n for n, s in view.states.items() if s.get("status") in UNFINISHED and n in ir.nodes}
+    graph = _graph(ir)
+    reset = set(seeds)
+    for seed in seeds:
+        reset |= nx.descendants(graph, seed)
+    return [node_id for node_id in ir.nodes if node_id in reset]
+
+
+async def resume_run(
+    scripts: Scripts, run_id: str, *, from_node: str | None = None, max_agents: int = 5
+) -> ResumeOutcome:
+    """Run an ended run again from where it failed (or from ``from_node``) in the same run."""
+    view = await load_run_view(scripts, run_id)
+    if view.ir is None:
+        return ResumeOutcome("missing")
+    ir = view.ir
+    reset = nodes_to_reset(ir, view, from_node)
+    reset_set = set(reset)
+    edges: list[list[object]] = []
+    for src, out_edges in ir.successors.items():
+        if src in reset_set:
+            continue
+        state = view.states.get(src, {})
+        for edge in out_edges:
+            if edge.to not in reset_set:
+                continue
+            status = state.get("status")
+            if status == "succeeded":
+                edges.append([edge.to, bool(view.edge_live_after_success(src, edge))])
+            elif status == "skipped":
+                edges.append([edge.to, state.get("reason") == "unknown node type" and not edge.on_failure])
+    roots = [node_id for node_id in reset if ir.indegree.get(node_id, 0) == 0]
+    result = await scripts.run_script(
+        "resume_run",
+        run_id,
+        view.epoch,
+        json.dumps(reset),
+        json.dumps(edges),
+        json.dumps(roots),
+        json.dumps(ir.topology()),
+        max_agents,
+        from_node or "",
+    )
+    return ResumeOutcome(str(result[0]), reset if result[0] == "ok" else [])
