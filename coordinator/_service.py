@@ -143,9 +143,11 @@ class Coordinator:
 
     async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, dict[str, Any]] | None:
         entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
+        if entry is not None and signal.node_id not in entry.ir.nodes and not reload:
+            # A patch may have added the node after we cached the IR: only the current IR can tell.
+            entry = await self._irs.reload(signal.run_id)
         if entry is None or signal.node_id not in entry.ir.nodes:
-            logger.warning("signal for unknown run/node %s/%s dropped", signal.run_id, signal.node_id)
-            self._applied.labels("missing").inc()
+            await self._dead_letter(signal, "no such run" if entry is None else "no such node in the run's IR")
             return None
         output: Any = None
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
@@ -154,6 +156,15 @@ class Coordinator:
         decision = decide(entry.ir, signal, output, scope, now_ms=now_ms())
         decision["ir_version"] = entry.version
         return entry, decision
+
+    async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:
+        """Keep a signal that cannot be applied in ``wf.dlq`` with the reason, rather than lose it."""
+        logger.error("signal %s of %s/%s dead-lettered: %s", signal.token_id, signal.run_id, signal.node_id, reason)
+        self._applied.labels("dead_lettered").inc()
+        await self._redis.xadd(
+            self._keys.dlq,
+            {"stream": self._keys.completion_signals, "reason": reason, "s": signal.model_dump_json(exclude_none=True)},
+        )
 
     async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
         outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)

@@ -10,9 +10,11 @@ import networkx as nx
 from common.errors import AobError
 from common.runs.scripts import Scripts
 from common.runs.view import RunView, load_run_view
-from common.workflow.ir import IR
+from common.workflow.ir import IR, IrEdge
 
 UNFINISHED = frozenset({"failed", "cancelled", "queued", "running", "waiting", "pending"})
+# A node in none of these never reached an end, so its joins must be counted again whatever is resumed.
+FINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ def nodes_to_reset(ir: IR, view: RunView, from_node: str | None) -> list[str]:
     if from_node is not None:
         if from_node not in ir.nodes:
             raise AobError(f"from_node: unknown node {from_node!r} (known: {', '.join(ir.nodes)})")
-        seeds = {from_node}
+        # Nodes that never ended are reset too: the edges into them are counted afresh from the kept nodes.
+        seeds = {from_node} | {n for n in ir.nodes if view.states.get(n, {}).get("status", "pending") not in FINAL}
     else:
         seeds = {n for n, s in view.states.items() if s.get("status") in UNFINISHED and n in ir.nodes}
     graph = _graph(ir)
@@ -43,6 +46,20 @@ def nodes_to_reset(ir: IR, view: RunView, from_node: str | None) -> list[str]:
     for seed in seeds:
         reset |= nx.descendants(graph, seed)
     return [node_id for node_id in ir.nodes if node_id in reset]
+
+
+def _live_from_kept(view: RunView, src: str, edge: IrEdge) -> bool:
+    """Whether ``edge`` from a kept (ended) node is live, as it was or would have been when its source ended."""
+    state = view.states.get(src, {})
+    status = state.get("status")
+    if status == "succeeded":
+        return bool(view.edge_live_after_success(src, edge))
+    if status == "failed":
+        return edge.on_failure
+    if status == "skipped":
+        return state.get("reason") == "unknown node type" and not edge.on_failure
+    # A cancelled node decided nothing: its paths are dead.
+    return False
 
 
 async def resume_run(
@@ -59,15 +76,10 @@ async def resume_run(
     for src, out_edges in ir.successors.items():
         if src in reset_set:
             continue
-        state = view.states.get(src, {})
         for edge in out_edges:
             if edge.to not in reset_set:
                 continue
-            status = state.get("status")
-            if status == "succeeded":
-                edges.append([edge.to, bool(view.edge_live_after_success(src, edge))])
-            elif status == "skipped":
-                edges.append([edge.to, state.get("reason") == "unknown node type" and not edge.on_failure])
+            edges.append([edge.to, _live_from_kept(view, src, edge)])
     roots = [node_id for node_id in reset if ir.indegree.get(node_id, 0) == 0]
     result = await scripts.run_script(
         "resume_run",

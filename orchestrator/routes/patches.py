@@ -9,11 +9,9 @@ from fastapi import APIRouter
 from common.errors import ValidationFailed
 from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.patch import patch_run
-from common.workflow.definition import WorkflowDefinition
 from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch
-from orchestrator._patch_check import refuse_started, touched_nodes
 from orchestrator._run_view import find_run
 from orchestrator._state import Caller, State
 from orchestrator._workflows import compile_for
@@ -43,12 +41,10 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
         if status is None or status in TERMINAL_RUN_STATUSES:
             raise _ended(run_id, status)
         current = int(row["definition_version"])
-        old = WorkflowDefinition.model_validate(row["definition"])
         patched = apply_ops(row["definition"], body.ops)
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
         result = compile_for(state, patched, row["workflow_name"], current + 1)
-        refuse_started(touched_nodes(old, result.definition), await state.redis.hgetall(state.keys.nodes(run_id)))
         outcome = await patch_run(
             state.scripts,
             run_id,
@@ -60,6 +56,8 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
         )
         if outcome.status in ("ended", "missing"):
             raise _ended(run_id, outcome.status)
+        if outcome.status == "refused":
+            raise ApiError(409, "; ".join(outcome.refusals), code="node_started", details=outcome.refusals)
         if outcome.status != "ok" or outcome.ir_version is None:
             raise ApiError(
                 409,

@@ -228,11 +228,34 @@ local function default_outputs(graph)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- Finishes the run successfully once nothing is in flight and no approval is pending.
+local FINAL_NODE = { succeeded = true, failed = true, skipped = true, cancelled = true }
+
+-- Nodes of the graph that never reached a final state, sorted; none when the run may succeed.
+local function unfinished_nodes(graph)
+  local states = redis.call('HGETALL', K_NODES)
+  local final = {}
+  for i = 1, #states, 2 do
+    if FINAL_NODE[cjson.decode(states[i + 1]).status] then final[states[i]] = true end
+  end
+  local ids = {}
+  for node_id in pairs(graph.n) do
+    if not final[node_id] then ids[#ids + 1] = node_id end
+  end
+  table.sort(ids)
+  return ids
+end
+
+-- Finishes the run once nothing is in flight and no approval is pending: successfully when every node reached
+-- a final state, otherwise as failed with `engine_invariant` (never silently succeeded without a node).
 local function maybe_finish(graph)
   local fields = redis.call('HMGET', K_RUN, 'status', 'counter', 'pending_approvals')
   if TERMINAL[fields[1]] then return false end
   if tonumber(fields[2]) <= 0 and tonumber(fields[3] or '0') <= 0 then
+    local unfinished = unfinished_nodes(graph)
+    if #unfinished > 0 then
+      return end_run('failed', { type = 'engine_invariant', node_id = unfinished[1],
+        message = 'nothing is in flight but these nodes never ended: ' .. table.concat(unfinished, ', ') })
+    end
     local outputs = default_outputs(graph)
     if outputs then redis.call('HSET', K_RUN, 'outputs', outputs) end
     return end_run('succeeded', nil)

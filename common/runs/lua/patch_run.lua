@@ -1,33 +1,49 @@
--- Swaps a running run's IR for a patched one, checked against the version the patch was computed on,
--- and schedules added nodes whose incoming edges are already resolved.
+-- Swaps a running run's IR for a patched one, checked against the version the patch was computed on and
+-- against live node states, and recounts the joins of every node whose incoming edges changed.
 -- ARGV[3] = expected ir_version, ARGV[4] = new IR JSON, ARGV[5] = graph JSON, ARGV[6] = patch JSON
---   {author, reason?, added_nodes, added_edges}, ARGV[7] = edges from existing nodes into added ones:
---   {{from, to, live_if_succeeded (true/false, or absent when the source had no output yet), on_failure}},
--- ARGV[8] = added nodes without incoming edges (JSON list), ARGV[9] = max agents
+--   {author, reason?, added_nodes, added_edges}, ARGV[7] = touched existing nodes {{node, how}} (each must
+--   still be pending), ARGV[8] = nodes to rejoin {{node, {{from, on_failure, live_if_succeeded}}}}
+--   (live_if_succeeded is absent when the source had no output when the caller read), ARGV[9] = max agents
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '' } end
 if TERMINAL[status] then return { 'ended', status } end
 local current = tonumber(redis.call('HGET', K_RUN, 'ir_version'))
 if current ~= tonumber(ARGV[3]) then return { 'conflict', tostring(current) } end
+-- Only a node nothing has happened to yet may change: checked here, atomically with the swap, because a node
+-- may have been queued since the caller looked.
+local refusals = {}
+for _, t in ipairs(cjson.decode(ARGV[7])) do
+  local state = node_state(t[1])
+  if state.status ~= 'pending' then refusals[#refusals + 1] = { t[1], state.status, t[2] } end
+end
+if #refusals > 0 then return { 'refused', cjson.encode(refusals) } end
 local graph = cjson.decode(ARGV[5])
 local topo = graph.n
+-- A rejoined node counts its incoming edges afresh from its sources' live states: an edge added from a node
+-- that already finished resolves now, and a removed edge no longer counts.
 local resolved = {}
-for _, e in ipairs(cjson.decode(ARGV[7])) do
-  local from, to, live_if_ok, on_failure = e[1], e[2], e[3], e[4] == 1 or e[4] == true
-  local state = node_state(from)
-  if state.status == 'succeeded' then
-    -- The source finished after the caller read its output: the caller must decide again.
-    if live_if_ok == nil or live_if_ok == cjson.null then return { 'conflict', tostring(current) } end
-    resolved[#resolved + 1] = { to, (live_if_ok == true) and not on_failure }
-  elseif state.status == 'failed' then
-    resolved[#resolved + 1] = { to, on_failure }
-  elseif state.status == 'skipped' then
-    resolved[#resolved + 1] = { to, state.reason == 'unknown node type' and not on_failure }
+for _, r in ipairs(cjson.decode(ARGV[8])) do
+  local target = r[1]
+  redis.call('HDEL', K_JOIN, target .. ':r', target .. ':l', target .. ':f')
+  if #r[2] == 0 then
+    resolved[#resolved + 1] = { target, 1 }
+    topo[target][1] = 1
   end
-end
-for _, node_id in ipairs(cjson.decode(ARGV[8])) do
-  topo[node_id][1] = 1
-  resolved[#resolved + 1] = { node_id, 1 }
+  for _, e in ipairs(r[2]) do
+    local from, on_failure, live_if_ok = e[1], e[2] == true, e[3]
+    local state = node_state(from)
+    if state.status == 'succeeded' then
+      -- The source finished after the caller read its output: the caller must decide again.
+      if live_if_ok == nil or live_if_ok == cjson.null then return { 'conflict', tostring(current) } end
+      resolved[#resolved + 1] = { target, (live_if_ok == true) and not on_failure }
+    elseif state.status == 'failed' then
+      resolved[#resolved + 1] = { target, on_failure }
+    elseif state.status == 'skipped' then
+      resolved[#resolved + 1] = { target, state.reason == 'unknown node type' and not on_failure }
+    elseif state.status == 'cancelled' then
+      resolved[#resolved + 1] = { target, false }
+    end
+  end
 end
 local version = current + 1
 redis.call('SET', K_IR, ARGV[4])
