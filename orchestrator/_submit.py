@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from common.auth import Principal
 from common.runs.start import RunStart, start_run
+from common.runs.stranded import start_if_stranded
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
 from orchestrator._run_view import RUN_COLUMNS
@@ -67,6 +68,10 @@ async def _replay(state: AppState, tenant_id: str, key: str, digest: str) -> Sub
             code="idempotency_conflict",
             details={"run_id": row["id"]},
         )
+    if row["status"] == "queued":
+        # The first request may have died between the insert and the start: the retry finishes its work.
+        stored = await state.pool.fetchrow("SELECT definition FROM runs WHERE id = $1", row["id"])
+        await start_if_stranded(state.scripts, dict(row) | dict(stored), max_agents=state.settings.max_agents)
     return Submitted(row, created=False)
 
 
