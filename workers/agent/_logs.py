@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,6 +103,7 @@ class NodeLog:
         self._cap = cap_bytes
         self._ttl_s = ttl_s
         self.totals = LogTotals()
+        self._marker_bytes = len(truncation_marker(cap_bytes).encode()) + 1
         self._seq = 0
         self._pending: list[tuple[str, LineKind, str]] = []
         self._lock = asyncio.Lock()
@@ -109,12 +111,15 @@ class NodeLog:
         self._append = redis.register_script(_APPEND_LUA)
 
     async def __aenter__(self) -> NodeLog:
-        # A redelivered attempt continues its first delivery's numbering, so ids keep increasing.
+        # A redelivered attempt continues its first delivery's numbering, so ids keep increasing, and its
+        # budget: the cap bounds what the attempt stores, however often it is delivered.
         last = await self._redis.xrevrange(self._stream, "+", "-", count=1)
         if last:
             last_attempt, last_seq = (int(part) for part in last[0][0].split("-"))
             if last_attempt == self.attempt:
                 self._seq = last_seq
+                self.totals.stored_bytes = await self._stored_bytes()
+                self.totals.truncated = self.totals.stored_bytes + self._marker_bytes > self._cap
         self._ticker = asyncio.create_task(self._tick())
         return self
 
@@ -136,9 +141,11 @@ class NodeLog:
             return kind
         text = self._redactor.redact(line)
         stored = len(text.encode()) + 1
-        if self.totals.stored_bytes + stored > self._cap:
+        # Room for the marker stays reserved, so the stored log never passes the cap, marker included.
+        if self.totals.stored_bytes + stored + self._marker_bytes > self._cap:
             self.totals.truncated = True
-            self._queue("log", truncation_marker(self._cap))
+            if self.totals.stored_bytes + self._marker_bytes <= self._cap:
+                self._queue("log", truncation_marker(self._cap))
             await self.flush()
             return kind
         self.totals.stored_lines += 1
@@ -196,18 +203,24 @@ class NodeLog:
                 self._keys.events(self.run_id), {"e": json.dumps(event)}, maxlen=EVENTS_MAXLEN, approximate=True
             )
 
-    async def archive(self, pool: asyncpg.Pool) -> None:
-        """Copy this attempt's stored lines (every delivery of it) to ``node_logs``, with the totals."""
-        # Joined page by page, so the peak is about twice the stored text, never the whole stream's entries.
-        pages: list[str] = []
+    async def _pages(self) -> AsyncIterator[list[tuple[str, dict[str, str]]]]:
+        """This attempt's stored entries (every delivery of it), a page at a time."""
         start = log_entry_id(self.attempt, 1)
         while True:
             page = await self._redis.xrange(self._stream, start, log_entry_id(self.attempt, MAX_SEQ), _ARCHIVE_PAGE)
-            if page:
-                pages.append("\n".join(fields["line"] for _, fields in page))
+            yield page
             if len(page) < _ARCHIVE_PAGE:
-                break
+                return
             start = "(" + page[-1][0]
+
+    async def _stored_bytes(self) -> int:
+        """Bytes this attempt's earlier deliveries stored."""
+        return sum([len(fields["line"].encode()) + 1 async for page in self._pages() for _, fields in page])
+
+    async def archive(self, pool: asyncpg.Pool) -> None:
+        """Copy this attempt's stored lines (every delivery of it) to ``node_logs``, with the totals."""
+        # Joined page by page, so the peak is about twice the stored text, never the whole stream's entries.
+        pages = ["\n".join(fields["line"] for _, fields in page) async for page in self._pages() if page]
         text = "\n".join(pages)
         del pages
         await pool.execute(

@@ -1,0 +1,38 @@
+"""The agent log cap is a hard upper bound on what one attempt stores, across redeliveries (issue 13)."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from common.keys import Keys
+from workers.agent._logs import NodeLog
+from workers.agent._redact import Redactor
+
+CAP = 1_000
+
+
+def node_log(redis: aioredis.Redis, keys: Keys) -> NodeLog:
+    return NodeLog(redis, keys, run_id="r1", node_id="agent", attempt=1, redactor=Redactor(), cap_bytes=CAP, ttl_s=60)
+
+
+async def stored_bytes(redis: aioredis.Redis, keys: Keys) -> int:
+    entries = await redis.xrange(keys.logs("r1", "agent"))
+    return sum(len(fields["line"].encode()) + 1 for _, fields in entries)
+
+
+async def test_a_line_just_under_the_cap_leaves_room_for_the_truncation_marker(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    async with node_log(redis, keys) as log:
+        await log.add("x" * (CAP - 10))
+        await log.add("y" * 50)
+    assert log.totals.truncated
+    assert await stored_bytes(redis, keys) <= CAP
+
+
+async def test_a_redelivered_attempt_continues_the_first_deliverys_budget(redis: aioredis.Redis, keys: Keys) -> None:
+    for _ in range(3):
+        async with node_log(redis, keys) as log:
+            for _ in range(8):
+                await log.add("z" * 99)
+    assert await stored_bytes(redis, keys) <= CAP
