@@ -8,7 +8,8 @@ from fastapi import APIRouter
 
 from common.errors import ValidationFailed
 from common.runs.messages import TERMINAL_RUN_STATUSES
-from common.runs.patch import patch_run
+from common.runs.patch import PatchOutcome, patch_run
+from common.runs.patch_intents import confirm_intent, patch_lock, settle_intents, write_intent
 from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch
@@ -27,16 +28,32 @@ def _ended(run_id: str, status: str | None) -> ApiError:
     )
 
 
+def _refusal(run_id: str, current: int, outcome: PatchOutcome) -> ApiError:
+    if outcome.status in ("ended", "missing"):
+        return _ended(run_id, outcome.status)
+    if outcome.status == "refused":
+        return ApiError(409, "; ".join(outcome.refusals), code="node_started", details=outcome.refusals)
+    return ApiError(
+        409,
+        f"run {run_id} changed while patching (IR version {current} is no longer current); retry",
+        code="version_conflict",
+        details={"expected_version": current, "actual_version": outcome.ir_version},
+    )
+
+
 @router.post("/runs/{run_id}/patch")
 async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> dict[str, Any]:
     """Apply ``ops`` to the run's current definition and swap its IR; returns the new IR version."""
     await find_run(state, caller.tenant_id, run_id)
     author = f"key:{caller.key_id}"
-    # The row lock serialises patches of one run: concurrent ones apply one after the other on the latest version.
-    async with state.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT workflow_name, definition, definition_version FROM runs WHERE id = $1 FOR UPDATE", run_id
-        )
+    # One patch of a run at a time (the lock is the connection's, so a crash releases it), and no row lock held
+    # while Redis swaps: the intent is committed first, the swap decides, the confirmation follows.
+    async with state.pool.acquire() as conn, patch_lock(conn, run_id):
+        async with conn.transaction():
+            await settle_intents(conn, state.redis, state.keys, run_id)
+            row = await conn.fetchrow(
+                "SELECT workflow_name, definition, definition_version FROM runs WHERE id = $1", run_id
+            )
         status = await state.redis.hget(state.keys.run(run_id), "status")
         if status is None or status in TERMINAL_RUN_STATUSES:
             raise _ended(run_id, status)
@@ -45,6 +62,8 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
         result = compile_for(state, patched, row["workflow_name"], current + 1)
+        ops = [op.as_json() for op in body.ops]
+        intent = await write_intent(conn, run_id, current, result.definition.to_json(), ops, author, body.reason)
         outcome = await patch_run(
             state.scripts,
             run_id,
@@ -54,34 +73,12 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
             reason=body.reason,
             max_agents=state.settings.max_agents,
         )
-        if outcome.status in ("ended", "missing"):
-            raise _ended(run_id, outcome.status)
-        if outcome.status == "refused":
-            raise ApiError(409, "; ".join(outcome.refusals), code="node_started", details=outcome.refusals)
         if outcome.status != "ok" or outcome.ir_version is None:
-            raise ApiError(
-                409,
-                f"run {run_id} changed while patching (IR version {current} is no longer current); retry",
-                code="version_conflict",
-                details={"expected_version": current, "actual_version": outcome.ir_version},
-            )
+            await conn.execute("UPDATE patches SET state = 'abandoned' WHERE id = $1", intent)
+            raise _refusal(run_id, current, outcome)
         new_version = outcome.ir_version
-        await conn.execute(
-            "UPDATE runs SET definition = $2, definition_version = $3 WHERE id = $1",
-            run_id,
-            result.definition.to_json(),
-            new_version,
-        )
-        await conn.execute(
-            "INSERT INTO patches (run_id, from_version, to_version, ops, author, reason)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            run_id,
-            current,
-            new_version,
-            [op.as_json() for op in body.ops],
-            author,
-            body.reason,
-        )
+        async with conn.transaction():
+            await confirm_intent(conn, intent, run_id, new_version)
     return {
         "run_id": run_id,
         "from_version": current,
@@ -98,7 +95,7 @@ async def list_patches(run_id: str, state: State, caller: Caller) -> dict[str, A
     await find_run(state, caller.tenant_id, run_id)
     rows = await state.pool.fetch(
         "SELECT id, from_version, to_version, ops, author, reason, created_at FROM patches"
-        " WHERE run_id = $1 ORDER BY to_version",
+        " WHERE run_id = $1 AND state = 'applied' ORDER BY to_version",
         run_id,
     )
     items = [dict(r) | {"created_at": r["created_at"].isoformat()} for r in rows]

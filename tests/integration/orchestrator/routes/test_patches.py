@@ -128,3 +128,35 @@ async def test_concurrent_patches_never_lose_an_update(api: Api) -> None:
     ended = await api.wait_run(run_id)
     for body in applied:
         assert ended["nodes"][body["added_nodes"][0]]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("crash_after_swap", [True, False])
+async def test_a_crash_in_the_middle_of_a_patch_leaves_postgres_and_redis_agreeing(
+    api: Api, monkeypatch: pytest.MonkeyPatch, crash_after_swap: bool
+) -> None:
+    import orchestrator.routes.patches as route
+
+    run_id = await started_run(api)
+    real_patch_run = route.patch_run
+
+    async def dies(*args: Any, **kwargs: Any) -> Any:
+        # The API process dies just after (or just before) swapping the IR in Redis, before Postgres commits.
+        if crash_after_swap:
+            await real_patch_run(*args, **kwargs)
+        raise ConnectionError("the API process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(route, "patch_run", dies)
+        with pytest.raises(ConnectionError):
+            await api.request("POST", f"/api/v1/runs/{run_id}/patch", json={"ops": add_node("lost", "slow")})
+    response = await api.request("POST", f"/api/v1/runs/{run_id}/patch", json={"ops": add_node("next", "slow")})
+    assert response.status_code == 200, response.text
+    expected = ["lost", "next"] if crash_after_swap else ["next"]
+    assert response.json()["ir_version"] == 1 + len(expected)
+    definition = (await api.request("GET", f"/api/v1/runs/{run_id}/definition")).json()
+    added = [n["id"] for n in definition["definition"]["nodes"] if n["id"] in ("lost", "next")]
+    assert added == expected and definition["ir_version"] == 1 + len(expected)
+    ended = await api.wait_run(run_id)
+    assert ended["status"] == "succeeded" and sorted(set(ended["nodes"]) & {"lost", "next"}) == expected
+    patches = (await api.request("GET", f"/api/v1/runs/{run_id}/patches")).json()["items"]
+    assert [p["to_version"] for p in patches] == list(range(2, 2 + len(expected)))
