@@ -21,7 +21,7 @@ from common.logging import configure_logging
 from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.ir_cache import CachedIr, IrCache
-from common.runs.messages import CompletionSignal
+from common.runs.messages import CompletionSignal, unsupported_version
 from common.runs.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.workflow.edges import needs_output
@@ -120,8 +120,17 @@ class Coordinator:
             try:
                 signals.append(CompletionSignal.model_validate_json(raw))
             except ValidationError as exc:
-                logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
-                self._applied.labels("malformed").inc()
+                refusal = unsupported_version(exc)
+                if refusal is not None:
+                    # Not acted on: a coordinator that knows the version may replay it from the dead-letter stream.
+                    logger.error("completion signal refused and dead-lettered: %s: %r", refusal, raw[:200])
+                    self._applied.labels("unsupported_version").inc()
+                    await self._redis.xadd(
+                        self._keys.dlq, {"stream": self._keys.completion_signals, "reason": str(refusal), "signal": raw}
+                    )
+                else:
+                    logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
+                    self._applied.labels("malformed").inc()
         await self._irs.prefetch({signal.run_id for signal in signals})
         planned: list[tuple[CompletionSignal, CachedIr, dict[str, Any]]] = []
         for signal in signals:

@@ -16,14 +16,14 @@ from common.errors import TemplateError
 from common.keys import Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
-from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError
+from common.runs.messages import TERMINAL_RUN_STATUSES, ChildRunEnded, CompletionSignal, NodeError
 from common.runs.scripts import Scripts, now_ms
 from common.runs.start import RunStart, start_run
 from common.workflow.ir import IR
 from common.workflow.node_configs import LoopConfig, MapConfig
 from common.workflow.templates import TemplateScope, evaluate_condition, render_value
 from workers.control._settings import ControlWorkerSettings
-from workers.control._state import ChildEnd, ControlState, ControlStore, Outcome
+from workers.control._state import ControlState, ControlStore, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Refused(Exception):
         self.error = error
 
 
-def child_error(end: ChildEnd, what: str) -> NodeError:
+def child_error(end: ChildRunEnded, what: str) -> NodeError:
     """The node error for a child run that did not succeed."""
     message = (end.error or {}).get("message") or "no error given"
     return NodeError(type="child_failed", message=f"{what} (run {end.run_id}) {end.status}: {message}")

@@ -10,6 +10,11 @@ local PREFIX = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local EVENTS_MAXLEN = 100000
 local TENANT_EVENTS_MAXLEN = 10000
+-- The schema version `v` of each message these scripts write: the `v` of its model in common/runs
+-- (Token, Event, ChildRunEnded in messages.py). A test holds them equal.
+local TOKEN_V = 1
+local EVENT_V = 1
+local CHILD_END_V = 1
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
 
@@ -27,7 +32,7 @@ local function run_id()
 end
 
 local function emit_event(etype, node_id, data)
-  local event = { type = etype, run_id = run_id(), ts = math.floor(NOW), data = data or {} }
+  local event = { v = EVENT_V, type = etype, run_id = run_id(), ts = math.floor(NOW), data = data or {} }
   if node_id then event.node_id = node_id end
   -- cjson encodes an empty table as {}, which is what an empty `data` should be.
   local body = cjson.encode(event)
@@ -75,7 +80,8 @@ end
 local function notify_parent()
   local f = redis.call('HMGET', K_RUN, 'parent_run_id', 'parent_node_id', 'status', 'outputs', 'error')
   if not f[1] then return end
-  local record = { run_id = run_id(), parent_run_id = f[1], parent_node_id = f[2] or nil, status = f[3] }
+  local record = { v = CHILD_END_V, run_id = run_id(), parent_run_id = f[1], parent_node_id = f[2] or nil,
+    status = f[3] }
   if f[4] then record.outputs = cjson.decode(f[4]) end
   if f[5] then record.error = cjson.decode(f[5]) end
   redis.call('XADD', PREFIX .. 'wf.children', '*', 'c', cjson.encode(record))
@@ -98,7 +104,7 @@ end
 
 local function token_for(node_id, attempt, routing)
   local epoch = redis.call('HGET', K_RUN, 'epoch') or '0'
-  return { v = 1, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
+  return { v = TOKEN_V, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
     type = routing, attempt = attempt, ir_version = tonumber(redis.call('HGET', K_RUN, 'ir_version')) }
 end
 

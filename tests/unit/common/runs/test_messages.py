@@ -1,0 +1,98 @@
+"""The versioned wire models: round trips, the ``v`` policy, and the completion signal's constructors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from common.runs.messages import (
+    ChildRunEnded,
+    CompletionSignal,
+    Event,
+    Token,
+    WireModel,
+    unsupported_version,
+)
+from workers.control._state import _EMIT
+
+REPO = Path(__file__).resolve().parents[4]
+TOKEN = Token(token_id="0:a:1", run_id="r1", node_id="a", type="builtin", attempt=1, ir_version=2)
+SAMPLES: list[WireModel] = [
+    TOKEN,
+    CompletionSignal(run_id="r1", node_id="a", token_id="0:a:1", attempt=1, status="succeeded", output_ref='"x"'),
+    Event(type="node_queued", run_id="r1", node_id="a", ts=7, data={"attempt": 1}),
+    ChildRunEnded(run_id="c1", parent_run_id="r1", parent_node_id="m", status="failed", error={"message": "no"}),
+]
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_round_trip_keeps_every_field_and_the_version(message: WireModel) -> None:
+    text = message.model_dump_json(exclude_none=True)
+    assert json.loads(text)["v"] == type(message).schema_version() == 1
+    assert type(message).model_validate_json(text) == message
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_a_newer_version_is_refused_not_misread(message: WireModel) -> None:
+    newer = {**json.loads(message.model_dump_json()), "v": type(message).schema_version() + 1}
+    with pytest.raises(ValidationError) as caught:
+        type(message).model_validate_json(json.dumps(newer))
+    refusal = unsupported_version(caught.value)
+    assert refusal is not None
+    assert (refusal.model, refusal.version, refusal.known) == (type(message).__name__, 2, 1)
+    assert "upgrade the reader" in str(caught.value)
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_a_message_without_v_was_written_before_versions_and_reads_as_v1(message: WireModel) -> None:
+    old = json.loads(message.model_dump_json())
+    del old["v"]
+    assert type(message).model_validate_json(json.dumps(old)) == message
+
+
+def test_an_added_field_of_the_same_version_is_ignored() -> None:
+    text = json.dumps({**json.loads(TOKEN.model_dump_json()), "priority": 3})
+    assert Token.model_validate_json(text) == TOKEN
+
+
+def test_malformed_is_not_a_version_refusal() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Token.model_validate_json('{"v": 1, "run_id": "r1"}')
+    assert unsupported_version(caught.value) is None
+    with pytest.raises(ValidationError):
+        Token.model_validate({**TOKEN.model_dump(), "v": 0})
+
+
+def test_messages_are_immutable() -> None:
+    with pytest.raises(ValidationError):
+        TOKEN.attempt = 2  # type: ignore[misc]
+
+
+def test_a_stored_event_has_no_id_and_keeps_nulls_inside_data() -> None:
+    event = Event(id="5-0", type="approval_decided", run_id="r1", ts=3, data={"comment": None, "text": "a\udcff"})
+    assert json.loads(event.stored()) == {
+        "v": 1,
+        "type": "approval_decided",
+        "run_id": "r1",
+        "ts": 3,
+        "data": {"comment": None, "text": "a\udcff"},
+    }
+
+
+def _lua_sources() -> dict[str, str]:
+    sources = {str(p.relative_to(REPO)): p.read_text() for p in REPO.glob("common/runs/lua/*.lua")}
+    return sources | {"workers/control/_state.py (_EMIT)": _EMIT}
+
+
+def test_lua_writes_the_versions_of_the_models() -> None:
+    models = {"TOKEN_V": Token, "EVENT_V": Event, "CHILD_END_V": ChildRunEnded}
+    found = {}
+    for where, source in _lua_sources().items():
+        for name, value in re.findall(r"^local (\w+_V) = (\d+)$", source, re.MULTILINE):
+            found[(where, name)] = int(value)
+            assert int(value) == models[name].schema_version(), f"{where}: {name} = {value}"
+    assert {name for _, name in found} == set(models)
