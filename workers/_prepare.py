@@ -37,21 +37,6 @@ class Prepared:
     malformed: bool = False
 
 
-def failure_signal(token: Token, worker_id: str, error: NodeError, started_at_ms: float | None) -> CompletionSignal:
-    """The completion of a token whose attempt failed."""
-    return CompletionSignal(
-        run_id=token.run_id,
-        node_id=token.node_id,
-        token_id=token.token_id,
-        attempt=token.attempt,
-        status="failed",
-        error=error,
-        worker_id=worker_id,
-        started_at_ms=started_at_ms,
-        ended_at_ms=now_ms(),
-    )
-
-
 class Preparer:
     """Loads run fields, IRs and upstream outputs for many tokens at once and resolves their configs."""
 
@@ -155,7 +140,9 @@ class Preparer:
             )
         except TemplateError as exc:
             error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)
-            p.signal = failure_signal(token, self._worker_id, error, now_ms())
+            p.signal = CompletionSignal.failed(
+                token, error, worker_id=self._worker_id, started_at_ms=now_ms(), ended_at_ms=now_ms()
+            )
             return
         p.ctx = NodeContext(
             token=token,

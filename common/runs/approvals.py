@@ -128,16 +128,8 @@ def completion_for(row: ApprovalRow) -> CompletionSignal:
         "decided_by": last["decided_by"],
         "decisions": approval.decisions,
     }
-    return CompletionSignal(
-        run_id=approval.run_id,
-        node_id=approval.node_id,
-        token_id=row.token_id,
-        attempt=row.attempt,
-        status="decided",
-        output_ref=json.dumps(output, separators=(",", ":"), ensure_ascii=False),
-        branch="approved" if approved else "rejected",
-        ended_at_ms=now_ms(),
-    )
+    output_ref = json.dumps(output, separators=(",", ":"), ensure_ascii=False)
+    return CompletionSignal.decided(row, output_ref, "approved" if approved else "rejected", ended_at_ms=now_ms())
 
 
 def _check_may_decide(row: ApprovalRow, principal: Principal) -> None:

@@ -9,7 +9,7 @@ A model that bumps its ``v`` keeps reading the older shape for as long as such m
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -91,8 +91,27 @@ class NodeError(BaseModel):
     retryable: bool = True
 
 
+class TokenIdentity(Protocol):
+    """What names one token: its run, node, id and attempt (a ``Token`` or anything carrying the same)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def token_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
 class CompletionSignal(WireModel):
-    """A worker's report that one token finished; ``output_ref`` is inline JSON text or a ``cas://`` ref."""
+    """A worker's report that one token finished; ``output_ref`` is inline JSON text or a ``cas://`` ref.
+
+    Build one with ``succeeded``, ``failed`` or ``decided``: each copies the token's identity the same way.
+    """
 
     run_id: str
     node_id: str
@@ -105,6 +124,57 @@ class CompletionSignal(WireModel):
     worker_id: str | None = None
     started_at_ms: float | None = None
     ended_at_ms: float | None = None
+
+    @classmethod
+    def succeeded(
+        cls,
+        token: TokenIdentity,
+        output_ref: str | None,
+        *,
+        ended_at_ms: float,
+        branch: str | None = None,
+        worker_id: str | None = None,
+        started_at_ms: float | None = None,
+    ) -> Self:
+        """The completion of a token whose attempt produced ``output_ref``."""
+        return cls(
+            **_identity(token),
+            status="succeeded",
+            output_ref=output_ref,
+            branch=branch,
+            worker_id=worker_id,
+            started_at_ms=started_at_ms,
+            ended_at_ms=ended_at_ms,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        token: TokenIdentity,
+        error: NodeError | None,
+        *,
+        ended_at_ms: float,
+        worker_id: str | None = None,
+        started_at_ms: float | None = None,
+    ) -> Self:
+        """The completion of a token whose attempt failed with ``error`` (the coordinator decides on retries)."""
+        return cls(
+            **_identity(token),
+            status="failed",
+            error=error,
+            worker_id=worker_id,
+            started_at_ms=started_at_ms,
+            ended_at_ms=ended_at_ms,
+        )
+
+    @classmethod
+    def decided(cls, token: TokenIdentity, output_ref: str, branch: str, *, ended_at_ms: float) -> Self:
+        """The completion of a hitl token whose approval was settled (``branch`` approved or rejected)."""
+        return cls(**_identity(token), status="decided", output_ref=output_ref, branch=branch, ended_at_ms=ended_at_ms)
+
+
+def _identity(token: TokenIdentity) -> dict[str, Any]:
+    return {"run_id": token.run_id, "node_id": token.node_id, "token_id": token.token_id, "attempt": token.attempt}
 
 
 class Event(WireModel):

@@ -231,22 +231,12 @@ class Advancer:
         await self._cancel_children(state, f"node {state.node_id} of run {state.run_id} {outcome.status}")
         if state.signalled:
             return
-        token = state.meta.token
-        signal = CompletionSignal(
-            run_id=token.run_id,
-            node_id=token.node_id,
-            token_id=token.token_id,
-            attempt=token.attempt,
-            status=outcome.status,
-            output_ref=(
-                await self._cas.store_output(outcome.output, self._settings.inline_output_max_bytes)
-                if outcome.status == "succeeded"
-                else None
-            ),
-            error=outcome.error,
-            started_at_ms=state.meta.started_at_ms,
-            ended_at_ms=now_ms(),
-        )
+        token, started_at_ms = state.meta.token, state.meta.started_at_ms
+        if outcome.status == "succeeded":
+            output_ref = await self._cas.store_output(outcome.output, self._settings.inline_output_max_bytes)
+            signal = CompletionSignal.succeeded(token, output_ref, started_at_ms=started_at_ms, ended_at_ms=now_ms())
+        else:
+            signal = CompletionSignal.failed(token, outcome.error, started_at_ms=started_at_ms, ended_at_ms=now_ms())
         # The coordinator applies a token once, so a push repeated after a crash here is dropped as a duplicate.
         await self._redis.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
         await self._store.mark_signalled(state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from common.runs.messages import (
     ChildRunEnded,
     CompletionSignal,
     Event,
+    NodeError,
     Token,
     WireModel,
     unsupported_version,
@@ -23,7 +25,7 @@ REPO = Path(__file__).resolve().parents[4]
 TOKEN = Token(token_id="0:a:1", run_id="r1", node_id="a", type="builtin", attempt=1, ir_version=2)
 SAMPLES: list[WireModel] = [
     TOKEN,
-    CompletionSignal(run_id="r1", node_id="a", token_id="0:a:1", attempt=1, status="succeeded", output_ref='"x"'),
+    CompletionSignal.succeeded(TOKEN, '{"x":1}', branch="yes", worker_id="w1", started_at_ms=1.5, ended_at_ms=2.5),
     Event(type="node_queued", run_id="r1", node_id="a", ts=7, data={"attempt": 1}),
     ChildRunEnded(run_id="c1", parent_run_id="r1", parent_node_id="m", status="failed", error={"message": "no"}),
 ]
@@ -70,6 +72,38 @@ def test_malformed_is_not_a_version_refusal() -> None:
 def test_messages_are_immutable() -> None:
     with pytest.raises(ValidationError):
         TOKEN.attempt = 2  # type: ignore[misc]
+
+
+def test_signal_constructors_copy_the_token_identity() -> None:
+    error = NodeError(type="timeout", message="slow")
+    ok = CompletionSignal.succeeded(TOKEN, '"out"', ended_at_ms=9.0)
+    failed = CompletionSignal.failed(TOKEN, error, worker_id="w", started_at_ms=1.0, ended_at_ms=2.0)
+    for signal in (ok, failed):
+        assert (signal.run_id, signal.node_id, signal.token_id, signal.attempt) == ("r1", "a", "0:a:1", 1)
+    assert (ok.status, ok.output_ref, ok.error, ok.ended_at_ms) == ("succeeded", '"out"', None, 9.0)
+    assert (failed.status, failed.error, failed.worker_id, failed.output_ref) == ("failed", error, "w", None)
+
+
+def test_a_decided_signal_comes_from_anything_naming_a_token() -> None:
+    @dataclass(frozen=True)
+    class Row:
+        run_id: str = "r9"
+        node_id: str = "gate"
+        token_id: str = "1:gate:2"
+        attempt: int = 2
+
+    signal = CompletionSignal.decided(Row(), '{"approved":true}', "approved", ended_at_ms=5.0)
+    assert signal.model_dump(exclude_none=True) == {
+        "v": 1,
+        "run_id": "r9",
+        "node_id": "gate",
+        "token_id": "1:gate:2",
+        "attempt": 2,
+        "status": "decided",
+        "output_ref": '{"approved":true}',
+        "branch": "approved",
+        "ended_at_ms": 5.0,
+    }
 
 
 def test_a_stored_event_has_no_id_and_keeps_nulls_inside_data() -> None:
