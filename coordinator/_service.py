@@ -20,6 +20,7 @@ from common.lifecycle import LoopService, serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
 from common.runs.cas import Cas
+from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
 from common.runs.messages import CompletionSignal, unsupported_version
 from common.runs.scripts import Scripts, now_ms
@@ -132,7 +133,7 @@ class Coordinator:
                     logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
                     self._applied.labels("malformed").inc()
         await self._irs.prefetch({signal.run_id for signal in signals})
-        planned: list[tuple[CompletionSignal, CachedIr, dict[str, Any]]] = []
+        planned: list[tuple[CompletionSignal, CachedIr, Decision]] = []
         for signal in signals:
             plan = await self._plan(signal, reload=False)
             if plan is not None:
@@ -150,7 +151,7 @@ class Coordinator:
         # Outputs need each run's stored outputs: one run at a time would serialise a round trip per run.
         await asyncio.gather(*(self._store_outputs(run_id, entry) for run_id, entry in finished))
 
-    async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, dict[str, Any]] | None:
+    async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, Decision] | None:
         entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
         if entry is None or signal.node_id not in entry.ir.nodes:
             logger.warning("signal for unknown run/node %s/%s dropped", signal.run_id, signal.node_id)
@@ -160,9 +161,7 @@ class Coordinator:
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
         scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
-        decision = decide(entry.ir, signal, output, scope, now_ms=now_ms())
-        decision["ir_version"] = entry.version
-        return entry, decision
+        return entry, decide(entry.ir, signal, output, scope, now_ms=now_ms())
 
     async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
         outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from common.keys import Keys
+from common.runs.decisions import Decision
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the run-state prelude; the others stand alone.
@@ -75,7 +76,7 @@ class Scripts:
         return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
 
     async def apply_completions(
-        self, batch: list[tuple[str, dict[str, Any], str]], max_agents: int, at_ms: float | None = None
+        self, batch: list[tuple[str, Decision, str]], max_agents: int, at_ms: float | None = None
     ) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
 
@@ -83,14 +84,15 @@ class Scripts:
         """
         graphs: dict[str, int] = {}
         keys: list[str] = []
-        decisions = []
-        for run_id, decision, graph_json in batch:
+        graph_of: list[int] = []
+        for run_id, _, graph_json in batch:
             keys += self.run_keys(run_id)
-            decisions.append({**decision, "g": graphs.setdefault(graph_json, len(graphs) + 1)})
-        # Graphs are JSON already: splice them into the list instead of decoding and encoding them again.
+            graph_of.append(graphs.setdefault(graph_json, len(graphs) + 1))
+        # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
+        decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
-        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), max_agents, json.dumps(decisions)]
-        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, graphs_json])
+        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), max_agents, decisions_json, graphs_json]
+        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, json.dumps(graph_of)])
         return list(result)
 
     async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:

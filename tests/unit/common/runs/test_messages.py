@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from common.runs.decisions import Decision
 from common.runs.messages import (
     ChildRunEnded,
     CompletionSignal,
@@ -28,6 +29,7 @@ SAMPLES: list[WireModel] = [
     CompletionSignal.succeeded(TOKEN, '{"x":1}', branch="yes", worker_id="w1", started_at_ms=1.5, ended_at_ms=2.5),
     Event(type="node_queued", run_id="r1", node_id="a", ts=7, data={"attempt": 1}),
     ChildRunEnded(run_id="c1", parent_run_id="r1", parent_node_id="m", status="failed", error={"message": "no"}),
+    Decision(token_id="0:a:1", node_id="a", attempt=1, ir_version=2, outcome="succeeded", edges=(("b", True),)),
 ]
 
 
