@@ -11,9 +11,10 @@ local NOW = tonumber(ARGV[2])
 local EVENTS_MAXLEN = 100000
 local TENANT_EVENTS_MAXLEN = 10000
 -- The schema version `v` of each message these scripts write: the `v` of its model in common/runs
--- (Token, Event, ChildRunEnded in messages.py). A test holds them equal.
+-- (Token, Event, ChildRunEnded in messages.py; RunEntry, StepEntry in ledger.py). A test holds them equal.
 local TOKEN_V = 1
 local EVENT_V = 1
+local LEDGER_V = 1
 local CHILD_END_V = 1
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
@@ -44,6 +45,7 @@ local function emit_event(etype, node_id, data)
 end
 
 local function ledger(entry)
+  entry.v = LEDGER_V
   redis.call('XADD', K_LEDGER, '*', 'l', cjson.encode(entry))
 end
 

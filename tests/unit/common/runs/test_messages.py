@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from common.runs.decisions import Decision
+from common.runs.ledger import RunEntry, StepEntry
 from common.runs.messages import (
     ChildRunEnded,
     CompletionSignal,
@@ -30,6 +31,8 @@ SAMPLES: list[WireModel] = [
     Event(type="node_queued", run_id="r1", node_id="a", ts=7, data={"attempt": 1}),
     ChildRunEnded(run_id="c1", parent_run_id="r1", parent_node_id="m", status="failed", error={"message": "no"}),
     Decision(token_id="0:a:1", node_id="a", attempt=1, ir_version=2, outcome="succeeded", edges=(("b", True),)),
+    RunEntry(run_id="r1", status="running", tenant="t", started_at=1.25, inputs={"who": "ada"}),
+    StepEntry(run_id="r1", node_id="a", attempt=1, status="queued", queued_at=3.0),
 ]
 
 
@@ -125,7 +128,8 @@ def _lua_sources() -> dict[str, str]:
 
 
 def test_lua_writes_the_versions_of_the_models() -> None:
-    models = {"TOKEN_V": Token, "EVENT_V": Event, "CHILD_END_V": ChildRunEnded}
+    models = {"TOKEN_V": Token, "EVENT_V": Event, "LEDGER_V": RunEntry, "CHILD_END_V": ChildRunEnded}
+    assert StepEntry.schema_version() == RunEntry.schema_version()
     found = {}
     for where, source in _lua_sources().items():
         for name, value in re.findall(r"^local (\w+_V) = (\d+)$", source, re.MULTILINE):
