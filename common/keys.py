@@ -2,10 +2,13 @@
 
 Per-run keys carry the run id in a hash tag (``{R}``) so one run's keys share a cluster slot.
 A ``prefix`` namespaces a whole deployment (tests use a unique prefix each).
+Lua scripts spell no key name: they get keys in KEYS, and a ``KeyTemplate`` in ARGV for a key named by data
+the script reads (a token's type, a run's tenant).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 COMPLETION_SIGNALS = "completion_signals"
@@ -17,6 +20,34 @@ RUN_DEADLINES = "runs:deadlines"
 RECORDER_GROUP = "recorder"
 CONTROL_GROUP = "control"
 CONTROL_ACTIVE = "ctrl:active"
+
+
+# Stands for the one variable part of a key while its template is taken; no real id contains it.
+_BLANK = "\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTemplate:
+    """A key name with one blank, for a script that fills it in: ``head .. value .. tail`` in Lua."""
+
+    head: str
+    tail: str
+
+    @classmethod
+    def of(cls, build: Callable[[str], str]) -> KeyTemplate:
+        """The template of a one-argument ``Keys`` method, e.g. ``KeyTemplate.of(keys.tasks)``."""
+        head, blank, tail = build(_BLANK).partition(_BLANK)
+        if not blank or _BLANK in tail:
+            raise ValueError(f"{build.__qualname__}: expected a key with exactly one variable part")
+        return cls(head, tail)
+
+    def format(self, value: str) -> str:
+        """The key for ``value``, as the script builds it."""
+        return self.head + value + self.tail
+
+    def for_lua(self) -> list[str]:
+        """``{head, tail}`` as the scripts take it (in a JSON ARGV)."""
+        return [self.head, self.tail]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +11,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import RECORDER_GROUP, Keys
+from common.runs.ledger import RunEntry, StepEntry, parse_ledger_entry
 from common.streams import ensure_group
 
 logger = logging.getLogger(__name__)
@@ -56,41 +56,41 @@ def _ts(ms: Any) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int | float) else None
 
 
-def _run_row(e: dict[str, Any]) -> tuple[Any, ...]:
+def _run_row(e: RunEntry) -> tuple[Any, ...]:
     return (
-        e["run_id"],
-        e.get("tenant") or "",
-        e.get("workflow_id"),
-        e.get("workflow_name"),
-        e.get("version"),
-        e["status"],
-        e.get("inputs"),
-        e.get("outputs"),
-        e.get("error"),
-        e.get("started_by"),
-        e.get("parent_run_id"),
-        e.get("parent_node_id"),
-        e.get("ir_version"),
-        _ts(e.get("started_at")),
-        _ts(e.get("ended_at")),
-        bool(e.get("resumed")),
+        e.run_id,
+        e.tenant or "",
+        e.workflow_id,
+        e.workflow_name,
+        e.version,
+        e.status,
+        e.inputs,
+        e.outputs,
+        e.error,
+        e.started_by,
+        e.parent_run_id,
+        e.parent_node_id,
+        e.ir_version,
+        _ts(e.started_at),
+        _ts(e.ended_at),
+        e.resumed,
     )
 
 
-def _step_row(e: dict[str, Any]) -> tuple[Any, ...]:
+def _step_row(e: StepEntry) -> tuple[Any, ...]:
     return (
-        e["run_id"],
-        e["node_id"],
-        int(e.get("attempt") or 0),
-        e["status"],
-        _ts(e.get("queued_at")),
-        _ts(e.get("started_at")),
-        _ts(e.get("ended_at")),
-        e.get("queue_ms"),
-        e.get("exec_ms"),
-        e.get("worker_id"),
-        e.get("output_ref"),
-        e.get("error"),
+        e.run_id,
+        e.node_id,
+        e.attempt,
+        e.status,
+        _ts(e.queued_at),
+        _ts(e.started_at),
+        _ts(e.ended_at),
+        e.queue_ms,
+        e.exec_ms,
+        e.worker_id,
+        e.output_ref,
+        e.error,
     )
 
 
@@ -146,17 +146,18 @@ class Recorder:
     async def _record(self, entries: list[tuple[str, dict[str, str] | None]]) -> int:
         if not entries:
             return 0
-        runs: dict[str, dict[str, Any]] = {}
-        steps: dict[tuple[str, str, int], dict[str, Any]] = {}
+        runs: dict[str, RunEntry] = {}
+        steps: dict[tuple[str, str, int], StepEntry] = {}
         for _, fields in entries:
             if not fields or "l" not in fields:
                 continue
-            entry = json.loads(fields["l"])
-            if entry.get("kind") == "run":
-                merged = runs.setdefault(entry["run_id"], {})
-                merged.update({k: v for k, v in entry.items() if v is not None})
-            elif entry.get("kind") == "step":
-                steps[(entry["run_id"], entry["node_id"], int(entry.get("attempt") or 0))] = entry
+            # A malformed entry or one of a newer version raises: the batch stays unacknowledged, never misread.
+            entry = parse_ledger_entry(fields["l"])
+            if isinstance(entry, RunEntry):
+                earlier = runs.get(entry.run_id)
+                runs[entry.run_id] = entry if earlier is None else earlier.merged(entry)
+            else:
+                steps[(entry.run_id, entry.node_id, entry.attempt)] = entry
         async with self._pool.acquire() as conn, conn.transaction():
             if runs:
                 await conn.executemany(UPSERT_RUN, [_run_row(e) for e in runs.values()])

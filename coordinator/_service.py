@@ -20,8 +20,9 @@ from common.lifecycle import LoopService, serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
 from common.runs.cas import Cas
+from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
-from common.runs.messages import CompletionSignal
+from common.runs.messages import CompletionSignal, unsupported_version
 from common.runs.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.workflow.edges import needs_output
@@ -120,10 +121,19 @@ class Coordinator:
             try:
                 signals.append(CompletionSignal.model_validate_json(raw))
             except ValidationError as exc:
-                logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
-                self._applied.labels("malformed").inc()
+                refusal = unsupported_version(exc)
+                if refusal is not None:
+                    # Not acted on: a coordinator that knows the version may replay it from the dead-letter stream.
+                    logger.error("completion signal refused and dead-lettered: %s: %r", refusal, raw[:200])
+                    self._applied.labels("unsupported_version").inc()
+                    await self._redis.xadd(
+                        self._keys.dlq, {"stream": self._keys.completion_signals, "reason": str(refusal), "signal": raw}
+                    )
+                else:
+                    logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
+                    self._applied.labels("malformed").inc()
         await self._irs.prefetch({signal.run_id for signal in signals})
-        planned: list[tuple[CompletionSignal, CachedIr, dict[str, Any]]] = []
+        planned: list[tuple[CompletionSignal, CachedIr, Decision]] = []
         for signal in signals:
             plan = await self._plan(signal, reload=False)
             if plan is not None:
@@ -141,7 +151,7 @@ class Coordinator:
         # Outputs need each run's stored outputs: one run at a time would serialise a round trip per run.
         await asyncio.gather(*(self._store_outputs(run_id, entry) for run_id, entry in finished))
 
-    async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, dict[str, Any]] | None:
+    async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, Decision] | None:
         entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
         if entry is not None and signal.node_id not in entry.ir.nodes and not reload:
             # A patch may have added the node after we cached the IR: only the current IR can tell.
@@ -153,9 +163,7 @@ class Coordinator:
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
         scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
-        decision = decide(entry.ir, signal, output, scope, now_ms=now_ms())
-        decision["ir_version"] = entry.version
-        return entry, decision
+        return entry, decide(entry.ir, signal, output, scope, now_ms=now_ms())
 
     async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:
         """Keep a signal that cannot be applied in ``wf.dlq`` with the reason, rather than lose it."""

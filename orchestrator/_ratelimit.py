@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from common.auth import Principal
-from common.keys import Keys
+from common.keys import Keys, KeyTemplate
 from orchestrator._errors import ApiError
 from orchestrator._settings import OrchestratorSettings
 
@@ -56,6 +57,8 @@ class RateLimiter:
         self._script = redis.register_script(_SCRIPT)
         self._keys = keys
         self._settings = settings
+        # The script checks reserved runs' status in their hashes: it names them from this template.
+        self._run_key = json.dumps(KeyTemplate.of(keys.run).for_lua())
 
     async def check_request(self, principal: Principal) -> Verdict:
         """Count one request against the global and per-key limits."""
@@ -90,7 +93,7 @@ class RateLimiter:
             keys.append(self._keys.tenant_active_runs(tenant_id))
         args: list[str | int] = [
             self._settings.rate_window_s * 1000,
-            self._keys.run("").removesuffix("}"),
+            self._run_key,
             run_id,
             self._settings.max_active_runs_per_tenant,
             _RESERVATION_GRACE_MS,

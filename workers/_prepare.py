@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,13 @@ from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
 from common.runs.cas import Cas
 from common.runs.ir_cache import IrCache
-from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
+from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token, unsupported_version
 from common.runs.scripts import now_ms
 from common.workflow.ir import CONTROL_TYPES, IrNode
 from common.workflow.templates import TemplateScope, referenced_nodes, render_value
 from workers._handler import NodeContext
+
+logger = logging.getLogger(__name__)
 
 RUN_FIELDS = ["status", "tenant", "inputs", "started_by", "ir_version"]
 
@@ -32,21 +35,6 @@ class Prepared:
     ctx: NodeContext | None = None
     signal: CompletionSignal | None = None
     malformed: bool = False
-
-
-def failure_signal(token: Token, worker_id: str, error: NodeError, started_at_ms: float | None) -> CompletionSignal:
-    """The completion of a token whose attempt failed."""
-    return CompletionSignal(
-        run_id=token.run_id,
-        node_id=token.node_id,
-        token_id=token.token_id,
-        attempt=token.attempt,
-        status="failed",
-        error=error,
-        worker_id=worker_id,
-        started_at_ms=started_at_ms,
-        ended_at_ms=now_ms(),
-    )
 
 
 class Preparer:
@@ -124,7 +112,10 @@ class Preparer:
             return Prepared(entry_id, fields)
         try:
             return Prepared(entry_id, fields, token=Token.model_validate_json(fields["t"]))
-        except ValidationError:
+        except ValidationError as exc:
+            if (refusal := unsupported_version(exc)) is not None:
+                # Dead-lettered as malformed (the node is not failed): a worker that reads the version may replay it.
+                logger.error("token %s refused: %s", entry_id, refusal)
             return Prepared(entry_id, fields, malformed=True)
 
     async def _resolve(
@@ -149,7 +140,9 @@ class Preparer:
             )
         except TemplateError as exc:
             error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)
-            p.signal = failure_signal(token, self._worker_id, error, now_ms())
+            p.signal = CompletionSignal.failed(
+                token, error, worker_id=self._worker_id, started_at_ms=now_ms(), ended_at_ms=now_ms()
+            )
             return
         p.ctx = NodeContext(
             token=token,

@@ -21,7 +21,7 @@ from common.runs.scripts import Scripts, now_ms
 from common.settings import EngineSettings
 from common.streams import ensure_group
 from workers._handler import NodeContext, NodeHandler, NodeResult
-from workers._prepare import Preparer, failure_signal, node_failed_error
+from workers._prepare import Preparer, node_failed_error
 from workers._reclaim import Reclaimer
 
 logger = logging.getLogger(__name__)
@@ -216,23 +216,23 @@ class Worker:
             self._done.labels(handler.node_type, "cancelled").inc()
             return None
         except NodeFailed as exc:
-            signal = failure_signal(token, self.id, node_failed_error(exc), started_at)
+            signal = CompletionSignal.failed(
+                token, node_failed_error(exc), worker_id=self.id, started_at_ms=started_at, ended_at_ms=now_ms()
+            )
         except Exception as exc:
             logger.exception("handler for %s crashed", token.node_id)
             error = NodeError(type="crash", message=f"{type(exc).__name__}: {exc}")
-            signal = failure_signal(token, self.id, error, started_at)
+            signal = CompletionSignal.failed(
+                token, error, worker_id=self.id, started_at_ms=started_at, ended_at_ms=now_ms()
+            )
         else:
             if not result.complete:
                 self._done.labels(handler.node_type, "deferred").inc()
                 return None
             output_ref = await self._cas.store_output(result.output, self.settings.inline_output_max_bytes)
-            signal = CompletionSignal(
-                run_id=token.run_id,
-                node_id=token.node_id,
-                token_id=token.token_id,
-                attempt=token.attempt,
-                status="succeeded",
-                output_ref=output_ref,
+            signal = CompletionSignal.succeeded(
+                token,
+                output_ref,
                 branch=result.branch,
                 worker_id=self.id,
                 started_at_ms=started_at,
@@ -298,16 +298,8 @@ class Worker:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self._keys.dlq, {"stream": stream, "entry_id": entry_id, "reason": reason, **fields})
             if token is not None:
-                signal = CompletionSignal(
-                    run_id=token.run_id,
-                    node_id=token.node_id,
-                    token_id=token.token_id,
-                    attempt=token.attempt,
-                    status="failed",
-                    error=NodeError(type="delivery_limit", message=reason, retryable=False),
-                    worker_id=self.id,
-                    ended_at_ms=now_ms(),
-                )
+                error = NodeError(type="delivery_limit", message=reason, retryable=False)
+                signal = CompletionSignal.failed(token, error, worker_id=self.id, ended_at_ms=now_ms())
                 pipe.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
             pipe.xack(stream, self.group(stream), entry_id)
             pipe.xdel(stream, entry_id)

@@ -25,7 +25,7 @@ class WireEvent:
 
 
 def wire_event(entry_id: str, event: dict[str, Any]) -> WireEvent:
-    """The frame ``{"id", "type", "run_id", "node_id"?, "ts", "data"}`` of one decoded event."""
+    """The frame ``{"id", "v", "type", "run_id", "node_id"?, "ts", "data"}`` of one decoded event (passed as stored)."""
     frame = {"id": entry_id, **{k: v for k, v in event.items() if k != "id"}}
     return WireEvent(entry_id, str(event.get("type", "")), int(event.get("ts", 0)), json.dumps(frame, default=str))
 

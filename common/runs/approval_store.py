@@ -49,6 +49,14 @@ class ApprovalRow:
     def id(self) -> str:
         return self.approval.id
 
+    @property
+    def run_id(self) -> str:
+        return self.approval.run_id
+
+    @property
+    def node_id(self) -> str:
+        return self.approval.node_id
+
 
 @dataclass(frozen=True)
 class NewApproval:

@@ -22,7 +22,7 @@ from common.runs.approval_store import (
     fetch_approval,
     settle_approval,
 )
-from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal
+from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, Event
 from common.runs.scripts import now_ms
 
 logger = logging.getLogger(__name__)
@@ -128,16 +128,8 @@ def completion_for(row: ApprovalRow) -> CompletionSignal:
         "decided_by": last["decided_by"],
         "decisions": approval.decisions,
     }
-    return CompletionSignal(
-        run_id=approval.run_id,
-        node_id=approval.node_id,
-        token_id=row.token_id,
-        attempt=row.attempt,
-        status="decided",
-        output_ref=json.dumps(output, separators=(",", ":"), ensure_ascii=False),
-        branch="approved" if approved else "rejected",
-        ended_at_ms=now_ms(),
-    )
+    output_ref = json.dumps(output, separators=(",", ":"), ensure_ascii=False)
+    return CompletionSignal.decided(row, output_ref, "approved" if approved else "rejected", ended_at_ms=now_ms())
 
 
 def _check_may_decide(row: ApprovalRow, principal: Principal) -> None:
@@ -180,15 +172,15 @@ def _entry(
 async def _announce(redis: aioredis.Redis, keys: Keys, row: ApprovalRow, entry: dict[str, Any]) -> None:
     """Append ``approval_decided``; a settling decision also pushes the completion and drops the timeout."""
     approval = row.approval
-    event = {
-        "type": "approval_decided",
-        "run_id": approval.run_id,
-        "node_id": approval.node_id,
-        "ts": int(now_ms()),
-        "data": {"approval_id": approval.id, "status": approval.status, **entry},
-    }
+    event = Event(
+        type="approval_decided",
+        run_id=approval.run_id,
+        node_id=approval.node_id,
+        ts=int(now_ms()),
+        data={"approval_id": approval.id, "status": approval.status, **entry},
+    )
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(keys.events(approval.run_id), {"e": json.dumps(event)}, maxlen=EVENTS_MAXLEN, approximate=True)
+        pipe.xadd(keys.events(approval.run_id), {"e": event.stored()}, maxlen=EVENTS_MAXLEN, approximate=True)
         if approval.status != "pending":
             pipe.rpush(keys.completion_signals, completion_for(row).model_dump_json(exclude_none=True))
             if row.timeout_token:

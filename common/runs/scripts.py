@@ -11,7 +11,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from common.keys import Keys
+from common.keys import Keys, KeyTemplate
+from common.runs.decisions import Decision
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the run-state prelude; the others stand alone.
@@ -48,6 +49,10 @@ class Scripts:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        tasks = KeyTemplate.of(keys.tasks).for_lua()
+        self._tasks_template = json.dumps(tasks)
+        # ARGV[1] of the run-state scripts: the keys they name from data they read (see _lib.lua).
+        self._templates = json.dumps({"tasks": tasks, "tenant_events": KeyTemplate.of(keys.tenant_events).for_lua()})
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in RUN_SCRIPTS + STANDALONE_SCRIPTS
         }
@@ -65,17 +70,19 @@ class Scripts:
             k.events(run_id),
             k.ledger,
             k.run_deadlines,
+            k.delayed,
+            k.children,
         ]
 
     async def run_script(
         self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None, at_ms: float | None = None
     ) -> Any:
         """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
-        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), *args]
+        argv = [self._templates, at_ms if at_ms is not None else now_ms(), *args]
         return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
 
     async def apply_completions(
-        self, batch: list[tuple[str, dict[str, Any], str]], max_agents: int, at_ms: float | None = None
+        self, batch: list[tuple[str, Decision, str]], max_agents: int, at_ms: float | None = None
     ) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
 
@@ -83,20 +90,23 @@ class Scripts:
         """
         graphs: dict[str, int] = {}
         keys: list[str] = []
-        decisions = []
-        for run_id, decision, graph_json in batch:
+        graph_of: list[int] = []
+        for run_id, _, graph_json in batch:
             keys += self.run_keys(run_id)
-            decisions.append({**decision, "g": graphs.setdefault(graph_json, len(graphs) + 1)})
-        # Graphs are JSON already: splice them into the list instead of decoding and encoding them again.
+            graph_of.append(graphs.setdefault(graph_json, len(graphs) + 1))
+        # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
+        decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
-        argv = [self.keys.prefix, at_ms if at_ms is not None else now_ms(), max_agents, json.dumps(decisions)]
-        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, graphs_json])
+        argv = [self._templates, at_ms if at_ms is not None else now_ms(), max_agents, decisions_json, graphs_json]
+        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, json.dumps(graph_of)])
         return list(result)
 
     async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
         """Move due delayed tokens to their task streams; returns how many moved."""
         result = await self._scripts["move_due"](
-            keys=[self.keys.delayed], args=[self.keys.prefix, now_ms(), batch], client=client
+            keys=[self.keys.delayed],
+            args=[self._tasks_template, now_ms(), batch],
+            client=client,
         )
         return int(result)
 

@@ -1,7 +1,8 @@
 -- Checks every rate limit of one request and, only if all pass, counts it: one atomic round trip.
 -- KEYS[1..n] = fixed-window counters; KEYS[n+1] = the tenant's active-run zset (when ARGV[3] ~= '').
--- ARGV[1] = window ms, ARGV[2] = run key prefix (prefix .. 'run:{'), ARGV[3] = run id to reserve or '',
--- ARGV[4] = active-run cap, ARGV[5] = grace ms for reserved runs not yet started, ARGV[6..] = limit of KEYS[i].
+-- ARGV[1] = window ms, ARGV[2] = run key template (JSON {head, tail}: head .. run id .. tail),
+-- ARGV[3] = run id to reserve or '', ARGV[4] = active-run cap, ARGV[5] = grace ms for reserved runs not yet
+-- started, ARGV[6..] = limit of KEYS[i].
 -- Returns {allowed (1|0), index of the limit that refused (0 = concurrency, -1 = none), limit, remaining, reset ms}.
 local window = tonumber(ARGV[1])
 local n = #ARGV - 5
@@ -23,11 +24,12 @@ if ARGV[3] ~= '' then
   local active = KEYS[n + 1]
   local cap = tonumber(ARGV[4])
   local grace = tonumber(ARGV[5])
+  local run_key = cjson.decode(ARGV[2])
   local terminal = { succeeded = true, failed = true, cancelled = true, timed_out = true }
   local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
   -- Ended runs leave the set lazily here; a reserved run whose hot state never appeared leaves after the grace.
   for j = 1, #members, 2 do
-    local status = redis.call('HGET', ARGV[2] .. members[j] .. '}', 'status')
+    local status = redis.call('HGET', run_key[1] .. members[j] .. run_key[2], 'status')
     if (status and terminal[status]) or (not status and now - tonumber(members[j + 1]) > grace) then
       redis.call('ZREM', active, members[j])
     end

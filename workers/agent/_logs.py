@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from common.agent_protocol import LineKind, classify_line
 from common.keys import Keys
+from common.runs.messages import Event
 from workers.agent._redact import Redactor
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class NodeLog:
                 return
             ts = int(time.time() * 1000)
             events = [
-                json.dumps({"type": "log", "run_id": self.run_id, "node_id": self.node_id, "ts": ts, "data": data})
+                Event(type="log", run_id=self.run_id, node_id=self.node_id, ts=ts, data=data).stored()
                 for data in _event_payloads(self.attempt, batch)
             ]
             args: list[str | int] = [self.attempt, ts, EVENTS_MAXLEN, len(events), *events]
@@ -187,20 +188,20 @@ class NodeLog:
         await self.flush()
         await self._redis.expire(self._stream, self._ttl_s)
         if self.totals.truncated:
-            event = {
-                "type": "log",
-                "run_id": self.run_id,
-                "node_id": self.node_id,
-                "ts": int(time.time() * 1000),
-                "data": {
+            event = Event(
+                type="log",
+                run_id=self.run_id,
+                node_id=self.node_id,
+                ts=int(time.time() * 1000),
+                data={
                     "attempt": self.attempt,
                     "truncated": True,
                     "dropped_lines": self.totals.lines - self.totals.stored_lines,
                     "dropped_bytes": self.totals.bytes - self.totals.stored_bytes,
                 },
-            }
+            )
             await self._redis.xadd(
-                self._keys.events(self.run_id), {"e": json.dumps(event)}, maxlen=EVENTS_MAXLEN, approximate=True
+                self._keys.events(self.run_id), {"e": event.stored()}, maxlen=EVENTS_MAXLEN, approximate=True
             )
 
     async def _pages(self) -> AsyncIterator[list[tuple[str, dict[str, str]]]]:

@@ -16,14 +16,14 @@ from common.errors import TemplateError
 from common.keys import Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
-from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError
+from common.runs.messages import TERMINAL_RUN_STATUSES, ChildRunEnded, CompletionSignal, NodeError
 from common.runs.scripts import Scripts, now_ms
 from common.runs.start import RunStart, start_run
 from common.workflow.ir import IR
 from common.workflow.node_configs import LoopConfig, MapConfig
 from common.workflow.templates import TemplateScope, evaluate_condition, render_value
 from workers.control._settings import ControlWorkerSettings
-from workers.control._state import ChildEnd, ControlState, ControlStore, Outcome
+from workers.control._state import ControlState, ControlStore, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Refused(Exception):
         self.error = error
 
 
-def child_error(end: ChildEnd, what: str) -> NodeError:
+def child_error(end: ChildRunEnded, what: str) -> NodeError:
     """The node error for a child run that did not succeed."""
     message = (end.error or {}).get("message") or "no error given"
     return NodeError(type="child_failed", message=f"{what} (run {end.run_id}) {end.status}: {message}")
@@ -231,22 +231,12 @@ class Advancer:
         await self._cancel_children(state, f"node {state.node_id} of run {state.run_id} {outcome.status}")
         if state.signalled:
             return
-        token = state.meta.token
-        signal = CompletionSignal(
-            run_id=token.run_id,
-            node_id=token.node_id,
-            token_id=token.token_id,
-            attempt=token.attempt,
-            status=outcome.status,
-            output_ref=(
-                await self._cas.store_output(outcome.output, self._settings.inline_output_max_bytes)
-                if outcome.status == "succeeded"
-                else None
-            ),
-            error=outcome.error,
-            started_at_ms=state.meta.started_at_ms,
-            ended_at_ms=now_ms(),
-        )
+        token, started_at_ms = state.meta.token, state.meta.started_at_ms
+        if outcome.status == "succeeded":
+            output_ref = await self._cas.store_output(outcome.output, self._settings.inline_output_max_bytes)
+            signal = CompletionSignal.succeeded(token, output_ref, started_at_ms=started_at_ms, ended_at_ms=now_ms())
+        else:
+            signal = CompletionSignal.failed(token, outcome.error, started_at_ms=started_at_ms, ended_at_ms=now_ms())
         # The coordinator applies a token once, so a push repeated after a crash here is dropped as a duplicate.
         await self._redis.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
         await self._store.mark_signalled(state)

@@ -18,19 +18,15 @@ from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from common.keys import CONTROL_GROUP, Keys
+from common.runs.messages import ChildRunEnded
 from common.streams import ensure_group
 from workers.control._advance import Advancer
 from workers.control._settings import ControlWorkerSettings
-from workers.control._state import ChildEnd, ControlStore
+from workers.control._state import ControlStore
 
 logger = logging.getLogger(__name__)
 
 READ_BATCH = 100
-
-
-class _ChildRecord(ChildEnd):
-    parent_run_id: str
-    parent_node_id: str | None = None
 
 
 class ChildrenConsumer:
@@ -98,7 +94,7 @@ class ChildrenConsumer:
     async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
         """Count one child's end and advance its parent node; acknowledge when done."""
         try:
-            record = _ChildRecord.model_validate_json((fields or {}).get("c", ""))
+            record = ChildRunEnded.model_validate_json((fields or {}).get("c", ""))
         except ValidationError:
             logger.error("malformed child record %s dropped: %r", entry_id, fields)
             record = None

@@ -18,16 +18,19 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
 from common.keys import Keys
-from common.runs.messages import NodeError, Token
+from common.runs.messages import ChildRunEnded, NodeError, Token
 from common.runs.scripts import now_ms
 from common.workflow.ir import IR
 from workers.control._bodies import BodyRef
 
 ControlKind = Literal["workflow", "loop", "map"]
 
+# EVENT_V is the ``v`` of common.runs.messages.Event (a test holds them equal).
 _EMIT = """
+local EVENT_V = 1
 local function emit(etype, data)
-  local event = { type = etype, run_id = ARGV[1], node_id = ARGV[2], ts = math.floor(tonumber(ARGV[3])), data = data }
+  local event = { v = EVENT_V, type = etype, run_id = ARGV[1], node_id = ARGV[2], ts = math.floor(tonumber(ARGV[3])),
+    data = data }
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'e', cjson.encode(event))
 end
 """
@@ -117,17 +120,6 @@ class ControlMeta(BaseModel):
     total: int
     started_at_ms: float
     deadline_ms: float | None = None
-
-
-class ChildEnd(BaseModel):
-    """How one child run ended, as its ``wf.children`` record said."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    run_id: str
-    status: str
-    outputs: Any = None
-    error: dict[str, Any] | None = None
 
 
 class Outcome(BaseModel):
@@ -231,7 +223,7 @@ class ControlStore:
         )
         return [int(i) for i in result]
 
-    async def record_end(self, run_id: str, node_id: str, end: ChildEnd) -> int:
+    async def record_end(self, run_id: str, node_id: str, end: ChildRunEnded) -> int:
         """Count a child's end once (appending ``child_run_ended``); returns its index, -1 unknown, -2 repeat."""
         result = await self._record_end(
             keys=[self._key(run_id, node_id), self._keys.events(run_id)],
@@ -239,12 +231,12 @@ class ControlStore:
         )
         return int(result)
 
-    async def ends(self, state: ControlState, indexes: list[int]) -> list[ChildEnd | None]:
+    async def ends(self, state: ControlState, indexes: list[int]) -> list[ChildRunEnded | None]:
         """The ends of the children at ``indexes`` (None where a child has not ended)."""
         if not indexes:
             return []
         values = await self._redis.hmget(self._key(state.run_id, state.node_id), [f"r:{i}" for i in indexes])
-        return [ChildEnd.model_validate_json(v) if v is not None else None for v in values]
+        return [ChildRunEnded.model_validate_json(v) if v is not None else None for v in values]
 
     async def decide(self, state: ControlState, outcome: Outcome) -> None:
         """Record the node's outcome unless one was recorded first."""

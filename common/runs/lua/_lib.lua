@@ -1,25 +1,37 @@
 -- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
--- Callers pass KEYS[1..9] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines (a script that
--- handles several runs passes nine keys per run and binds each run in turn with bind_run),
--- and ARGV[1] = key prefix, ARGV[2] = now in ms. The remaining ARGV are the script's own.
+-- Callers pass KEYS[1..11] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines, delayed, children
+-- (a script that handles several runs passes eleven keys per run and binds each run in turn with bind_run),
+-- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}} for the keys named by
+-- data the scripts read (a token's type, the run's tenant), ARGV[2] = now in ms. The remaining ARGV are the
+-- script's own. No key name is spelled here: common/keys.py builds them all.
 -- A "graph" argument is IR.topology(): {n = {node -> {indegree, join_any, routing, {{to, on_failure}...}}},
 -- o = 1 when the workflow has `outputs` templates}.
-local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES
+local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN
 local RUN_ID
-local PREFIX = ARGV[1]
+local KEY_TEMPLATES = cjson.decode(ARGV[1])
 local NOW = tonumber(ARGV[2])
 local EVENTS_MAXLEN = 100000
 local TENANT_EVENTS_MAXLEN = 10000
+-- The schema version `v` of each message these scripts write: the `v` of its model in common/runs
+-- (Token, Event, ChildRunEnded in messages.py; RunEntry, StepEntry in ledger.py). A test holds them equal.
+local TOKEN_V = 1
+local EVENT_V = 1
+local LEDGER_V = 1
+local CHILD_END_V = 1
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
 
 local function bind_run(base)
-  K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES =
+  K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN =
     KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6],
-    KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
+    KEYS[base + 7], KEYS[base + 8], KEYS[base + 9], KEYS[base + 10], KEYS[base + 11]
   RUN_ID = nil
 end
 bind_run(0)
+
+local function key_for(template, value)
+  return template[1] .. value .. template[2]
+end
 
 local function run_id()
   if not RUN_ID then RUN_ID = redis.call('HGET', K_RUN, 'run_id') end
@@ -27,18 +39,20 @@ local function run_id()
 end
 
 local function emit_event(etype, node_id, data)
-  local event = { type = etype, run_id = run_id(), ts = math.floor(NOW), data = data or {} }
+  local event = { v = EVENT_V, type = etype, run_id = run_id(), ts = math.floor(NOW), data = data or {} }
   if node_id then event.node_id = node_id end
   -- cjson encodes an empty table as {}, which is what an empty `data` should be.
   local body = cjson.encode(event)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', body)
   if not node_id or etype == 'workflow_patched' then
     local tenant = redis.call('HGET', K_RUN, 'tenant')
-    redis.call('XADD', PREFIX .. 'events:tenant:' .. tenant, 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e', body)
+    redis.call('XADD', key_for(KEY_TEMPLATES.tenant_events, tenant), 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e',
+      body)
   end
 end
 
 local function ledger(entry)
+  entry.v = LEDGER_V
   redis.call('XADD', K_LEDGER, '*', 'l', cjson.encode(entry))
 end
 
@@ -70,15 +84,16 @@ local function run_ledger(extra)
   ledger(entry)
 end
 
--- A child run (one with a parent) reports its end to `wf.children` once its outcome is complete: at once when
--- it did not succeed or its outputs are known, otherwise when set_outputs stores them.
+-- A child run (one with a parent) reports its end to the children stream once its outcome is complete: at once
+-- when it did not succeed or its outputs are known, otherwise when set_outputs stores them.
 local function notify_parent()
   local f = redis.call('HMGET', K_RUN, 'parent_run_id', 'parent_node_id', 'status', 'outputs', 'error')
   if not f[1] then return end
-  local record = { run_id = run_id(), parent_run_id = f[1], parent_node_id = f[2] or nil, status = f[3] }
+  local record = { v = CHILD_END_V, run_id = run_id(), parent_run_id = f[1], parent_node_id = f[2] or nil,
+    status = f[3] }
   if f[4] then record.outputs = cjson.decode(f[4]) end
   if f[5] then record.error = cjson.decode(f[5]) end
-  redis.call('XADD', PREFIX .. 'wf.children', '*', 'c', cjson.encode(record))
+  redis.call('XADD', K_CHILDREN, '*', 'c', cjson.encode(record))
 end
 
 -- Ends the run with a terminal status; returns false when it had already ended.
@@ -98,7 +113,7 @@ end
 
 local function token_for(node_id, attempt, routing)
   local epoch = redis.call('HGET', K_RUN, 'epoch') or '0'
-  return { v = 1, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
+  return { v = TOKEN_V, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
     type = routing, attempt = attempt, ir_version = tonumber(redis.call('HGET', K_RUN, 'ir_version')) }
 end
 
@@ -115,9 +130,9 @@ local function enqueue(node_id, attempt, routing, due_ms)
   local body = cjson.encode(token)
   if delay_s and attempt == 1 then due_ms = NOW + math.floor(delay_s * 1000) end
   if due_ms then
-    redis.call('ZADD', PREFIX .. 'wf.delayed', due_ms, body)
+    redis.call('ZADD', K_DELAYED, due_ms, body)
   else
-    redis.call('XADD', PREFIX .. 'wf.tasks.' .. stream_type, '*', 't', body)
+    redis.call('XADD', key_for(KEY_TEMPLATES.tasks, stream_type), '*', 't', body)
   end
   redis.call('HINCRBY', K_RUN, 'counter', 1)
   state.status = 'queued'

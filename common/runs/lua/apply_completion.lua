@@ -1,13 +1,15 @@
 -- Applies a batch of decided completions, each atomically: idempotent by token id, checked against the
--- IR version its decision was computed on. KEYS: nine per decision (see the prelude).
--- ARGV[3] = max agents, ARGV[4] = decisions (JSON list), ARGV[5] = graphs (JSON list; decision.g indexes it)
--- decision: {token_id, node_id, attempt, ir_version, g, outcome = succeeded|failed|retrying, output_ref?,
---   branch?, error?, worker_id?, started_at?, ended_at?, edges = {{to, live}}, fail_run?, retry_due_ms?,
---   approval?}
+-- IR version its decision was computed on. KEYS: eleven per decision (see the prelude).
+-- ARGV[3] = max agents, ARGV[4] = decisions (JSON list), ARGV[5] = graphs (JSON list),
+-- ARGV[6] = the index into the graphs of each decision's graph (JSON list)
+-- decision: common.runs.decisions.Decision {v, token_id, node_id, attempt, ir_version, outcome =
+--   succeeded|failed|retrying, output_ref?, branch?, error?, worker_id?, started_at?, ended_at?,
+--   edges? = {{to, live}}, fail_run, retry_due_ms?, approval}
 -- Returns per decision {result, run status, has outputs}; result is applied | finished | duplicate |
 -- stale | ignored | missing.
 local max_agents = tonumber(ARGV[3])
 local graphs = cjson.decode(ARGV[5])
+local graph_of = cjson.decode(ARGV[6])
 
 local function apply_one(d, graph)
   if redis.call('SISMEMBER', K_APPLIED, d.token_id) == 1 then
@@ -77,9 +79,11 @@ local function apply_one(d, graph)
   return { 'applied', redis.call('HGET', K_RUN, 'status'), 0 }
 end
 
+local decisions = cjson.decode(ARGV[4])
+local keys_per_run = #KEYS / math.max(1, #decisions)
 local results = {}
-for i, d in ipairs(cjson.decode(ARGV[4])) do
-  bind_run((i - 1) * 9)
-  results[i] = apply_one(d, graphs[d.g])
+for i, d in ipairs(decisions) do
+  bind_run((i - 1) * keys_per_run)
+  results[i] = apply_one(d, graphs[graph_of[i]])
 end
 return results

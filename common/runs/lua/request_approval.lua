@@ -27,6 +27,6 @@ if state.queued_at then state.queue_ms = math.max(0, NOW - state.queued_at) end
 save_node(node_id, state)
 emit_event('approval_requested', node_id, approval)
 if ARGV[7] ~= '' then
-  redis.call('ZADD', PREFIX .. 'wf.delayed', tonumber(ARGV[8]), ARGV[7])
+  redis.call('ZADD', K_DELAYED, tonumber(ARGV[8]), ARGV[7])
 end
 return 'requested'

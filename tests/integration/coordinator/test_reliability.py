@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from common.metrics import Metrics
 from common.runs.cancel import cancel_run
 from common.runs.messages import CompletionSignal
 from common.runs.patch import patch_run
@@ -120,6 +121,21 @@ async def test_same_signal_twice_changes_nothing(engine_settings: EngineSettings
     assert (await engine.event_types(run_id, "a")).count("node_succeeded") == 1
     assert (await engine.event_types(run_id, "b")) == ["node_queued"]
     assert (await engine.run_hash(run_id))["counter"] == "1"
+
+
+async def test_a_signal_of_a_newer_version_is_dead_lettered_not_applied(
+    engine_settings: EngineSettings, redis: aioredis.Redis
+) -> None:
+    engine = Engine(engine_settings, redis)
+    run_id = await engine.submit(flow(s("a"), s("b")))
+    signal = {"v": 2, "run_id": run_id, "node_id": "a", "token_id": "0:a:1", "attempt": 1, "status": "succeeded"}
+    metrics = Metrics()
+    await Coordinator(engine_settings, redis, metrics=metrics).process_batch([json.dumps(signal)])
+    assert await engine.event_types(run_id, "a") == ["node_queued"]
+    [(_, parked)] = await redis.xrange(engine.keys.dlq)
+    assert json.loads(parked["signal"]) == signal and "CompletionSignal v2" in parked["reason"]
+    refused = metrics.registry.get_sample_value("aob_coordinator_signals_total", {"result": "unsupported_version"})
+    assert refused == 1
 
 
 async def test_stale_decision_is_recomputed(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:

@@ -114,6 +114,8 @@ export type PatchOp = { op: string; path: string; value?: unknown; from?: string
 /** One event as the fanout and SSE send it: its stream id is the resume cursor. */
 export type RunEvent = {
   id: string;
+  /** Schema version of the event (absent on events stored before versions); fields not listed here are ignored. */
+  v?: number;
   type: string;
   run_id: string;
   node_id?: string;

@@ -1,0 +1,69 @@
+"""Entries of the ledger stream ``wf.ledger``: written by the run-state scripts, recorded in Postgres by the recorder.
+
+A run entry carries every field the ``runs`` row needs, so entries may be recorded in any order; a step entry is
+one node attempt's latest state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from common.runs.messages import RunStatus, WireModel
+
+NodeStatus = Literal["pending", "queued", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class RunEntry(WireModel):
+    """A run's state after a change (timestamps in epoch ms); ``resumed`` marks the entry of a resume."""
+
+    kind: Literal["run"] = "run"
+    run_id: str
+    status: RunStatus
+    tenant: str | None = None
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    version: int | None = None
+    ir_version: int | None = None
+    started_by: str | None = None
+    parent_run_id: str | None = None
+    parent_node_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: Any = None
+    error: dict[str, Any] | None = None
+    resumed: bool = False
+
+    def merged(self, later: RunEntry) -> RunEntry:
+        """This entry updated by the fields ``later`` carries (absent and null fields keep their value)."""
+        return self.model_copy(update=later.model_dump(exclude_unset=True, exclude_none=True))
+
+
+class StepEntry(WireModel):
+    """One node attempt's state after a change (timestamps and durations in ms)."""
+
+    kind: Literal["step"] = "step"
+    run_id: str
+    node_id: str
+    attempt: int = 0
+    status: NodeStatus
+    queued_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    queue_ms: float | None = None
+    exec_ms: float | None = None
+    worker_id: str | None = None
+    output_ref: str | None = None
+    # Recorded as the script wrote it: the recorder copies, it does not reinterpret.
+    error: dict[str, Any] | None = None
+
+
+LedgerEntry = Annotated[RunEntry | StepEntry, Field(discriminator="kind")]
+_ENTRY: TypeAdapter[RunEntry | StepEntry] = TypeAdapter(LedgerEntry)
+
+
+def parse_ledger_entry(text: str) -> RunEntry | StepEntry:
+    """The entry stored as ``text``; raises ``ValidationError`` when malformed or of a newer ``v``."""
+    return _ENTRY.validate_json(text)
