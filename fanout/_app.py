@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -21,12 +19,10 @@ from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.keys import Keys
 from common.metrics import Metrics
+from common.serving import readiness, serve_until_cancelled
 from common.settings import FanoutSettings
 from fanout._settings import FanoutServiceSettings, fanout_settings
 from fanout._ws import SocketHandler
-
-logger = logging.getLogger(__name__)
-_READY_TIMEOUT_S = 2.0
 
 
 def create_fanout_app(
@@ -73,13 +69,7 @@ def create_fanout_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        checks = {"redis": request.app.state.redis.ping(), "postgres": request.app.state.pool.fetchval("SELECT 1")}
-        failed = {}
-        for name, check in checks.items():
-            try:
-                await asyncio.wait_for(check, _READY_TIMEOUT_S)
-            except Exception as exc:  # any failure means not ready; the reason goes back to the prober
-                failed[name] = f"{type(exc).__name__}: {exc}"
+        failed = await readiness(request.app.state.redis, request.app.state.pool)
         if failed:
             return JSONResponse({"status": "not ready", "failed": failed}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -117,12 +107,4 @@ async def run_fanout(settings: FanoutSettings) -> None:
     """Serve the fanout on ``fanout_host:fanout_port`` until cancelled; shuts down gracefully."""
     config = fanout_settings(settings)
     required_url(config.database_url, "AOB_DATABASE_URL", "fanout")
-    server = uvicorn.Server(uvicorn_config(create_fanout_app(config), config))
-    serving = asyncio.create_task(server.serve())
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        logger.info("fanout stopping")
-        server.should_exit = True
-        await serving
-        raise
+    await serve_until_cancelled(uvicorn_config(create_fanout_app(config), config), "fanout")
