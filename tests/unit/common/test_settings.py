@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from common.errors import ConfigError
-from common.settings import ApiSettings, EngineSettings, load_settings
+from common.settings import ApiSettings, WorkerSettings, load_settings
 from orchestrator.cli import main
 
 
 def test_malformed_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AOB_WORKER_CONCURRENCY", "lots")
     with pytest.raises(ConfigError) as raised:
-        load_settings(EngineSettings)
+        load_settings(WorkerSettings)
     assert raised.value.message.startswith("AOB_WORKER_CONCURRENCY: ")
     assert "'lots'" in raised.value.message
     assert "\n" not in raised.value.message
