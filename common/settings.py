@@ -1,33 +1,95 @@
-"""Typed settings, read once at each process edge from ``AOB_*`` environment variables."""
+"""One settings class per service process, each read once at its process edge from ``AOB_*`` environment variables.
+
+They all live here so the CLI (every process's edge) can read any of them without importing that service, and
+the whole configuration surface reads in one file. A setting two processes read is one ``Annotated`` alias below,
+so its name, default and meaning cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.errors import ConfigError
 
+DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
+DEFAULT_UI_DIST_DIR = Path(__file__).resolve().parents[1] / "frontend" / "flow-builder" / "dist"
+AgentRuntimeName = Literal["process", "docker", "kubernetes"]
+
+# Read by more than one process.
+AdminKey = Annotated[
+    str | None, Field(default=None, description="bootstrap admin API key of tenant 'default' (aob up generates one)")
+]
+ApiHost = Annotated[str, Field(default="127.0.0.1", description="orchestrator (REST, SSE, UI) address")]
+ApiPort = Annotated[int, Field(default=8080, ge=0, le=65535, description="orchestrator port (0: any free port)")]
+FanoutHost = Annotated[str, Field(default="127.0.0.1", description="WebSocket fanout address")]
+FanoutPort = Annotated[int, Field(default=8081, ge=0, le=65535, description="WebSocket fanout port")]
+MaxAgents = Annotated[int, Field(default=5, ge=0, description="agent nodes allowed in one run")]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
 
 class CommonSettings(BaseSettings):
-    """Settings every service shares: where state lives and how it is named."""
+    """Every process: where state lives, how its keys and tables are named, how it logs."""
 
     model_config = SettingsConfigDict(env_prefix="AOB_", extra="forbid", frozen=True)
 
     redis_url: str | None = Field(default=None, description="Redis URL; unset starts an embedded Redis")
     database_url: str | None = Field(default=None, description="Postgres URL; unset starts an embedded one")
-    data_dir: Path = Field(default=Path("./.aob"), description="embedded servers' data and logs")
     key_prefix: str = Field(default="", description="namespace for every Redis key (one per deployment)")
     db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Postgres schema")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="least level logged")
     log_json: bool = Field(default=True, description="JSON log lines (false: readable text)")
-    inline_output_max_bytes: int = Field(default=16_384, ge=0, description="larger node outputs go to CAS")
 
 
-class EngineSettings(CommonSettings):
-    """Coordinator and worker tuning."""
+# Field groups: plain models whose fields a process's settings class takes in, so a long class reads in sections
+# (and docs/settings.md shows them so) without another level of settings inheritance.
+
+
+class RateLimitFields(BaseModel):
+    """Rate limits (per minute unless named otherwise)."""
+
+    rate_global_per_min: int = Field(default=6000, ge=1, description="all requests, all tenants")
+    rate_key_per_min: int = Field(default=1200, ge=1, description="requests per API key")
+    rate_runs_no_agents_per_min: int = Field(default=100, ge=1, description="run submissions per key, no agents")
+    rate_runs_few_agents_per_min: int = Field(default=20, ge=1, description="run submissions per key, 1-2 agents")
+    rate_runs_many_agents_per_min: int = Field(default=5, ge=1, description="run submissions per key, 3+ agents")
+    max_active_runs_per_tenant: int = Field(default=100, ge=1, description="runs queued or running at once")
+    rate_window_s: int = Field(default=60, ge=1, description="length of a rate-limit window")
+
+
+class UiFields(BaseModel):
+    """The UI: its built assets, and where browsers find the fanout (``GET /api/v1/config``)."""
+
+    ui_dist_dir: Path = Field(default=DEFAULT_UI_DIST_DIR, description="built flow-builder assets (npm run build)")
+    ui_fanout_url: str | None = Field(
+        default=None,
+        pattern=r"^wss?://",
+        description="WebSocket base URL browsers use for the fanout; unset: ws://AOB_FANOUT_HOST:AOB_FANOUT_PORT",
+    )
+    fanout_host: FanoutHost
+    fanout_port: FanoutPort
+
+
+class ApiSettings(CommonSettings, RateLimitFields, UiFields):
+    """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
+
+    api_host: ApiHost
+    api_port: ApiPort
+    admin_key: AdminKey
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies get 413")
+    max_agents: MaxAgents
+
+
+class CoordinatorSettings(CommonSettings):
+    """``aob coordinator``: completion signals, timers, the recorder and the event archiver."""
 
     coordinator_heartbeat_s: float = Field(
         default=5.0, gt=0, description="heartbeat period; a coordinator silent for 3 periods is taken over"
@@ -35,6 +97,114 @@ class EngineSettings(CommonSettings):
     coordinator_block_s: float = Field(default=1.0, gt=0, description="longest wait for a completion signal")
     coordinator_drain_batch: int = Field(default=200, ge=1, description="signals decided and applied together")
     timer_interval_s: float = Field(default=0.1, gt=0, description="delayed tokens and run deadlines checked")
+    recorder_batch: int = Field(default=500, ge=1, description="ledger entries written to Postgres at once")
+    recorder_reclaim_idle_s: float = Field(
+        default=30.0, gt=0, description="ledger entries a dead recorder held this long are taken over"
+    )
+    max_agents: MaxAgents
+
+
+class HttpNodeFields(BaseModel):
+    """HTTP nodes (and the agent's ``http_request`` tool): the SSRF guard's allowlist, deny-listed paths and caps."""
+
+    http_allowlist: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="comma-separated host:port pairs exempt from the address checks"
+    )
+    http_deny_paths: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(DEFAULT_DENY_PATHS), description="comma-separated path prefixes never requested"
+    )
+    http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    http_max_redirects: int = Field(default=5, ge=0)
+    http_max_connections: int = Field(default=100, ge=1)
+
+    @field_validator("http_allowlist", "http_deny_paths", mode="before")
+    @classmethod
+    def _parse_http_lists(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
+class AgentNodeFields(BaseModel):
+    """Agent nodes: where agents run, which provider they call, their logs, budgets, secrets and container limits."""
+
+    agent_runtime: AgentRuntimeName = Field(default="process", description="process, docker or kubernetes")
+    llm_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible endpoint")
+    llm_api_key: SecretStr = Field(default=SecretStr(""), description="provider key, passed to agents on stdin")
+    llm_model: str = Field(default="gpt-4o-mini", description="model used when a node names none")
+    llm_max_retries: int = Field(default=4, ge=0)
+    llm_breaker_threshold: int = Field(default=5, ge=1)
+    api_url: str = Field(default="http://127.0.0.1:8080", description="orchestrator URL agents patch runs through")
+    agent_log_cap_bytes: int = Field(default=10 * 1024 * 1024, ge=0, description="log bytes stored per execution")
+    agent_max_line_bytes: int = Field(default=1024 * 1024, ge=256, description="longer lines are split")
+    agent_log_ttl_s: int = Field(default=7 * 86_400, ge=1, description="life of logs:{R}:<node> after the node")
+    agent_timeout_grace_s: float = Field(default=10.0, ge=0, description="beyond timeout_s before a kill")
+    agent_token_ttl_margin_s: float = Field(default=60.0, ge=0)
+    agent_secret_values: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), description="comma-separated values redacted from every agent log"
+    )
+    agent_daily_token_budget: int = Field(default=1_000_000, ge=0, description="tokens per tenant per UTC day")
+    agent_process_command: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated argv of the agent program; unset = python -m workers.agent.program",
+    )
+    agent_docker_url: str | None = Field(default=None, description="Docker API URL; unset = the environment's")
+    agent_docker_image: str = "aob-agent:latest"
+    agent_docker_command: Annotated[tuple[str, ...], NoDecode] = ("python3", "-m", "workers.agent.program")
+    agent_docker_network: str = Field(default="bridge", description="network_mode of agent containers")
+    agent_docker_memory: str = "512m"
+    agent_docker_cpus: float = Field(default=1.0, gt=0)
+    agent_docker_mounts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated host:container[:ro] bind mounts"
+    )
+    agent_docker_workdir: str | None = None
+    agent_k8s_namespace: str = "default"
+    agent_k8s_image: str = "aob-agent:latest"
+    agent_k8s_command: Annotated[tuple[str, ...], NoDecode] = ("python3", "-m", "workers.agent.program")
+    agent_k8s_ttl_after_finished_s: int = Field(default=300, ge=0)
+    agent_k8s_pod_start_timeout_s: float = Field(default=120.0, gt=0)
+    agent_k8s_memory: str = "512Mi"
+    agent_k8s_cpu: str = "1"
+
+    @field_validator(
+        "agent_secret_values",
+        "agent_process_command",
+        "agent_docker_command",
+        "agent_docker_mounts",
+        "agent_k8s_command",
+        mode="before",
+    )
+    @classmethod
+    def _parse_agent_lists(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
+class HitlNodeFields(BaseModel):
+    """HITL nodes: how often the sweeper looks for lost completions and orphaned approvals."""
+
+    hitl_sweep_interval_s: float = Field(default=30.0, gt=0, description="seconds between sweeps")
+    hitl_repush_grace_s: float = Field(
+        default=10.0, ge=0, description="a decision this old whose node still waits lost its completion"
+    )
+    hitl_repush_window_s: float = Field(
+        default=86_400.0, gt=0, description="decisions older than this are not looked at again"
+    )
+
+
+class ControlNodeFields(BaseModel):
+    """Control nodes (sub-workflow, loop, map): nesting cap, and how child-run ends are followed and swept."""
+
+    max_nesting_depth: int = Field(default=5, ge=1, le=50, description="deepest child run (top-level run = 0)")
+    control_block_ms: int = Field(default=1000, ge=1, description="how long one read of wf.children waits")
+    control_reclaim_idle_s: float = Field(
+        default=30.0, gt=0, description="take over child-end records a dead control worker left unacknowledged"
+    )
+    control_sweep_interval_s: float = Field(
+        default=1.0, gt=0, description="how often waiting control nodes are re-checked (ended parents, timeouts)"
+    )
+
+
+class WorkerSettings(CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields):
+    """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
+
     worker_concurrency: int = Field(default=16, ge=1, description="tokens one worker process handles at once")
     visibility_timeout_s: float = Field(
         default=30.0, gt=0, description="a token idle this long is reclaimed from its dead worker"
@@ -43,27 +213,26 @@ class EngineSettings(CommonSettings):
     worker_block_ms: int = Field(default=1000, ge=1, description="longest wait for a token")
     cancel_poll_s: float = Field(default=0.5, gt=0, description="how often long handlers check for cancellation")
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="in-flight work may finish this long on SIGTERM")
-    recorder_batch: int = Field(default=500, ge=1, description="ledger entries written to Postgres at once")
-    recorder_reclaim_idle_s: float = Field(
-        default=30.0, gt=0, description="ledger entries a dead recorder held this long are taken over"
-    )
-    max_agents: int = Field(default=5, ge=0, description="agent nodes allowed in one run")
-
-
-class ApiSettings(EngineSettings):
-    """Orchestrator (REST, SSE, UI) settings."""
-
-    api_host: str = Field(default="127.0.0.1", description="orchestrator (REST, SSE, UI) address")
-    api_port: int = Field(default=8080, ge=0, le=65535, description="orchestrator port (0: any free port)")
-    admin_key: str | None = Field(default=None, description="bootstrap admin API key (aob up generates one)")
-    max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies get 413")
+    inline_output_max_bytes: int = Field(default=16_384, ge=0, description="larger node outputs go to CAS")
+    # Control nodes compile and start child runs under the same limit the API applies.
+    max_agents: MaxAgents
 
 
 class FanoutSettings(CommonSettings):
-    """WebSocket fanout settings."""
+    """``aob fanout``: where it listens, who may connect, and how it streams."""
 
-    fanout_host: str = Field(default="127.0.0.1", description="WebSocket fanout address")
-    fanout_port: int = Field(default=8081, ge=0, le=65535, description="WebSocket fanout port")
+    fanout_host: FanoutHost
+    fanout_port: FanoutPort
+    admin_key: AdminKey
+    ping_interval_s: float = Field(default=15.0, gt=0, description="WebSocket ping period")
+    ping_timeout_s: float = Field(default=20.0, gt=0, description="a connection without pong this long is dropped")
+    queue_size: int = Field(default=1000, ge=1, description="events buffered per connection before it must resync")
+    reader_block_ms: int = Field(default=1000, ge=1, description="longest XREAD BLOCK of the stream reader")
+    reader_batch: int = Field(default=500, ge=1, description="entries read per stream per XREAD")
+    backlog_page: int = Field(default=500, ge=1, description="entries per backlog read")
+    auth_timeout_s: float = Field(default=10.0, gt=0, description="wait for a first-message token")
+    pending_run_timeout_s: float = Field(default=300.0, gt=0, description="wait for a run that has not started")
+    resync_send_timeout_s: float = Field(default=30.0, gt=0, description="wait to deliver a resync to a slow client")
 
 
 S = TypeVar("S", bound=BaseSettings)

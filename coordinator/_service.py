@@ -24,7 +24,7 @@ from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
 from common.runs.messages import CompletionSignal, unsupported_version
 from common.runs.scripts import Scripts, now_ms
-from common.settings import EngineSettings
+from common.settings import CoordinatorSettings
 from common.workflow.edges import needs_output
 from common.workflow.templates import TemplateScope
 from coordinator._decide import decide
@@ -43,7 +43,7 @@ class Coordinator:
 
     def __init__(
         self,
-        settings: EngineSettings,
+        settings: CoordinatorSettings,
         redis: aioredis.Redis,
         *,
         cas: Cas | None = None,
@@ -224,7 +224,7 @@ class Coordinator:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.timer_interval_s)
 
 
-async def run_coordinator(settings: EngineSettings) -> None:
+async def run_coordinator(settings: CoordinatorSettings) -> None:
     """``aob coordinator``: coordinate, record to Postgres and archive ended runs' events until SIGTERM."""
     from common.events.archive import EventArchiver
 

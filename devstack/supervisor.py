@@ -12,11 +12,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import Field
 
 from common.errors import ConfigError
-from common.settings import ApiSettings
+from common.settings import AdminKey, ApiHost, ApiPort, CommonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,14 @@ _SERVICE_ARITY = {"coordinator": 1, "worker": 2, "orchestrator": 1, "fanout": 1}
 _CHILD_MAIN = "import sys; from orchestrator.cli import main; sys.exit(main())"
 
 
-class SupervisorSettings(ApiSettings):
-    """``aob up`` settings: the services settings plus which services to run and how to stop them."""
+class UpSettings(CommonSettings):
+    """``aob up``: where embedded servers keep their data, which services to run, how to restart and stop them."""
 
+    data_dir: Path = Field(default=Path("./.aob"), description="embedded servers' data and logs")
+    # The supervisor hands the admin key to its children and calls the API for ``--example``.
+    admin_key: AdminKey
+    api_host: ApiHost
+    api_port: ApiPort
     up_services: str | None = Field(
         default=None,
         description="comma-separated services to run, e.g. 'coordinator,worker builtin'; unset runs all, empty none",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -16,24 +14,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from common.clients import open_clients, required_url
+from common.clients import open_clients
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.keys import Keys
 from common.metrics import Metrics
+from common.serving import readiness, serve_until_cancelled
 from common.settings import FanoutSettings
-from fanout._settings import FanoutServiceSettings, fanout_settings
 from fanout._ws import SocketHandler
-
-logger = logging.getLogger(__name__)
-_READY_TIMEOUT_S = 2.0
 
 
 def create_fanout_app(
     settings: FanoutSettings, *, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
 ) -> Starlette:
     """The fanout app; clients not given are created by its lifespan from ``settings`` and closed after."""
-    config = fanout_settings(settings)
     metrics = Metrics()
     stream_metrics = StreamMetrics(metrics, "ws")
     handler: SocketHandler | None = None
@@ -43,18 +37,18 @@ def create_fanout_app(
         nonlocal handler
         async with AsyncExitStack() as stack:
             # API keys live in Postgres, so the fanout needs it to authenticate anyone.
-            redis_client, db = await open_clients(stack, config, "fanout", redis=redis, pool=pool)
+            redis_client, db = await open_clients(stack, settings, "fanout", redis=redis, pool=pool)
             streams = EventStreams(
                 redis_client,
-                Keys(config.key_prefix),
+                Keys(settings.key_prefix),
                 db,
-                queue_size=config.queue_size,
-                block_ms=config.reader_block_ms,
-                batch=config.reader_batch,
-                page_size=config.backlog_page,
+                queue_size=settings.queue_size,
+                block_ms=settings.reader_block_ms,
+                batch=settings.reader_batch,
+                page_size=settings.backlog_page,
             )
             await stack.enter_async_context(streams)
-            handler = SocketHandler(config, streams, db, stream_metrics)
+            handler = SocketHandler(settings, streams, db, stream_metrics)
             app.state.redis, app.state.pool = redis_client, db
             yield
 
@@ -73,13 +67,7 @@ def create_fanout_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        checks = {"redis": request.app.state.redis.ping(), "postgres": request.app.state.pool.fetchval("SELECT 1")}
-        failed = {}
-        for name, check in checks.items():
-            try:
-                await asyncio.wait_for(check, _READY_TIMEOUT_S)
-            except Exception as exc:  # any failure means not ready; the reason goes back to the prober
-                failed[name] = f"{type(exc).__name__}: {exc}"
+        failed = await readiness(request.app.state.redis, request.app.state.pool)
         if failed:
             return JSONResponse({"status": "not ready", "failed": failed}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -98,7 +86,7 @@ def create_fanout_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def uvicorn_config(app: Starlette, settings: FanoutServiceSettings) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, settings: FanoutSettings) -> uvicorn.Config:
     """The uvicorn configuration serving ``app``: protocol-level pings reap dead connections."""
     return uvicorn.Config(
         app,
@@ -115,14 +103,4 @@ def uvicorn_config(app: Starlette, settings: FanoutServiceSettings) -> uvicorn.C
 
 async def run_fanout(settings: FanoutSettings) -> None:
     """Serve the fanout on ``fanout_host:fanout_port`` until cancelled; shuts down gracefully."""
-    config = fanout_settings(settings)
-    required_url(config.database_url, "AOB_DATABASE_URL", "fanout")
-    server = uvicorn.Server(uvicorn_config(create_fanout_app(config), config))
-    serving = asyncio.create_task(server.serve())
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        logger.info("fanout stopping")
-        server.should_exit = True
-        await serving
-        raise
+    await serve_until_cancelled(uvicorn_config(create_fanout_app(settings), settings), "fanout")

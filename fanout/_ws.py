@@ -24,7 +24,7 @@ from common.events.frames import START_ID, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
-from fanout._settings import FanoutServiceSettings
+from common.settings import FanoutSettings
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class SocketHandler:
     """Serves ``/ws/runs/{run_id}`` and ``/ws/tenant`` for one process."""
 
     def __init__(
-        self, settings: FanoutServiceSettings, streams: EventStreams, pool: asyncpg.Pool, metrics: StreamMetrics
+        self, settings: FanoutSettings, streams: EventStreams, pool: asyncpg.Pool, metrics: StreamMetrics
     ) -> None:
         self.settings = settings
         self.streams = streams

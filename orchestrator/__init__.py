@@ -2,6 +2,5 @@
 
 from orchestrator._app import ROUTERS, create_app
 from orchestrator._serve import run_api
-from orchestrator._settings import OrchestratorSettings
 
-__all__ = ["ROUTERS", "OrchestratorSettings", "create_app", "run_api"]
+__all__ = ["ROUTERS", "create_app", "run_api"]

@@ -21,7 +21,6 @@ from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._middleware import RequestMetricsMiddleware
 from orchestrator._ratelimit import RateLimiter
-from orchestrator._settings import orchestrator_settings
 from orchestrator._state import AppState
 
 logger = logging.getLogger(__name__)
@@ -45,31 +44,30 @@ def create_app(
     settings: ApiSettings, *, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
 ) -> FastAPI:
     """The orchestrator app; clients not given are created by its lifespan from ``settings`` and closed after."""
-    config = orchestrator_settings(settings)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            redis_client, db = await open_clients(stack, config, "orchestrator", redis=redis, pool=pool)
+            redis_client, db = await open_clients(stack, settings, "orchestrator", redis=redis, pool=pool)
             await ensure_tenant(db, DEFAULT_TENANT)
-            keys = Keys(config.key_prefix)
+            keys = Keys(settings.key_prefix)
             app.state.aob = AppState(
-                settings=config,
+                settings=settings,
                 redis=redis_client,
                 pool=db,
                 keys=keys,
                 scripts=Scripts(redis_client, keys),
                 cas=Cas(redis_client, keys, db),
                 metrics=metrics,
-                limiter=RateLimiter(redis_client, keys, config),
+                limiter=RateLimiter(redis_client, keys, settings),
             )
             yield
 
     app = FastAPI(title="aob", version="1", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
     return app

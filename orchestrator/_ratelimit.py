@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from common.auth import Principal
 from common.keys import Keys, KeyTemplate
+from common.settings import RateLimitFields
 from orchestrator._errors import ApiError
-from orchestrator._settings import OrchestratorSettings
 
 _SCRIPT = (Path(__file__).resolve().parent / "lua" / "rate_limit.lua").read_text()
 # A run reserved in the active set but whose hot state never appeared (its start failed) stops counting after this.
@@ -52,7 +52,7 @@ def agent_tier(agent_count: int) -> str:
 class RateLimiter:
     """Runs the rate-limit script; raises 429 ``ApiError`` when a limit refuses."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: OrchestratorSettings) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: RateLimitFields) -> None:
         self._redis = redis
         self._script = redis.register_script(_SCRIPT)
         self._keys = keys

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 import uvicorn
 
+from common.serving import serve_until_cancelled
 from common.settings import ApiSettings
 from orchestrator._app import create_app
-
-logger = logging.getLogger(__name__)
 
 
 async def run_api(settings: ApiSettings) -> None:
@@ -23,13 +19,4 @@ async def run_api(settings: ApiSettings) -> None:
         access_log=False,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    # uvicorn captures SIGINT/SIGTERM itself while serving and shuts down gracefully; cancellation does the same.
-    serving = asyncio.create_task(server.serve())
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        logger.info("orchestrator stopping")
-        server.should_exit = True
-        await serving
-        raise
+    await serve_until_cancelled(config, "orchestrator")

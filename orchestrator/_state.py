@@ -15,10 +15,10 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
+from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._ratelimit import RateLimiter
-from orchestrator._settings import OrchestratorSettings
 
 _COMPILED_CACHE_SIZE = 256
 
@@ -27,7 +27,7 @@ _COMPILED_CACHE_SIZE = 256
 class AppState:
     """Shared by every request of one app; built by the lifespan."""
 
-    settings: OrchestratorSettings
+    settings: ApiSettings
     redis: aioredis.Redis
     pool: asyncpg.Pool
     keys: Keys

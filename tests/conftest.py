@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.redis_client import connect_redis
-from common.settings import EngineSettings
+from tests.support.deployment import ADMIN_KEY, Deployment
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("AOB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -79,16 +79,19 @@ async def pg_pool(migrated_schema: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def engine_settings(key_prefix: str, migrated_schema: str) -> EngineSettings:
-    return EngineSettings(
-        redis_url=REDIS_URL,
-        database_url=DATABASE_URL,
-        key_prefix=key_prefix,
-        db_schema=migrated_schema,
-        visibility_timeout_s=5.0,
-        coordinator_heartbeat_s=1.0,
-        timer_interval_s=0.05,
-        coordinator_block_s=0.2,
-        worker_block_ms=200,
-        log_json=False,
+def deployment(key_prefix: str, migrated_schema: str) -> Deployment:
+    return Deployment(
+        {
+            "redis_url": REDIS_URL,
+            "database_url": DATABASE_URL,
+            "key_prefix": key_prefix,
+            "db_schema": migrated_schema,
+            "admin_key": ADMIN_KEY,
+            "visibility_timeout_s": 5.0,
+            "coordinator_heartbeat_s": 1.0,
+            "timer_interval_s": 0.05,
+            "coordinator_block_s": 0.2,
+            "worker_block_ms": 200,
+            "log_json": False,
+        }
     )

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from common.runs.messages import Token
-from common.settings import EngineSettings
+from common.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ClaimTarget(Protocol):
 class Reclaimer:
     """Periodically claims entries idle longer than the visibility timeout on each of a worker's streams."""
 
-    def __init__(self, worker: ClaimTarget, redis: aioredis.Redis, settings: EngineSettings) -> None:
+    def __init__(self, worker: ClaimTarget, redis: aioredis.Redis, settings: WorkerSettings) -> None:
         self._worker = worker
         self._redis = redis
         self._min_idle_ms = int(settings.visibility_timeout_s * 1000)

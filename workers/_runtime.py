@@ -18,7 +18,7 @@ from common.runs.cas import Cas
 from common.runs.ir_cache import IrCache
 from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
 from common.runs.scripts import Scripts, now_ms
-from common.settings import EngineSettings
+from common.settings import WorkerSettings
 from common.streams import ensure_group
 from workers._handler import NodeContext, NodeHandler, NodeResult
 from workers._prepare import Preparer, node_failed_error
@@ -36,7 +36,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: EngineSettings,
+        settings: WorkerSettings,
         redis: aioredis.Redis,
         handlers: Sequence[NodeHandler],
         *,

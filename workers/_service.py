@@ -14,7 +14,7 @@ from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.runs.cas import Cas
-from common.settings import EngineSettings
+from common.settings import WorkerSettings
 from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
@@ -24,35 +24,35 @@ WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
 
 @contextlib.asynccontextmanager
 async def _handler_for(
-    node_type: str, settings: EngineSettings, pool: asyncpg.Pool, redis: aioredis.Redis
+    node_type: str, settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis
 ) -> AsyncIterator[NodeHandler]:
     if node_type == "builtin":
         yield BuiltinHandler()
     elif node_type == "http":
-        from workers.http import HttpWorkerSettings, http_handler
+        from workers.http import http_handler
 
-        async with http_handler(HttpWorkerSettings(**settings.model_dump())) as handler:
+        async with http_handler(settings) as handler:
             yield handler
     elif node_type == "hitl":
-        from workers.hitl import HitlWorkerSettings, hitl_handler
+        from workers.hitl import hitl_handler
 
-        async with hitl_handler(HitlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
+        async with hitl_handler(settings, pool, redis) as handler:
             yield handler
     elif node_type == "control":
-        from workers.control import ControlWorkerSettings, control_handler
+        from workers.control import control_handler
 
-        async with control_handler(ControlWorkerSettings(**settings.model_dump()), pool, redis) as handler:
+        async with control_handler(settings, pool, redis) as handler:
             yield handler
     elif node_type == "agent":
-        from workers.agent import AgentWorkerSettings, agent_handler
+        from workers.agent import agent_handler
 
-        async with agent_handler(AgentWorkerSettings(**settings.model_dump()), pool, redis) as handler:
+        async with agent_handler(settings, pool, redis) as handler:
             yield handler
     else:
         raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")
 
 
-async def run_worker(node_type: str, settings: EngineSettings) -> None:
+async def run_worker(node_type: str, settings: WorkerSettings) -> None:
     """Serve ``node_type`` tokens until SIGTERM."""
     configure_logging(settings.log_level, settings.log_json)
     async with contextlib.AsyncExitStack() as stack:

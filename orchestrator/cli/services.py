@@ -12,7 +12,14 @@ from typing import Any
 from common.db import migrate
 from common.errors import AobError, ConfigError
 from common.logging import configure_logging
-from common.settings import ApiSettings, CommonSettings, EngineSettings, FanoutSettings, load_settings
+from common.settings import (
+    ApiSettings,
+    CommonSettings,
+    CoordinatorSettings,
+    FanoutSettings,
+    WorkerSettings,
+    load_settings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,9 +88,9 @@ async def _run_until_signalled(service: Awaitable[None]) -> int:
 
 
 def _run_service(command: str, module: str, function: str, settings: CommonSettings, *args: Any) -> int:
+    """Run ``module.function(*args, settings)``: ``settings`` is the one object the process reads its settings from."""
     _require(settings.redis_url, "AOB_REDIS_URL", command)
-    if not isinstance(settings, FanoutSettings):
-        _require(settings.database_url, "AOB_DATABASE_URL", command)
+    _require(settings.database_url, "AOB_DATABASE_URL", command)
     entry = _entry_point(module, function, command)
     _configure_logging(settings)
     return asyncio.run(_run_until_signalled(entry(*args, settings)))
@@ -96,13 +103,13 @@ def cmd_orchestrator(args: argparse.Namespace) -> int:
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
     """Run ``coordinator.run_coordinator(settings)``."""
-    return _run_service("coordinator", "coordinator", "run_coordinator", load_settings(EngineSettings))
+    return _run_service("coordinator", "coordinator", "run_coordinator", load_settings(CoordinatorSettings))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run ``workers.run_worker(node_type, settings)``."""
     node_type: str = args.node_type
-    return _run_service(f"worker {node_type}", "workers", "run_worker", load_settings(EngineSettings), node_type)
+    return _run_service(f"worker {node_type}", "workers", "run_worker", load_settings(WorkerSettings), node_type)
 
 
 def cmd_fanout(args: argparse.Namespace) -> int:

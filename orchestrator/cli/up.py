@@ -18,7 +18,7 @@ from common.errors import AobError
 from common.logging import configure_logging
 from common.settings import load_settings
 from devstack.embedded import EmbeddedServers, free_port
-from devstack.supervisor import ChildSpec, Supervisor, SupervisorSettings, parse_services
+from devstack.supervisor import ChildSpec, Supervisor, UpSettings, parse_services
 from orchestrator.cli.api_commands import parse_inputs
 from orchestrator.cli.client import ClientConfig
 from orchestrator.cli.example import run_example
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the whole stack until SIGINT/SIGTERM; exit 0 after stopping every child and embedded server."""
-    settings = load_settings(SupervisorSettings)
+    settings = load_settings(UpSettings)
     configure_logging(settings.log_level, settings.log_json)
     services = parse_services(settings.up_services)
     example = (args.example, parse_inputs(args.input)) if args.example else None
@@ -48,7 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 async def _up(
-    settings: SupervisorSettings,
+    settings: UpSettings,
     services: tuple[tuple[str, ...], ...],
     example: tuple[Path, dict[str, Any]] | None = None,
 ) -> int:

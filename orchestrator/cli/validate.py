@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ValidationFailed
-from common.settings import EngineSettings, load_settings
+from common.settings import ApiSettings, load_settings
 from common.workflow.compiler import compile_definition
 
 
@@ -33,7 +33,8 @@ def run_validate(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    max_agents = args.max_agents if args.max_agents is not None else load_settings(EngineSettings).max_agents
+    # Without --max-agents, the limit the API compiles submitted definitions under.
+    max_agents = args.max_agents if args.max_agents is not None else load_settings(ApiSettings).max_agents
     try:
         result = compile_definition(definition, max_agents=max_agents)
     except ValidationFailed as exc:

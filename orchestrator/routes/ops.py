@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response
 
+from common.serving import readiness
 from orchestrator._errors import ApiError
 from orchestrator._state import State
 
 router = APIRouter(tags=["ops"])
-_READY_TIMEOUT_S = 2.0
 
 
 @router.get("/healthz")
@@ -22,13 +20,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(state: State) -> dict[str, str]:
     """Redis and Postgres answer; 503 naming the one that does not."""
-    checks = {"redis": state.redis.ping(), "postgres": state.pool.fetchval("SELECT 1")}
-    failed = {}
-    for name, check in checks.items():
-        try:
-            await asyncio.wait_for(check, _READY_TIMEOUT_S)
-        except Exception as exc:  # any failure means not ready; the reason goes back to the prober
-            failed[name] = f"{type(exc).__name__}: {exc}"
+    failed = await readiness(state.redis, state.pool)
     if failed:
         raise ApiError(503, "not ready: " + ", ".join(failed), details=failed)
     return {"status": "ready"}

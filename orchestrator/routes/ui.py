@@ -9,32 +9,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from pydantic import Field
 
-from common.settings import FanoutSettings, load_settings
+from common.settings import UiFields
 from orchestrator._errors import not_found
+from orchestrator._state import AppState, State
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DIST_DIR = Path(__file__).resolve().parents[2] / "frontend" / "flow-builder" / "dist"
 # Hosts a browser cannot connect to as written: it uses the page's own host name instead.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
-class UiSettings(FanoutSettings):
-    """Where the UI's assets are and how a browser reaches the fanout (env ``AOB_*`` like every setting)."""
-
-    ui_dist_dir: Path = Field(default=DEFAULT_DIST_DIR, description="built flow-builder assets (npm run build)")
-    ui_fanout_url: str | None = Field(
-        default=None,
-        pattern=r"^wss?://",
-        description="WebSocket base URL browsers use for the fanout; unset: ws://AOB_FANOUT_HOST:AOB_FANOUT_PORT",
-    )
-
-
-def fanout_url(settings: UiSettings) -> str | None:
+def fanout_url(settings: UiFields) -> str | None:
     """The fanout's WebSocket base URL for browsers; None when the browser should use the page's host."""
     if settings.ui_fanout_url:
         return settings.ui_fanout_url.rstrip("/")
@@ -46,32 +34,27 @@ def fanout_url(settings: UiSettings) -> str | None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = load_settings(UiSettings)
-    app.state.aob_ui = settings
-    if not (settings.ui_dist_dir / "index.html").is_file():
-        logger.warning("UI assets missing under %s: `/` explains how to build them", settings.ui_dist_dir)
+    # FastAPI runs an included router's lifespan inside the app's own, so the app state is built by now.
+    state: AppState = app.state.aob
+    dist = state.settings.ui_dist_dir
+    if not (dist / "index.html").is_file():
+        logger.warning("UI assets missing under %s: `/` explains how to build them", dist)
     yield
 
 
 router = APIRouter(lifespan=_lifespan)
 
 
-def _settings(request: Request) -> UiSettings:
-    settings: UiSettings = request.app.state.aob_ui
-    return settings
-
-
 @router.get("/api/v1/config", tags=["meta"])
-async def ui_config(request: Request) -> dict[str, Any]:
+async def ui_config(state: State) -> dict[str, Any]:
     """What a browser client needs before logging in: the fanout's WebSocket URL (null: page host) and port."""
-    settings = _settings(request)
-    return {"fanout_url": fanout_url(settings), "fanout_port": settings.fanout_port}
+    return {"fanout_url": fanout_url(state.settings), "fanout_port": state.settings.fanout_port}
 
 
 @router.get("/", include_in_schema=False, response_model=None)
-async def index(request: Request) -> Response:
+async def index(state: State) -> Response:
     """The UI's page, or a page saying how to build it when the assets are missing."""
-    dist = _settings(request).ui_dist_dir
+    dist = state.settings.ui_dist_dir
     page = dist / "index.html"
     if not page.is_file():
         return HTMLResponse(_missing_page(dist), status_code=503)
@@ -79,9 +62,9 @@ async def index(request: Request) -> Response:
 
 
 @router.get("/assets/{name:path}", include_in_schema=False)
-async def asset(name: str, request: Request) -> FileResponse:
+async def asset(name: str, state: State) -> FileResponse:
     """One built asset; names are content-hashed by Vite, so they may be cached for good."""
-    root = (_settings(request).ui_dist_dir / "assets").resolve()
+    root = (state.settings.ui_dist_dir / "assets").resolve()
     path = (root / name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise not_found("asset", name)

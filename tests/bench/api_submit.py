@@ -23,7 +23,8 @@ import httpx
 from common.db import migrate
 from common.redis_client import connect_redis
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.support.api import ADMIN_KEY, chain_definition
+from tests.support.api import chain_definition
+from tests.support.deployment import ADMIN_KEY
 from tests.support.processes import ServiceProcess
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"

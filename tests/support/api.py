@@ -13,13 +13,13 @@ import httpx
 import redis.asyncio as aioredis
 import uvicorn
 
-from common.settings import EngineSettings
-from orchestrator import OrchestratorSettings, create_app
+from common.settings import ApiSettings
+from orchestrator import create_app
+from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from workers import NodeHandler
 
-ADMIN_KEY = "aob_test_admin_key"
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
@@ -77,13 +77,9 @@ class Api:
         return await eventually(ended, timeout_s)
 
 
-def api_settings(engine_settings: EngineSettings, **overrides: Any) -> OrchestratorSettings:
-    return OrchestratorSettings(**(engine_settings.model_dump() | {"admin_key": ADMIN_KEY} | overrides))
-
-
 @contextlib.asynccontextmanager
 async def running_api(
-    settings: OrchestratorSettings,
+    deployment: Deployment,
     redis: aioredis.Redis,
     pool: asyncpg.Pool,
     *,
@@ -91,12 +87,12 @@ async def running_api(
     handlers: Sequence[NodeHandler] = (),
 ) -> AsyncIterator[Api]:
     """The app (and, with ``engine``, coordinator + builtin worker + recorder) until the block ends."""
-    app = create_app(settings, redis=redis, pool=pool)
+    app = create_app(deployment.api(), redis=redis, pool=pool)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
         runner = None
         if engine:
-            runner = await stack.enter_async_context(Engine(settings, redis, handlers=handlers, pool=pool))
+            runner = await stack.enter_async_context(Engine(deployment, redis, handlers=handlers, pool=pool))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aob")
         )
@@ -111,7 +107,7 @@ def chain_definition(n: int = 2, node_type: str = "noop") -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def served_api(
-    settings: OrchestratorSettings, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
+    settings: ApiSettings, redis: aioredis.Redis | None = None, pool: asyncpg.Pool | None = None
 ) -> AsyncIterator[str]:
     """The app served by uvicorn on a free 127.0.0.1 port until the block ends; yields its base URL."""
     with socket.socket() as probe:

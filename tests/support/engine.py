@@ -16,9 +16,9 @@ from common.runs.cas import Cas
 from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_run
-from common.settings import EngineSettings
 from common.workflow.compiler import compile_definition
 from coordinator import Coordinator, Recorder
+from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
 from workers import NodeHandler, Worker
 from workers.builtin import BuiltinHandler
@@ -29,21 +29,23 @@ class Engine:
 
     def __init__(
         self,
-        settings: EngineSettings,
+        deployment: Deployment,
         redis: aioredis.Redis,
         *,
         handlers: Sequence[NodeHandler] = (),
         pool: asyncpg.Pool | None = None,
         coordinators: int = 1,
     ) -> None:
-        self.settings = settings
+        # Runs are compiled and started as the API would, under its agent limit.
+        self.max_agents = deployment.api().max_agents
         self.redis = redis
-        self.keys = Keys(settings.key_prefix)
+        self.keys = Keys(deployment.key_prefix)
         self.scripts = Scripts(redis, self.keys)
         self.pool = pool
         cas = Cas(redis, self.keys, pool)
-        self.coordinators = [Coordinator(settings, redis, cas=cas) for _ in range(coordinators)]
-        self.worker = Worker(settings, redis, [BuiltinHandler(), *handlers], cas=cas)
+        coordinator_settings = deployment.coordinator()
+        self.coordinators = [Coordinator(coordinator_settings, redis, cas=cas) for _ in range(coordinators)]
+        self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas)
         self.recorder = Recorder(redis, pool, self.keys, "rec-test") if pool is not None else None
         self._stop_recorder = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,7 +79,7 @@ class Engine:
         started_by: str | None = None,
     ) -> str:
         """Compile ``definition`` and start a run of it; returns the run id."""
-        ir = compile_definition(definition, max_agents=self.settings.max_agents).ir
+        ir = compile_definition(definition, max_agents=self.max_agents).ir
         run_id = uuid.uuid4().hex
         start = RunStart(
             run_id=run_id,
@@ -89,7 +91,7 @@ class Engine:
             timeout_s=timeout_s,
             started_by=started_by,
         )
-        await start_run(self.scripts, start, ir, max_agents=self.settings.max_agents)
+        await start_run(self.scripts, start, ir, max_agents=self.max_agents)
         return run_id
 
     async def wait_ended(self, run_id: str, timeout_s: float = 15.0) -> str:

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.runs.messages import Token
+from common.settings import WorkerSettings
 from common.workflow.ir import IrNode
 from workers._handler import NodeContext
-from workers.http import HttpHandler, HttpWorkerSettings, http_handler
+from workers.http import HttpHandler, http_handler
 
 PUBLIC_IP = "93.184.216.34"
 
@@ -192,7 +193,7 @@ def make_handler() -> HandlerFactory:
         backend: httpcore.AsyncNetworkBackend | None = None,
         **settings: Any,
     ) -> AsyncIterator[HttpHandler]:
-        worker_settings = HttpWorkerSettings(http_allowlist=allowlist, **settings)
+        worker_settings = WorkerSettings(http_allowlist=allowlist, **settings)
         async with http_handler(worker_settings, resolver=resolver, network_backend=backend) as handler:
             yield handler
 

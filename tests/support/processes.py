@@ -8,18 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 
 AOB = str(Path(sys.executable).parent / "aob")
 
 
-def chaos_env(settings: EngineSettings, **extra: str) -> dict[str, str]:
-    """The environment of services that share ``settings``' Redis prefix and schema, tuned to recover fast."""
+def chaos_env(deployment: Deployment, **extra: str) -> dict[str, str]:
+    """The environment of services that share ``deployment``'s Redis prefix and schema, tuned to recover fast."""
     return {
-        "AOB_REDIS_URL": settings.redis_url or "",
-        "AOB_DATABASE_URL": settings.database_url or "",
-        "AOB_KEY_PREFIX": settings.key_prefix,
-        "AOB_DB_SCHEMA": settings.db_schema,
+        "AOB_REDIS_URL": deployment.values["redis_url"],
+        "AOB_DATABASE_URL": deployment.values["database_url"],
+        "AOB_KEY_PREFIX": deployment.key_prefix,
+        "AOB_DB_SCHEMA": deployment.values["db_schema"],
         "AOB_VISIBILITY_TIMEOUT_S": "1.5",
         "AOB_MAX_DELIVERIES": "50",
         "AOB_COORDINATOR_HEARTBEAT_S": "0.5",

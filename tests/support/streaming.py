@@ -149,7 +149,7 @@ async def sse_session(
 
 async def submit_as(engine: Engine, definition: dict[str, Any], run_id: str) -> str:
     """Start a run of ``definition`` under a chosen id (so a client can watch it before it exists)."""
-    ir = compile_definition(definition, max_agents=engine.settings.max_agents).ir
+    ir = compile_definition(definition, max_agents=engine.max_agents).ir
     start = RunStart(
         run_id=run_id,
         tenant_id="tenant-test",
@@ -158,7 +158,7 @@ async def submit_as(engine: Engine, definition: dict[str, Any], run_id: str) -> 
         version=1,
         inputs={},
     )
-    await start_run(engine.scripts, start, ir, max_agents=engine.settings.max_agents)
+    await start_run(engine.scripts, start, ir, max_agents=engine.max_agents)
     return run_id
 
 

@@ -16,12 +16,10 @@ if TYPE_CHECKING:
     from workers.agent._redact import Redactor
     from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
     from workers.agent._runtime_factory import RuntimeFactory
-    from workers.agent._settings import AgentWorkerSettings
 
 __all__ = [
     "AgentHandler",
     "AgentRuntime",
-    "AgentWorkerSettings",
     "NodeLog",
     "Redactor",
     "RuntimeFactory",
@@ -41,7 +39,6 @@ _HOMES = {
     "RuntimeFactory": "workers.agent._runtime_factory",
     "RuntimeFailure": "workers.agent._runtime_api",
     "RuntimeJob": "workers.agent._runtime_api",
-    "AgentWorkerSettings": "workers.agent._settings",
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from common.agent_protocol import AgentResult, parse_result_line
 from common.errors import NodeFailed
 from common.keys import Keys
+from common.settings import WorkerSettings
 from common.workflow.node_configs import AgentConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.agent._budget import TokenBudget
@@ -27,7 +28,6 @@ from workers.agent._logs import NodeLog
 from workers.agent._redact import Redactor
 from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
 from workers.agent._runtime_factory import RuntimeFactory
-from workers.agent._settings import AgentWorkerSettings
 from workers.agent.program import AgentJob
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class AgentHandler:
 
     def __init__(
         self,
-        settings: AgentWorkerSettings,
+        settings: WorkerSettings,
         pool: asyncpg.Pool | None,
         redis: aioredis.Redis,
         *,
@@ -240,7 +240,7 @@ def _failed(error_type: str, message: str) -> AgentResult:
 
 @asynccontextmanager
 async def agent_handler(
-    settings: AgentWorkerSettings, pool: asyncpg.Pool | None, redis: aioredis.Redis
+    settings: WorkerSettings, pool: asyncpg.Pool | None, redis: aioredis.Redis
 ) -> AsyncIterator[AgentHandler]:
     """An ``AgentHandler`` whose runtime client is closed when the block ends."""
     handler = AgentHandler(settings, pool, redis)

@@ -18,9 +18,9 @@ import docker
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
+from common.settings import AgentNodeFields
 from workers.agent._lines import LineSplitter, chunks_from_thread, stderr_record
 from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
-from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _STDERR_TAIL_LINES = 200
 _PIDS_LIMIT = 256
 
 
-def docker_client(settings: AgentWorkerSettings) -> docker.DockerClient:
+def docker_client(settings: AgentNodeFields) -> docker.DockerClient:
     """A client for ``agent_docker_url``, or for the environment's engine (``DOCKER_HOST``) when unset."""
     try:
         if settings.agent_docker_url:
@@ -59,7 +59,7 @@ def parse_mounts(mounts: tuple[str, ...]) -> dict[str, dict[str, str]]:
 class DockerRuntime:
     """One container per execution: limited memory and CPU, no privileges, ``init`` so a kill is prompt."""
 
-    def __init__(self, settings: AgentWorkerSettings, client: docker.DockerClient) -> None:
+    def __init__(self, settings: AgentNodeFields, client: docker.DockerClient) -> None:
         self._settings = settings
         self._client = client
         self._container: Container | None = None

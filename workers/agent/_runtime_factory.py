@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.settings import AgentNodeFields
 from workers.agent._runtime_api import AgentRuntime
-from workers.agent._settings import AgentWorkerSettings
 
 
 class RuntimeFactory:
     """Makes one runtime per execution of the configured kind, sharing the engine client between them."""
 
-    def __init__(self, settings: AgentWorkerSettings) -> None:
+    def __init__(self, settings: AgentNodeFields) -> None:
         self._settings = settings
         self._client: Any = None
 

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from common.settings import AgentNodeFields
 from workers.agent._lines import LineSplitter, chunks_from_thread
 from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
-from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _is_gone(exc: Exception) -> bool:
 class KubernetesRuntime:
     """One Job per execution (``backoffLimit: 0``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``)."""
 
-    def __init__(self, settings: AgentWorkerSettings, core: Any, batch: Any, *, poll_s: float = 0.5) -> None:
+    def __init__(self, settings: AgentNodeFields, core: Any, batch: Any, *, poll_s: float = 0.5) -> None:
         self._settings = settings
         self._core = core
         self._batch = batch

@@ -11,9 +11,9 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from common.settings import AgentNodeFields
 from workers.agent._lines import LineSplitter, stderr_record
 from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
-from workers.agent._settings import AgentWorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ _QUEUE_BATCHES = 16
 class ProcessRuntime:
     """Starts ``python -m workers.agent.program`` (or ``agent_process_command``), job on stdin, stdout as lines."""
 
-    def __init__(self, settings: AgentWorkerSettings) -> None:
+    def __init__(self, settings: AgentNodeFields) -> None:
         self._command = list(settings.agent_process_command) or [sys.executable, "-m", "workers.agent.program"]
         self._max_line_bytes = settings.agent_max_line_bytes
         self._proc: asyncio.subprocess.Process | None = None

@@ -19,10 +19,10 @@ from common.runs.cas import Cas
 from common.runs.messages import TERMINAL_RUN_STATUSES, ChildRunEnded, CompletionSignal, NodeError
 from common.runs.scripts import Scripts, now_ms
 from common.runs.start import RunStart, start_run
+from common.settings import WorkerSettings
 from common.workflow.ir import IR
 from common.workflow.node_configs import LoopConfig, MapConfig
 from common.workflow.templates import TemplateScope, evaluate_condition, render_value
-from workers.control._settings import ControlWorkerSettings
 from workers.control._state import ControlState, ControlStore, Outcome
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Advancer:
     """Drives control nodes; shared by the handler, the ``wf.children`` consumer and the sweeper."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, store: ControlStore, cas: Cas, settings: ControlWorkerSettings
+        self, redis: aioredis.Redis, keys: Keys, store: ControlStore, cas: Cas, settings: WorkerSettings
     ) -> None:
         self._redis = redis
         self._keys = keys

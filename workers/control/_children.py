@@ -19,9 +19,9 @@ from redis.exceptions import ResponseError
 
 from common.keys import CONTROL_GROUP, Keys
 from common.runs.messages import ChildRunEnded
+from common.settings import ControlNodeFields
 from common.streams import ensure_group
 from workers.control._advance import Advancer
-from workers.control._settings import ControlWorkerSettings
 from workers.control._state import ControlStore
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class ChildrenConsumer:
         keys: Keys,
         store: ControlStore,
         advancer: Advancer,
-        settings: ControlWorkerSettings,
+        settings: ControlNodeFields,
         consumer_id: str,
     ) -> None:
         self._redis = redis

@@ -19,13 +19,13 @@ from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
 from common.runs.cas import Cas
 from common.runs.scripts import now_ms
+from common.settings import WorkerSettings
 from common.workflow.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
 from common.workflow.templates import TemplateScope, render_value
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.control._advance import Advancer
 from workers.control._bodies import Body, BodyRef, BodyResolver
 from workers.control._children import ChildrenConsumer
-from workers.control._settings import ControlWorkerSettings
 from workers.control._state import ControlKind, ControlMeta, ControlStore
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ControlHandler:
         store: ControlStore,
         advancer: Advancer,
         bodies: BodyResolver,
-        settings: ControlWorkerSettings,
+        settings: WorkerSettings,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -175,7 +175,7 @@ def _child_base(run_id: str, node_id: str, token_id: str) -> str:
 
 @asynccontextmanager
 async def control_handler(
-    settings: ControlWorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, *, cas: Cas | None = None
+    settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, *, cas: Cas | None = None
 ) -> AsyncIterator[ControlHandler]:
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
     keys = Keys(settings.key_prefix)

@@ -4,7 +4,6 @@ Deciding and storing approvals is shared with the API and lives in ``common.runs
 """
 
 from workers.hitl._handler import HitlHandler, hitl_handler
-from workers.hitl._settings import HitlWorkerSettings
 from workers.hitl._sweeper import ApprovalSweeper
 
-__all__ = ["ApprovalSweeper", "HitlHandler", "HitlWorkerSettings", "hitl_handler"]
+__all__ = ["ApprovalSweeper", "HitlHandler", "hitl_handler"]

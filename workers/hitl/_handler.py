@@ -18,9 +18,9 @@ from common.runs.approval_store import NewApproval, open_approval
 from common.runs.approvals import apply_timeout, cancel_approvals
 from common.runs.messages import Token
 from common.runs.scripts import Scripts
+from common.settings import WorkerSettings
 from common.workflow.node_configs import HitlConfig
 from workers._handler import NodeContext, NodeResult, validated_config
-from workers.hitl._settings import HitlWorkerSettings
 from workers.hitl._sweeper import ApprovalSweeper
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class HitlHandler:
 
 @asynccontextmanager
 async def hitl_handler(
-    settings: HitlWorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis
+    settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis
 ) -> AsyncIterator[HitlHandler]:
     """A ``HitlHandler`` with its sweeper running beside it (lost completions, approvals of ended runs)."""
     keys = Keys(settings.key_prefix)

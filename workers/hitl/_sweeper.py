@@ -14,7 +14,7 @@ from common.keys import Keys
 from common.runs.approval_store import pending_runs, recently_decided
 from common.runs.approvals import cancel_approvals, completion_for
 from common.runs.messages import TERMINAL_RUN_STATUSES
-from workers.hitl._settings import HitlWorkerSettings
+from common.settings import HitlNodeFields
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class ApprovalSweeper:
     """Sweeps once on start, then every ``hitl_sweep_interval_s`` until closed."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, settings: HitlWorkerSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, settings: HitlNodeFields) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys

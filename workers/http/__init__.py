@@ -2,17 +2,14 @@
 
 from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
 from workers.http._handler import HttpHandler, http_handler
-from workers.http._settings import DEFAULT_DENY_PATHS, HttpWorkerSettings
 from workers.http._ssrf import CheckedTarget, Resolver, SsrfBlocked, SsrfGuard, normalise_path, resolve_host
 from workers.http._transport import create_http_client
 
 __all__ = [
-    "DEFAULT_DENY_PATHS",
     "CheckedTarget",
     "FetchedResponse",
     "HttpFetcher",
     "HttpHandler",
-    "HttpWorkerSettings",
     "Resolver",
     "SsrfBlocked",
     "SsrfGuard",

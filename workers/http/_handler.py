@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import httpcore
 
 from common.errors import NodeFailed
+from common.settings import HttpNodeFields
 from common.workflow.node_configs import HttpConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
-from workers.http._settings import HttpWorkerSettings
 from workers.http._ssrf import Resolver, SsrfGuard
 from workers.http._transport import create_http_client
 
@@ -78,7 +78,7 @@ def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
 
 @asynccontextmanager
 async def http_handler(
-    settings: HttpWorkerSettings,
+    settings: HttpNodeFields,
     *,
     resolver: Resolver | None = None,
     network_backend: httpcore.AsyncNetworkBackend | None = None,

@@ -14,6 +14,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import httpx
 
 from common.errors import ConfigError, NodeFailed
+from common.settings import DEFAULT_DENY_PATHS, HttpNodeFields
 from workers.http._addresses import (
     IpAddress,
     blocked_reason,
@@ -22,7 +23,6 @@ from workers.http._addresses import (
     is_metadata_host,
     parse_host,
 )
-from workers.http._settings import DEFAULT_DENY_PATHS, HttpWorkerSettings
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """Resolves ``(host, port)`` to IP address strings; the guard calls it exactly once per checked URL."""
@@ -95,7 +95,7 @@ class SsrfGuard:
         self._resolve = resolver or resolve_host
 
     @classmethod
-    def from_settings(cls, settings: HttpWorkerSettings, *, resolver: Resolver | None = None) -> SsrfGuard:
+    def from_settings(cls, settings: HttpNodeFields, *, resolver: Resolver | None = None) -> SsrfGuard:
         """Build the guard from ``AOB_HTTP_*`` settings; raise ``ConfigError`` for a malformed allowlist."""
         return cls(
             allowlist=settings.http_allowlist,

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.processes import ServiceProcess, chaos_env
@@ -46,16 +46,16 @@ def twenty_node_dag() -> dict[str, Any]:
 
 @pytest.mark.timeout(180)
 async def test_runs_survive_killed_coordinators_and_workers(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    env = chaos_env(engine_settings)
+    env = chaos_env(deployment)
     services = {
         "coord-a": ServiceProcess(["coordinator"], env, tmp_path / "coord-a.log"),
         "coord-b": ServiceProcess(["coordinator"], env, tmp_path / "coord-b.log"),
         "worker": ServiceProcess(["worker", "builtin"], env, tmp_path / "worker.log"),
     }
     # The test only submits and reads: the engine object's own coordinators and workers are never started.
-    engine = Engine(engine_settings, redis)
+    engine = Engine(deployment, redis)
     dag = twenty_node_dag()
     rng = random.Random(7)
     for service in services.values():

@@ -18,9 +18,9 @@ from common.runs.cancel import cancel_run
 from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal
 from common.runs.patch import patch_run
 from common.runs.resume import resume_run
-from common.settings import EngineSettings
 from common.workflow.compiler import compile_definition
 from coordinator import Coordinator
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.scripted import ScriptedHandler, scripted_type
@@ -63,9 +63,9 @@ async def complete(engine: Engine, coordinator: Coordinator, run_id: str, node_i
 
 
 async def test_patch_adding_a_node_without_edges_does_not_hang_the_run(
-    engine_settings: EngineSettings, redis: aioredis.Redis
+    deployment: Deployment, redis: aioredis.Redis
 ) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         base = chain(s("a"), s("b", sleep_s=1.0), s("z"))
         run_id = await engine.submit(base)
 
@@ -82,10 +82,10 @@ async def test_patch_adding_a_node_without_edges_does_not_hang_the_run(
 
 
 async def test_patch_removing_an_edge_into_a_pending_join_still_runs_the_join(
-    engine_settings: EngineSettings, redis: aioredis.Redis
+    deployment: Deployment, redis: aioredis.Redis
 ) -> None:
     nodes = [s("slow", sleep_s=1.0), s("a"), s("b"), s("j")]
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.submit(dag(nodes, [("slow", "a"), ("a", "j"), ("b", "j")]))
 
         async def b_done_slow_running() -> bool:
@@ -102,12 +102,12 @@ async def test_patch_removing_an_edge_into_a_pending_join_still_runs_the_join(
 
 
 async def test_patch_cannot_queue_a_node_that_became_queued_after_the_check(
-    engine_settings: EngineSettings, redis: aioredis.Redis
+    deployment: Deployment, redis: aioredis.Redis
 ) -> None:
-    engine = Engine(engine_settings, redis)  # not started: the test plays the worker
+    engine = Engine(deployment, redis)  # not started: the test plays the worker
     nodes = [s("x"), s("p"), s("n")]
     run_id = await engine.submit(dag(nodes, [("p", "n")]))
-    coordinator = Coordinator(engine_settings, redis)
+    coordinator = Coordinator(deployment.coordinator(), redis)
     await complete(engine, coordinator, run_id, "x")
     # The API checked `n` while it was pending; `p` finishes before the patch is applied and `n` is queued.
     with_edge = compile_definition(dag(nodes, [("p", "n"), ("x", "n")])).ir
@@ -119,13 +119,11 @@ async def test_patch_cannot_queue_a_node_that_became_queued_after_the_check(
     assert int((await engine.run_hash(run_id))["ir_version"]) == 1
 
 
-async def test_resume_from_one_branch_of_a_diamond_runs_the_join(
-    engine_settings: EngineSettings, redis: aioredis.Redis
-) -> None:
-    engine = Engine(engine_settings, redis)
+async def test_resume_from_one_branch_of_a_diamond_runs_the_join(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)
     nodes = [s("a"), s("b"), s("c"), s("d")]
     run_id = await engine.submit(dag(nodes, [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]))
-    coordinator = Coordinator(engine_settings, redis)
+    coordinator = Coordinator(deployment.coordinator(), redis)
     await complete(engine, coordinator, run_id, "a")
     assert await cancel_run(engine.scripts, run_id) == "ok"
     outcome = await resume_run(engine.scripts, run_id, from_node="b")
@@ -156,11 +154,9 @@ class CountingHandler(ScriptedHandler):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 13: worker fencing lands with the shared consumer loop")
-async def test_a_token_of_an_older_epoch_is_never_executed(
-    engine_settings: EngineSettings, redis: aioredis.Redis
-) -> None:
+async def test_a_token_of_an_older_epoch_is_never_executed(deployment: Deployment, redis: aioredis.Redis) -> None:
     handler = CountingHandler()
-    engine = Engine(engine_settings, redis, handlers=[handler])
+    engine = Engine(deployment, redis, handlers=[handler])
     run_id = await engine.submit(chain(s("a")))
     # `0:a:1` waits in the stream while the run is cancelled and resumed, which queues `1:a:2`.
     assert await cancel_run(engine.scripts, run_id) == "ok"
@@ -172,15 +168,15 @@ async def test_a_token_of_an_older_epoch_is_never_executed(
 
 @pytest.mark.xfail(strict=True, reason="issue 13: recorder ordering lands with the typed ledger")
 async def test_recorder_takes_a_resume_as_a_reset_point(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.run_to_end(chain(s("flaky", fail_attempts=1)))
         assert (await engine.run_hash(run_id))["status"] == "failed"
         assert (await resume_run(engine.scripts, run_id)).status == "ok"
         assert await engine.wait_ended(run_id) == "succeeded"
     # The recorder starts only now, so `failed`, `resumed` and `succeeded` reach it in one batch.
-    async with Engine(engine_settings, redis, pool=pg_pool):
+    async with Engine(deployment, redis, pool=pg_pool):
 
         async def recorded() -> asyncpg.Record | None:
             row = await pg_pool.fetchrow("SELECT status, error, ended_at FROM runs WHERE id = $1", run_id)
@@ -193,9 +189,9 @@ async def test_recorder_takes_a_resume_as_a_reset_point(
 
 @pytest.mark.xfail(strict=True, reason="issue 13: recorder ordering lands with the typed ledger")
 async def test_recorder_never_moves_a_step_back_from_a_final_state(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    engine = Engine(engine_settings, redis)
+    engine = Engine(deployment, redis)
     run_id = await engine.submit(chain({"id": "gate", "type": "noop", "config": {}}))
     step = {"v": 1, "kind": "step", "run_id": run_id, "node_id": "gate", "attempt": 1}
 
@@ -208,7 +204,7 @@ async def test_recorder_never_moves_a_step_back_from_a_final_state(
     async def ledger_drained() -> bool:
         return await redis.xlen(engine.keys.ledger) == 0
 
-    async with Engine(engine_settings, redis, pool=pg_pool):
+    async with Engine(deployment, redis, pool=pg_pool):
         await redis.xadd(engine.keys.ledger, {"l": json.dumps(step | {"status": "succeeded"})})
         await eventually(ledger_drained)
         assert await step_status() == "succeeded"

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine, chain
 
 
@@ -15,8 +15,8 @@ def t(node_id: str, output: Any, **extra: Any) -> dict[str, Any]:
     return {"id": node_id, "type": "transform", "config": {"output": output}, **extra}
 
 
-async def test_linear_chain_succeeds_in_order(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    async with Engine(engine_settings, redis) as engine:
+async def test_linear_chain_succeeds_in_order(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(chain(5))
         assert (await engine.run_hash(run_id))["status"] == "succeeded"
         assert set((await engine.statuses(run_id)).values()) == {"succeeded"}
@@ -27,7 +27,7 @@ async def test_linear_chain_succeeds_in_order(engine_settings: EngineSettings, r
         assert await engine.event_types(run_id, "n2") == ["node_queued", "node_started", "node_succeeded"]
 
 
-async def test_transform_templates_and_outputs(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_transform_templates_and_outputs(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "greet",
         "nodes": [
@@ -36,7 +36,7 @@ async def test_transform_templates_and_outputs(engine_settings: EngineSettings, 
         ],
         "edges": [{"from": "a", "to": "b"}],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition, {"who": "ada", "n": 21})
         assert await engine.output(run_id, "a") == {"greeting": "hello ada", "n": 21}
         assert await engine.output(run_id, "b") == {"shout": "HELLO ADA", "twice": 42}
@@ -44,7 +44,7 @@ async def test_transform_templates_and_outputs(engine_settings: EngineSettings, 
         assert json.loads(run["outputs"]) == {"b": {"shout": "HELLO ADA", "twice": 42}}
 
 
-async def test_diamond_joins_all(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_diamond_joins_all(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "diamond",
         "nodes": [t("a", 1), t("b", 2), t("c", 3), t("d", "{{ nodes.b.output + nodes.c.output }}")],
@@ -55,13 +55,13 @@ async def test_diamond_joins_all(engine_settings: EngineSettings, redis: aioredi
             {"from": "c", "to": "d"},
         ],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition)
         assert await engine.output(run_id, "d") == 5
         assert (await engine.event_types(run_id, "d")).count("node_queued") == 1
 
 
-async def test_branch_dead_path_and_join(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_branch_dead_path_and_join(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "branchy",
         "nodes": [
@@ -81,7 +81,7 @@ async def test_branch_dead_path_and_join(engine_settings: EngineSettings, redis:
             {"from": "after_low", "to": "merge"},
         ],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition, {"score": 91})
         statuses = await engine.statuses(run_id)
         assert statuses == {
@@ -99,7 +99,7 @@ async def test_branch_dead_path_and_join(engine_settings: EngineSettings, redis:
         assert (await engine.run_hash(run_id))["status"] == "succeeded"
 
 
-async def test_join_any_runs_once_on_first_live_edge(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_join_any_runs_once_on_first_live_edge(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "race",
         "nodes": [
@@ -115,7 +115,7 @@ async def test_join_any_runs_once_on_first_live_edge(engine_settings: EngineSett
             {"from": "slow", "to": "first"},
         ],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition)
         assert await engine.event_types(run_id, "first") == ["node_queued", "node_started", "node_succeeded"]
         events = await engine.events(run_id)
@@ -124,26 +124,26 @@ async def test_join_any_runs_once_on_first_live_edge(engine_settings: EngineSett
         assert (await engine.run_hash(run_id))["status"] == "succeeded"
 
 
-async def test_failure_edge_handles_failure(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_failure_edge_handles_failure(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "handled",
         "nodes": [t("bad", "{{ inputs.missing }}"), t("ok", "fine"), t("recover", "recovered")],
         "edges": [{"from": "bad", "to": "ok"}, {"from": "bad", "to": "recover", "when": "failed"}],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition)
         statuses = await engine.statuses(run_id)
         assert statuses == {"bad": "failed", "ok": "skipped", "recover": "succeeded"}
         assert (await engine.run_hash(run_id))["status"] == "succeeded"
 
 
-async def test_unhandled_failure_fails_run(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_unhandled_failure_fails_run(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "broken",
         "nodes": [t("bad", "{{ inputs.missing }}"), t("next", 1)],
         "edges": [{"from": "bad", "to": "next"}],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition)
         run = await engine.run_hash(run_id)
         assert run["status"] == "failed"
@@ -154,31 +154,28 @@ async def test_unhandled_failure_fails_run(engine_settings: EngineSettings, redi
         assert "next" not in await engine.statuses(run_id)
 
 
-async def test_unknown_type_is_skipped_and_run_flows_through(
-    engine_settings: EngineSettings, redis: aioredis.Redis
-) -> None:
+async def test_unknown_type_is_skipped_and_run_flows_through(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "future",
         "nodes": [t("a", 1), {"id": "fn", "type": "function", "config": {"code": "x"}}, t("b", 2)],
         "edges": [{"from": "a", "to": "fn"}, {"from": "fn", "to": "b"}],
     }
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.run_to_end(definition)
         assert await engine.statuses(run_id) == {"a": "succeeded", "fn": "skipped", "b": "succeeded"}
         skipped = [e for e in await engine.events(run_id) if e["type"] == "node_skipped"]
         assert skipped[0]["data"] == {"reason": "unknown node type", "warning": True}
 
 
-async def test_spawn_limit_fails_agent_beyond_limit(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    settings = engine_settings.model_copy(update={"max_agents": 0})
+async def test_spawn_limit_fails_agent_beyond_limit(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "agents",
         "nodes": [t("a", 1), {"id": "agent1", "type": "agent", "config": {"prompt": "hi"}}],
         "edges": [{"from": "a", "to": "agent1"}],
     }
-    async with Engine(settings.model_copy(update={"max_agents": 1}), redis) as engine:
+    async with Engine(deployment.replace(max_agents=1), redis) as engine:
         # Compiled under a limit of 1, routed under a limit of 0: the router is the last line of defence.
-        engine.coordinators[0].settings = settings
+        engine.coordinators[0].settings = deployment.replace(max_agents=0).coordinator()
         run_id = await engine.run_to_end(definition)
         states = await engine.node_states(run_id)
         assert states["agent1"]["status"] == "failed"

@@ -15,9 +15,9 @@ from common.runs.cancel import cancel_run
 from common.runs.messages import CompletionSignal
 from common.runs.patch import patch_run
 from common.runs.resume import resume_run
-from common.settings import EngineSettings
 from common.workflow.compiler import compile_definition
 from coordinator import Coordinator
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.scripted import ScriptedHandler, scripted_type
@@ -43,8 +43,8 @@ def flow(*nodes: dict[str, Any]) -> dict[str, Any]:
 RETRY_FAST = {"max_attempts": 3, "backoff_s": 0.05}
 
 
-async def test_retry_then_success(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_retry_then_success(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.run_to_end(flow(s("a", fail_attempts=2, output="ok", retry=RETRY_FAST)))
         state = (await engine.node_states(run_id))["a"]
         assert state["status"] == "succeeded" and state["attempt"] == 3
@@ -53,10 +53,8 @@ async def test_retry_then_success(engine_settings: EngineSettings, redis: aiored
         assert (await engine.run_hash(run_id))["status"] == "succeeded"
 
 
-async def test_exhausted_retries_fail_run_with_last_error(
-    engine_settings: EngineSettings, redis: aioredis.Redis
-) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_exhausted_retries_fail_run_with_last_error(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.run_to_end(flow(s("a", fail_attempts=9, retry=RETRY_FAST), s("b")))
         run = await engine.run_hash(run_id)
         assert run["status"] == "failed"
@@ -64,32 +62,32 @@ async def test_exhausted_retries_fail_run_with_last_error(
         assert (await engine.node_states(run_id))["a"]["attempt"] == 3
 
 
-async def test_non_retryable_failure_is_not_retried(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_non_retryable_failure_is_not_retried(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.run_to_end(flow(s("a", fail_attempts=9, retryable=False, retry=RETRY_FAST)))
         assert (await engine.node_states(run_id))["a"]["attempt"] == 1
 
 
-async def test_node_timeout(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_node_timeout(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         run_id = await engine.run_to_end(flow(s("slow", sleep_s=30, timeout_s=0.3)))
         state = (await engine.node_states(run_id))["slow"]
         assert state["status"] == "failed"
         assert state["error"] == {"type": "timeout", "message": "timeout after 0.3s", "retryable": True}
 
 
-async def test_run_timeout(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_run_timeout(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {"name": "t", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": 30}}], "edges": []}
-    async with Engine(engine_settings, redis) as engine:
+    async with Engine(deployment, redis) as engine:
         run_id = await engine.submit(definition, timeout_s=0.3)
         assert await engine.wait_ended(run_id) == "timed_out"
         assert (await engine.event_types(run_id))[-1] == "run_timed_out"
         assert (await engine.statuses(run_id))["wait"] == "cancelled"
 
 
-async def test_cancel_mid_run_tells_the_handler(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
+async def test_cancel_mid_run_tells_the_handler(deployment: Deployment, redis: aioredis.Redis) -> None:
     handler = ScriptedHandler()
-    async with Engine(engine_settings, redis, handlers=[handler]) as engine:
+    async with Engine(deployment, redis, handlers=[handler]) as engine:
         run_id = await engine.submit(flow(s("first"), s("long", sleep_s=30), s("never")))
 
         async def running() -> bool:
@@ -109,13 +107,13 @@ async def test_cancel_mid_run_tells_the_handler(engine_settings: EngineSettings,
         assert (await engine.event_types(run_id))[-1] == "run_cancelled"
 
 
-async def test_same_signal_twice_changes_nothing(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    engine = Engine(engine_settings, redis)  # not started: the test plays the worker
+async def test_same_signal_twice_changes_nothing(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)  # not started: the test plays the worker
     run_id = await engine.submit(flow(s("a"), s("b")))
     signal = CompletionSignal(
         run_id=run_id, node_id="a", token_id="0:a:1", attempt=1, status="succeeded", output_ref='"x"'
     ).model_dump_json()
-    coordinator = Coordinator(engine_settings, redis)
+    coordinator = Coordinator(deployment.coordinator(), redis)
     await coordinator.process_batch([signal, signal])
     await coordinator.process_batch([signal])
     assert (await engine.event_types(run_id, "a")).count("node_succeeded") == 1
@@ -124,13 +122,13 @@ async def test_same_signal_twice_changes_nothing(engine_settings: EngineSettings
 
 
 async def test_a_signal_of_a_newer_version_is_dead_lettered_not_applied(
-    engine_settings: EngineSettings, redis: aioredis.Redis
+    deployment: Deployment, redis: aioredis.Redis
 ) -> None:
-    engine = Engine(engine_settings, redis)
+    engine = Engine(deployment, redis)
     run_id = await engine.submit(flow(s("a"), s("b")))
     signal = {"v": 2, "run_id": run_id, "node_id": "a", "token_id": "0:a:1", "attempt": 1, "status": "succeeded"}
     metrics = Metrics()
-    await Coordinator(engine_settings, redis, metrics=metrics).process_batch([json.dumps(signal)])
+    await Coordinator(deployment.coordinator(), redis, metrics=metrics).process_batch([json.dumps(signal)])
     assert await engine.event_types(run_id, "a") == ["node_queued"]
     [(_, parked)] = await redis.xrange(engine.keys.dlq)
     assert json.loads(parked["signal"]) == signal and "CompletionSignal v2" in parked["reason"]
@@ -138,11 +136,11 @@ async def test_a_signal_of_a_newer_version_is_dead_lettered_not_applied(
     assert refused == 1
 
 
-async def test_stale_decision_is_recomputed(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    engine = Engine(engine_settings, redis)
+async def test_stale_decision_is_recomputed(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)
     base = flow(s("a"))
     run_id = await engine.submit(base)
-    coordinator = Coordinator(engine_settings, redis)
+    coordinator = Coordinator(deployment.coordinator(), redis)
     warm = CompletionSignal(run_id=run_id, node_id="zz", token_id="x", attempt=1, status="succeeded")
     await coordinator.process_batch([warm.model_dump_json()])  # caches IR version 1 (unknown node: dropped)
     patched = compile_definition(flow(s("a"), s("added")), version=2).ir
@@ -154,8 +152,8 @@ async def test_stale_decision_is_recomputed(engine_settings: EngineSettings, red
     assert "workflow_patched" in await engine.event_types(run_id)
 
 
-async def test_patch_adds_nodes_after_running_node(engine_settings: EngineSettings, redis: aioredis.Redis) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_patch_adds_nodes_after_running_node(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         base = flow(s("agentish", sleep_s=0.5, output={"n": 2}))
         run_id = await engine.submit(base)
 
@@ -183,10 +181,8 @@ async def test_patch_adds_nodes_after_running_node(engine_settings: EngineSettin
         assert ended.status == "ended"
 
 
-async def test_resume_reruns_only_failed_node_and_successors(
-    engine_settings: EngineSettings, redis: aioredis.Redis
-) -> None:
-    async with Engine(engine_settings, redis, handlers=[ScriptedHandler()]) as engine:
+async def test_resume_reruns_only_failed_node_and_successors(deployment: Deployment, redis: aioredis.Redis) -> None:
+    async with Engine(deployment, redis, handlers=[ScriptedHandler()]) as engine:
         # "flaky" fails its first attempt only; without retries the run fails, and attempt 2 (the resume) succeeds.
         definition = flow(s("up", output=1), s("flaky", fail_attempts=1, output=2), s("down", output=3))
         run_id = await engine.run_to_end(definition)

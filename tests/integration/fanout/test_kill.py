@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.processes import ServiceProcess
@@ -18,12 +18,13 @@ from tests.support.streaming import WsWatcher, delay_chain, free_port, new_key
 TENANT = "tenant-test"
 
 
-def _fanout(engine_settings: EngineSettings, port: int, log: Path) -> ServiceProcess:
+def _fanout(deployment: Deployment, port: int, log: Path) -> ServiceProcess:
+    settings = deployment.fanout()
     env = {
-        "AOB_REDIS_URL": str(engine_settings.redis_url),
-        "AOB_DATABASE_URL": str(engine_settings.database_url),
-        "AOB_KEY_PREFIX": engine_settings.key_prefix,
-        "AOB_DB_SCHEMA": engine_settings.db_schema,
+        "AOB_REDIS_URL": str(settings.redis_url),
+        "AOB_DATABASE_URL": str(settings.database_url),
+        "AOB_KEY_PREFIX": settings.key_prefix,
+        "AOB_DB_SCHEMA": settings.db_schema,
         "AOB_FANOUT_PORT": str(port),
         "AOB_LOG_JSON": "false",
         "AOB_READER_BLOCK_MS": "500",
@@ -40,18 +41,18 @@ async def _ready(port: int) -> bool:
 
 
 async def test_clients_of_a_killed_fanout_resume_on_the_other(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     key = await new_key(pg_pool, TENANT)
     ports = [free_port(), free_port()]
-    doomed, survivor = (_fanout(engine_settings, port, tmp_path / f"fanout-{port}.log") for port in ports)
+    doomed, survivor = (_fanout(deployment, port, tmp_path / f"fanout-{port}.log") for port in ports)
     doomed.start()
     survivor.start()
     try:
         for port in ports:
             await eventually(lambda port=port: _ready(port), timeout_s=20)
         url_doomed, url_survivor = (f"ws://127.0.0.1:{port}" for port in ports)
-        async with Engine(engine_settings, redis) as engine:
+        async with Engine(deployment, redis) as engine:
             runs = [await engine.submit(delay_chain(8, 0.1)) for _ in range(4)]
             # Every client starts on the doomed process; on failure it moves to the next url.
             watchers = [WsWatcher([url_doomed, url_survivor], runs[i % 4], key) for i in range(40)]

@@ -18,9 +18,10 @@ from websockets.exceptions import ConnectionClosed
 
 from common.events.archive import EventArchiver
 from common.keys import Keys
-from common.settings import EngineSettings
-from fanout import FanoutServiceSettings, create_fanout_app
+from common.settings import FanoutSettings
+from fanout import create_fanout_app
 from fanout._app import uvicorn_config
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.streaming import RawWsClient, WsWatcher, delay_chain, new_key, serving, submit_as
@@ -28,17 +29,12 @@ from tests.support.streaming import RawWsClient, WsWatcher, delay_chain, new_key
 TENANT = "tenant-test"  # the tenant of the test engine's runs
 
 
-def fanout_test_settings(engine_settings: EngineSettings, **overrides: Any) -> FanoutServiceSettings:
-    base = engine_settings.model_dump(
-        include={"redis_url", "database_url", "key_prefix", "db_schema", "log_level", "log_json"}
-    )
-    return FanoutServiceSettings(**(base | {"fanout_port": 0, "reader_block_ms": 500} | overrides))
+def fanout_test_settings(deployment: Deployment, **overrides: Any) -> FanoutSettings:
+    return deployment.replace(fanout_port=0, reader_block_ms=500, **overrides).fanout()
 
 
 @contextlib.asynccontextmanager
-async def fanout_server(
-    settings: FanoutServiceSettings, redis: aioredis.Redis, pool: asyncpg.Pool
-) -> AsyncIterator[str]:
+async def fanout_server(settings: FanoutSettings, redis: aioredis.Redis, pool: asyncpg.Pool) -> AsyncIterator[str]:
     app = create_fanout_app(settings, redis=redis, pool=pool)
     async with serving(uvicorn_config(app, settings)) as port:
         yield f"ws://127.0.0.1:{port}"
@@ -61,12 +57,12 @@ def assert_complete(watcher: WsWatcher, expected: list[dict[str, Any]]) -> None:
 
 
 async def test_before_start_after_end_and_archived(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
     key = await new_key(pg_pool, TENANT)
     async with (
-        fanout_server(fanout_test_settings(engine_settings), redis, pg_pool) as url,
-        Engine(engine_settings, redis) as engine,
+        fanout_server(fanout_test_settings(deployment), redis, pg_pool) as url,
+        Engine(deployment, redis) as engine,
     ):
         run_id = uuid.uuid4().hex
         early = WsWatcher([url], run_id, key)
@@ -84,9 +80,9 @@ async def test_before_start_after_end_and_archived(
         assert late.closes == [1000]
 
         # Archived and trimmed from Redis: the history now comes from Postgres, still complete.
-        archiver = EventArchiver(redis, pg_pool, Keys(engine_settings.key_prefix), consumer="test")
+        archiver = EventArchiver(redis, pg_pool, Keys(deployment.key_prefix), consumer="test")
         assert await archiver.archive_run(run_id) == len(history)
-        assert await redis.xlen(Keys(engine_settings.key_prefix).events(run_id)) == 0
+        assert await redis.xlen(Keys(deployment.key_prefix).events(run_id)) == 0
         archived = WsWatcher([url], run_id, key)
         await archived.follow()
         assert_complete(archived, history)
@@ -104,14 +100,14 @@ async def _at_least(url: str, name: str, value: float) -> bool:
 
 
 async def test_200_clients_two_fanouts_20_runs_with_reconnects(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
     key = await new_key(pg_pool, TENANT)
-    settings = fanout_test_settings(engine_settings)
+    settings = fanout_test_settings(deployment)
     async with (
         fanout_server(settings, redis, pg_pool) as url_a,
         fanout_server(settings, redis, pg_pool) as url_b,
-        Engine(engine_settings, redis, coordinators=2) as engine,
+        Engine(deployment, redis, coordinators=2) as engine,
     ):
         runs = [await engine.submit(delay_chain(6, 0.1)) for _ in range(20)]
         watchers = [WsWatcher([url_a, url_b] if i % 2 else [url_b, url_a], runs[i % 20], key) for i in range(200)]
@@ -137,12 +133,12 @@ async def test_200_clients_two_fanouts_20_runs_with_reconnects(
 
 
 async def test_stalled_client_is_resynced_while_others_keep_up(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
     key = await new_key(pg_pool, TENANT)
-    keys = Keys(engine_settings.key_prefix)
-    settings = fanout_test_settings(engine_settings, queue_size=40, resync_send_timeout_s=20.0)
-    async with fanout_server(settings, redis, pg_pool) as url, Engine(engine_settings, redis) as engine:
+    keys = Keys(deployment.key_prefix)
+    settings = fanout_test_settings(deployment, queue_size=40, resync_send_timeout_s=20.0)
+    async with fanout_server(settings, redis, pg_pool) as url, Engine(deployment, redis) as engine:
         slow_run = await engine.submit(delay_chain(1, 3.0))
         port = int(url.rsplit(":", 1)[1])
         stalled = await RawWsClient.connect(port, f"/ws/runs/{slow_run}", key)
@@ -169,14 +165,12 @@ async def test_stalled_client_is_resynced_while_others_keep_up(
         assert close_code == 4408
 
 
-async def test_auth_and_tenant_isolation(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
-) -> None:
+async def test_auth_and_tenant_isolation(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> None:
     key = await new_key(pg_pool, TENANT)
     stranger = await new_key(pg_pool, "someone-else")
     async with (
-        fanout_server(fanout_test_settings(engine_settings, admin_key="aob_admin"), redis, pg_pool) as url,
-        Engine(engine_settings, redis) as engine,
+        fanout_server(fanout_test_settings(deployment, admin_key="aob_admin"), redis, pg_pool) as url,
+        Engine(deployment, redis) as engine,
     ):
         run_id = await engine.run_to_end(delay_chain(1, 0.01))
         history = [e["id"] for e in await engine.events(run_id)]
@@ -202,12 +196,12 @@ async def test_auth_and_tenant_isolation(
 
 
 async def test_tenant_feed_carries_run_level_events(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
     key = await new_key(pg_pool, TENANT)
     async with (
-        fanout_server(fanout_test_settings(engine_settings), redis, pg_pool) as url,
-        Engine(engine_settings, redis) as engine,
+        fanout_server(fanout_test_settings(deployment), redis, pg_pool) as url,
+        Engine(deployment, redis) as engine,
         connect(f"{url}/ws/tenant?token={key}") as ws,
     ):
         await eventually(lambda: _at_least(url, "aob_stream_clients", 1))
@@ -218,4 +212,4 @@ async def test_tenant_feed_carries_run_level_events(
                 seen.append(json.loads(await ws.recv()))
         assert [e["type"] for e in seen] == ["run_started", "run_succeeded"]
         assert {e["run_id"] for e in seen} == {run_id}
-        assert await redis.exists(Keys(engine_settings.key_prefix).tenant_events(TENANT))
+        assert await redis.exists(Keys(deployment.key_prefix).tenant_events(TENANT))

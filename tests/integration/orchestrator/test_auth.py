@@ -8,14 +8,13 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, chain_definition, running_api
+from tests.support.api import Api, chain_definition, running_api
+from tests.support.deployment import Deployment
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    settings = api_settings(
-        engine_settings,
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    settings = deployment.replace(
         max_body_bytes=4096,
         rate_key_per_min=40,
         rate_runs_no_agents_per_min=3,

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, running_api
+from tests.support.api import Api, running_api
+from tests.support.deployment import Deployment
 from tests.support.scripted import ScriptedHandler, scripted_type
 
 
@@ -20,9 +20,10 @@ def _scripted() -> Iterator[None]:
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    settings = api_settings(engine_settings, max_active_runs_per_tenant=2)
-    async with running_api(settings, redis, pg_pool, handlers=[ScriptedHandler()]) as client:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    async with running_api(
+        deployment.replace(max_active_runs_per_tenant=2), redis, pg_pool, handlers=[ScriptedHandler()]
+    ) as client:
         yield client
 
 

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from common.db import create_pool, migrate
 from common.redis_client import connect_redis
-from common.settings import EngineSettings
+from common.settings import ApiSettings
 from orchestrator import create_app
 from tests.conftest import DATABASE_URL, REDIS_URL
-from tests.support.api import ADMIN_KEY, api_settings, chain_definition
+from tests.support.api import chain_definition
+from tests.support.deployment import ADMIN_KEY
 
 _JSON_LEAVES = (
     st.none()
@@ -67,15 +68,13 @@ class Fuzzer:
         await migrate(DATABASE_URL, self.schema_name)
         self.redis = connect_redis(REDIS_URL)
         self.pool: asyncpg.Pool = await create_pool(DATABASE_URL, self.schema_name)
-        base = EngineSettings(
+        config = ApiSettings(
             redis_url=REDIS_URL,
             database_url=DATABASE_URL,
             key_prefix=self.prefix,
             db_schema=self.schema_name,
             log_json=False,
-        )
-        config = api_settings(
-            base,
+            admin_key=ADMIN_KEY,
             rate_global_per_min=10**9,
             rate_key_per_min=10**9,
             rate_runs_no_agents_per_min=10**9,

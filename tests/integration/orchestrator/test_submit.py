@@ -12,13 +12,13 @@ import redis.asyncio as aioredis
 
 import orchestrator._submit as submit
 from common.runs.stranded import start_stranded_runs
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, chain_definition, running_api
+from tests.support.api import Api, chain_definition, running_api
+from tests.support.deployment import Deployment
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    async with running_api(api_settings(engine_settings), redis, pg_pool) as client:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    async with running_api(deployment, redis, pg_pool) as client:
         yield client
 
 

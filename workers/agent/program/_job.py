@@ -7,7 +7,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from workers.http import DEFAULT_DENY_PATHS
+from common.settings import DEFAULT_DENY_PATHS
 
 
 class _Strict(BaseModel):

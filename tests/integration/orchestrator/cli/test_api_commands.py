@@ -12,15 +12,15 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
 from orchestrator.cli import main
-from tests.support.api import ADMIN_KEY, api_settings, chain_definition, served_api
+from tests.support.api import chain_definition, served_api
+from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 
 
 @pytest.fixture
 async def api_url(
-    engine_settings: EngineSettings,
+    deployment: Deployment,
     redis: aioredis.Redis,
     pg_pool: asyncpg.Pool,
     tmp_path: Path,
@@ -29,8 +29,7 @@ async def api_url(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("AOB_API_URL", raising=False)
     monkeypatch.delenv("AOB_API_KEY", raising=False)
-    settings = api_settings(engine_settings)
-    async with Engine(settings, redis, pool=pg_pool), served_api(settings, redis, pg_pool) as url:
+    async with Engine(deployment, redis, pool=pg_pool), served_api(deployment.api(), redis, pg_pool) as url:
         yield url
 
 

@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.settings import EngineSettings
 from orchestrator.cli import main
-from tests.support.api import ADMIN_KEY, api_settings, served_api
+from tests.support.api import served_api
+from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from workers.hitl import HitlHandler
@@ -23,7 +23,7 @@ from workers.hitl import HitlHandler
 
 @pytest.fixture
 async def api_url(
-    engine_settings: EngineSettings,
+    deployment: Deployment,
     redis: aioredis.Redis,
     pg_pool: asyncpg.Pool,
     keys: Keys,
@@ -33,9 +33,11 @@ async def api_url(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("AOB_API_URL", raising=False)
     monkeypatch.delenv("AOB_API_KEY", raising=False)
-    settings = api_settings(engine_settings)
     handlers = [HitlHandler(pg_pool, redis, keys)]
-    async with Engine(settings, redis, handlers=handlers, pool=pg_pool), served_api(settings, redis, pg_pool) as url:
+    async with (
+        Engine(deployment, redis, handlers=handlers, pool=pg_pool),
+        served_api(deployment.api(), redis, pg_pool) as url,
+    ):
         yield url
 
 

@@ -11,21 +11,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, running_api
+from tests.support.api import Api, running_api
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from workers.hitl import HitlHandler
 
 
 @pytest.fixture
-async def api(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
-) -> AsyncIterator[Api]:
-    settings = api_settings(engine_settings)
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys) -> AsyncIterator[Api]:
     async with (
-        running_api(settings, redis, pg_pool, engine=False) as client,
-        Engine(settings, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool),
+        running_api(deployment, redis, pg_pool, engine=False) as client,
+        Engine(deployment, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool),
     ):
         yield client
 

@@ -15,11 +15,11 @@ import uvicorn
 
 from common.events.archive import EventArchiver
 from common.keys import Keys
-from common.settings import EngineSettings
 from orchestrator import create_app
 from orchestrator.cli.client import ClientConfig
 from orchestrator.cli.follow import follow_run
-from tests.support.api import ADMIN_KEY, Api, api_settings
+from tests.support.api import Api
+from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.streaming import delay_chain, new_key, serving, sse_session
@@ -27,13 +27,12 @@ from tests.support.streaming import delay_chain, new_key, serving, sse_session
 
 @contextlib.asynccontextmanager
 async def live_api(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pool: asyncpg.Pool
 ) -> AsyncIterator[tuple[Api, Engine, str]]:
     """The orchestrator on a real port (SSE needs a real server), the engine, and the base URL."""
-    settings = api_settings(engine_settings)
-    app = create_app(settings, redis=redis, pool=pool)
+    app = create_app(deployment.api(), redis=redis, pool=pool)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="none", lifespan="on", log_config=None)
-    async with serving(config) as port, Engine(settings, redis, pool=pool) as engine:
+    async with serving(config) as port, Engine(deployment, redis, pool=pool) as engine:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             yield Api(client, engine), engine, base
@@ -46,9 +45,9 @@ async def _start(api: Api, definition: dict[str, Any]) -> str:
 
 
 async def test_sse_resumes_with_last_event_id_without_gap_or_duplicate(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    async with live_api(engine_settings, redis, pg_pool) as (api, engine, _):
+    async with live_api(deployment, redis, pg_pool) as (api, engine, _):
         run_id = await _start(api, delay_chain(6, 0.1))
         events: list[dict[str, Any]] = []
         for _ in range(5):
@@ -66,8 +65,8 @@ async def test_sse_resumes_with_last_event_id_without_gap_or_duplicate(
         assert all(len(f.split("\n")) == 2 and f.split("\n")[1].startswith("data: {") for f in frames)
 
 
-async def test_sse_refusals(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> None:
-    async with live_api(engine_settings, redis, pg_pool) as (api, _, _):
+async def test_sse_refusals(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> None:
+    async with live_api(deployment, redis, pg_pool) as (api, _, _):
         run_id = await _start(api, delay_chain(1, 0.01))
         stranger = {"Authorization": f"Bearer {await new_key(pg_pool, 'someone-else')}"}
         response = await api.request("GET", f"/api/v1/runs/{run_id}/events", key=stranger)
@@ -78,10 +77,10 @@ async def test_sse_refusals(engine_settings: EngineSettings, redis: aioredis.Red
 
 
 async def test_archiver_moves_ended_runs_to_postgres_and_history_stays_complete(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    keys = Keys(engine_settings.key_prefix)
-    async with live_api(engine_settings, redis, pg_pool) as (api, engine, _):
+    keys = Keys(deployment.key_prefix)
+    async with live_api(deployment, redis, pg_pool) as (api, engine, _):
         run_id = await _start(api, delay_chain(3, 0.01))
         await api.wait_run(run_id)
         history = await engine.events(run_id)
@@ -115,9 +114,9 @@ async def test_archiver_moves_ended_runs_to_postgres_and_history_stays_complete(
 
 
 async def test_watch_prints_events_and_exits_by_outcome(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    async with live_api(engine_settings, redis, pg_pool) as (api, _, base):
+    async with live_api(deployment, redis, pg_pool) as (api, _, base):
         config = ClientConfig(base, ADMIN_KEY)
         run_id = await _start(api, delay_chain(2, 0.05))
         out = io.StringIO()

@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, running_api
+from tests.support.api import Api, running_api
+from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
 from tests.support.scripted import ScriptedHandler, scripted_type
 
@@ -23,10 +23,8 @@ def _scripted() -> Iterator[None]:
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    async with running_api(
-        api_settings(engine_settings, max_agents=1), redis, pg_pool, handlers=[ScriptedHandler()]
-    ) as c:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    async with running_api(deployment.replace(max_agents=1), redis, pg_pool, handlers=[ScriptedHandler()]) as c:
         yield c
 
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, chain_definition, running_api
+from tests.support.api import Api, chain_definition, running_api
+from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
 from tests.support.scripted import ScriptedHandler, scripted_type
 
@@ -24,9 +24,10 @@ def _scripted() -> Iterator[None]:
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    settings = api_settings(engine_settings, inline_output_max_bytes=64)
-    async with running_api(settings, redis, pg_pool, handlers=[ScriptedHandler()]) as client:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    async with running_api(
+        deployment.replace(inline_output_max_bytes=64), redis, pg_pool, handlers=[ScriptedHandler()]
+    ) as client:
         yield client
 
 

@@ -9,13 +9,13 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, chain_definition, running_api
+from tests.support.api import Api, chain_definition, running_api
+from tests.support.deployment import Deployment
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    async with running_api(api_settings(engine_settings), redis, pg_pool, engine=False) as client:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    async with running_api(deployment, redis, pg_pool, engine=False) as client:
         yield client
 
 

@@ -11,17 +11,17 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.settings import EngineSettings
-from tests.integration.workers.agent.test_handler import agent_settings
-from tests.support.api import Api, api_settings, running_api
+from tests.integration.workers.agent.test_handler import agent_deployment
+from tests.support.api import Api, running_api
+from tests.support.deployment import Deployment
 from workers.agent import AgentHandler
 from workers.agent._credentials import AgentCredentials
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    handler = AgentHandler(agent_settings(engine_settings), pg_pool, redis)
-    async with running_api(api_settings(engine_settings), redis, pg_pool, handlers=[handler]) as client:
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    handler = AgentHandler(agent_deployment(deployment).worker(), pg_pool, redis)
+    async with running_api(deployment, redis, pg_pool, handlers=[handler]) as client:
         yield client
 
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
 from devstack.llm_scripted import ScriptedLLM
-from tests.support.api import ADMIN_KEY, api_settings, served_api
+from tests.support.api import served_api
+from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from workers.agent import AgentHandler, AgentWorkerSettings
+from workers.agent import AgentHandler
 
 LLM_KEY = "scripted-llm-key-abcdef123456"
 
@@ -43,13 +43,12 @@ async def data_server() -> AsyncIterator[tuple[str, list[str]]]:
         yield f"http://127.0.0.1:{port}", seen
 
 
-def settings_for(engine_settings: EngineSettings, llm: ScriptedLLM, **overrides: Any) -> AgentWorkerSettings:
-    values = engine_settings.model_dump() | {"llm_base_url": llm.base_url, "llm_api_key": LLM_KEY} | overrides
-    return AgentWorkerSettings(**values)
+def with_llm(deployment: Deployment, llm: ScriptedLLM, **overrides: Any) -> Deployment:
+    return deployment.replace(llm_base_url=llm.base_url, llm_api_key=LLM_KEY, **overrides)
 
 
 async def test_an_agent_fetches_then_finishes_and_a_downstream_node_uses_its_output(
-    engine_settings: EngineSettings,
+    deployment: Deployment,
     redis: aioredis.Redis,
     pg_pool: asyncpg.Pool,
     data_server: tuple[str, list[str]],
@@ -63,9 +62,9 @@ async def test_an_agent_fetches_then_finishes_and_a_downstream_node_uses_its_out
         {"tool_calls": [{"name": "finish", "arguments": {"result": {"city": "Oslo", "temp_c": 21}}}]},
     ]
     async with ScriptedLLM(steps) as llm:
-        settings = settings_for(engine_settings, llm, http_allowlist=url.removeprefix("http://"))
-        handler = AgentHandler(settings, pg_pool, redis)
-        async with Engine(settings, redis, handlers=[handler], pool=pg_pool) as engine:
+        agent = with_llm(deployment, llm, http_allowlist=url.removeprefix("http://"))
+        handler = AgentHandler(agent.worker(), pg_pool, redis)
+        async with Engine(agent, redis, handlers=[handler], pool=pg_pool) as engine:
             definition = {
                 "name": "weather",
                 "nodes": [
@@ -104,7 +103,7 @@ def add(path: str, value: Any) -> dict[str, Any]:
 
 
 async def test_an_agent_patches_its_run_with_two_nodes_after_a_refused_patch(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
     invalid = [add("/nodes/-", new_node("n1")), add("/edges/-", {"from": "agent", "to": "nowhere"})]
     too_many_agents = [add("/nodes/-", new_node(f"a{i}", "agent")) for i in range(5)]
@@ -120,12 +119,11 @@ async def test_an_agent_patches_its_run_with_two_nodes_after_a_refused_patch(
         {"tool_calls": [{"name": "patch_workflow", "arguments": {"ops": valid, "reason": "corrected"}}]},
         {"tool_calls": [{"name": "finish", "arguments": {"result": "patched"}}]},
     ]
-    api_config = api_settings(engine_settings)
-    async with ScriptedLLM(steps) as llm, served_api(api_config, redis, pg_pool) as api_url:
-        settings = settings_for(engine_settings, llm, api_url=api_url)
-        handler = AgentHandler(settings, pg_pool, redis)
+    async with ScriptedLLM(steps) as llm, served_api(deployment.api(), redis, pg_pool) as api_url:
+        agent = with_llm(deployment, llm, api_url=api_url)
+        handler = AgentHandler(agent.worker(), pg_pool, redis)
         async with (
-            Engine(settings, redis, handlers=[handler], pool=pg_pool) as engine,
+            Engine(agent, redis, handlers=[handler], pool=pg_pool) as engine,
             httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client,
         ):
             definition = {

@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from common.keys import Keys
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from workers.agent import AgentHandler, AgentWorkerSettings, NodeLog, TokenBudget
+from workers.agent import AgentHandler, NodeLog, TokenBudget
 
 FAKE_AGENT = Path(__file__).resolve().parents[3] / "support" / "fake_agent.py"
 LLM_KEY = "llm-key-0123456789-very-secret"
@@ -34,15 +34,17 @@ LEAKS = (
 )
 
 
-def agent_settings(engine_settings: EngineSettings, **overrides: Any) -> AgentWorkerSettings:
-    values: dict[str, Any] = engine_settings.model_dump() | {
-        "agent_process_command": (sys.executable, str(FAKE_AGENT)),
-        "llm_api_key": SecretStr(LLM_KEY),
-        "llm_base_url": "http://127.0.0.1:9/v1",
-        "agent_secret_values": (SecretStr(CONFIGURED_SECRET),),
-        "agent_timeout_grace_s": 0.5,
-    }
-    return AgentWorkerSettings(**(values | overrides))
+def agent_deployment(deployment: Deployment, **overrides: Any) -> Deployment:
+    return deployment.replace(
+        **{
+            "agent_process_command": (sys.executable, str(FAKE_AGENT)),
+            "llm_api_key": SecretStr(LLM_KEY),
+            "llm_base_url": "http://127.0.0.1:9/v1",
+            "agent_secret_values": (SecretStr(CONFIGURED_SECRET),),
+            "agent_timeout_grace_s": 0.5,
+        }
+        | overrides
+    )
 
 
 def workflow(script: dict[str, Any], **config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,11 +61,9 @@ def workflow(script: dict[str, Any], **config: Any) -> tuple[dict[str, Any], dic
 
 
 @pytest.fixture
-async def engine(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
-) -> AsyncIterator[Engine]:
-    settings = agent_settings(engine_settings)
-    async with Engine(settings, redis, handlers=[AgentHandler(settings, pg_pool, redis)], pool=pg_pool) as running:
+async def engine(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Engine]:
+    agent = agent_deployment(deployment)
+    async with Engine(agent, redis, handlers=[AgentHandler(agent.worker(), pg_pool, redis)], pool=pg_pool) as running:
         yield running
 
 
@@ -183,7 +183,7 @@ async def test_over_budget_tenant_fails_at_once(engine: Engine, redis: aioredis.
 async def test_a_50mb_log_keeps_memory_flat_and_stores_the_cap(
     engine: Engine, redis: aioredis.Redis, keys: Keys, pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cap = engine.settings.agent_log_cap_bytes  # type: ignore[attr-defined]
+    cap = engine.worker.settings.agent_log_cap_bytes
     peaks: dict[str, int] = {}
     archive = NodeLog.archive
 

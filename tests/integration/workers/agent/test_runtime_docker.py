@@ -18,8 +18,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.settings import EngineSettings
-from tests.integration.workers.agent.test_handler import LEAKS, agent_settings, archived, stored_lines, submit
+from tests.integration.workers.agent.test_handler import LEAKS, agent_deployment, archived, stored_lines, submit
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from workers.agent import AgentHandler
@@ -45,10 +45,10 @@ def client() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture
 async def engine(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> AsyncIterator[Engine]:
-    settings = agent_settings(
-        engine_settings,
+    agent = agent_deployment(
+        deployment,
         agent_runtime="docker",
         agent_docker_url=DOCKER_URL,
         agent_docker_image=IMAGE,
@@ -58,8 +58,8 @@ async def engine(
         agent_docker_memory="256m",
         agent_docker_cpus=0.5,
     )
-    handler = AgentHandler(settings, pg_pool, redis)
-    async with Engine(settings, redis, handlers=[handler], pool=pg_pool) as running:
+    handler = AgentHandler(agent.worker(), pg_pool, redis)
+    async with Engine(agent, redis, handlers=[handler], pool=pg_pool) as running:
         yield running
     handler.close()
 

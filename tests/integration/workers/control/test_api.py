@@ -9,18 +9,18 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
-from tests.support.api import Api, api_settings, running_api
+from tests.support.api import Api, running_api
+from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
-from workers.control import ControlWorkerSettings, control_handler
+from workers.control import control_handler
 
 
 @pytest.fixture
-async def api(engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    settings = ControlWorkerSettings(**engine_settings.model_dump() | {"control_block_ms": 100})
+async def api(deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> AsyncIterator[Api]:
+    deployment = deployment.replace(control_block_ms=100)
     async with (
-        control_handler(settings, pg_pool, redis) as control,
-        running_api(api_settings(engine_settings), redis, pg_pool, handlers=[control]) as client,
+        control_handler(deployment.worker(), pg_pool, redis) as control,
+        running_api(deployment, redis, pg_pool, handlers=[control]) as client,
     ):
         yield client
 

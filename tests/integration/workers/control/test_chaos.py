@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from common.settings import EngineSettings
 from tests.integration.coordinator.test_chaos import twenty_node_dag
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.processes import ServiceProcess, chaos_env
@@ -56,10 +56,10 @@ def dag_with_loop_and_map() -> dict[str, Any]:
 
 @pytest.mark.timeout(180)
 async def test_loops_and_maps_survive_killed_services(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     env = chaos_env(
-        engine_settings,
+        deployment,
         AOB_CONTROL_RECLAIM_IDLE_S="1.5",
         AOB_CONTROL_SWEEP_INTERVAL_S="0.5",
         AOB_CONTROL_BLOCK_MS="200",
@@ -71,7 +71,7 @@ async def test_loops_and_maps_survive_killed_services(
         "control": ServiceProcess(["worker", "control"], env, tmp_path / "control.log"),
     }
     # The test only submits and reads: the engine object's own coordinators and workers are never started.
-    engine = Engine(engine_settings, redis)
+    engine = Engine(deployment, redis)
     dag = dag_with_loop_and_map()
     rng = random.Random(11)
     for service in services.values():

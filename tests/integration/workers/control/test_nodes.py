@@ -16,15 +16,15 @@ import redis.asyncio as aioredis
 from common.keys import CONTROL_GROUP, Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
-from common.settings import EngineSettings
 from common.workflow.references import check_workflow_references
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from workers.control import ChildrenConsumer, ControlHandler, ControlWorkerSettings, control_handler
+from workers.control import ChildrenConsumer, ControlHandler, control_handler
 from workers.control._advance import Advancer
 from workers.control._bodies import BodyResolver
 from workers.control._state import ControlStore
-from workers.http import HttpWorkerSettings, http_handler
+from workers.http import http_handler
 
 TENANT = "tenant-test"
 
@@ -65,27 +65,23 @@ def poll_server() -> Iterator[_PollServer]:
 
 
 @pytest.fixture
-def control_settings(engine_settings: EngineSettings) -> ControlWorkerSettings:
-    return ControlWorkerSettings(
-        **engine_settings.model_dump() | {"control_sweep_interval_s": 0.2, "control_block_ms": 100}
-    )
+def control_deployment(deployment: Deployment) -> Deployment:
+    return deployment.replace(control_sweep_interval_s=0.2, control_block_ms=100)
 
 
 @pytest.fixture
 async def engine(
-    control_settings: ControlWorkerSettings,
+    control_deployment: Deployment,
     redis: aioredis.Redis,
     pg_pool: asyncpg.Pool,
     poll_server: _PollServer,
 ) -> AsyncIterator[Engine]:
-    http_settings = HttpWorkerSettings(
-        **control_settings.model_dump(include=set(EngineSettings.model_fields)),
-        http_allowlist=frozenset({f"127.0.0.1:{poll_server.server_address[1]}"}),
-    )
+    deployment = control_deployment.replace(http_allowlist=frozenset({f"127.0.0.1:{poll_server.server_address[1]}"}))
+    settings = deployment.worker()
     async with AsyncExitStack() as stack:
-        control = await stack.enter_async_context(control_handler(control_settings, pg_pool, redis))
-        http = await stack.enter_async_context(http_handler(http_settings))
-        yield await stack.enter_async_context(Engine(control_settings, redis, handlers=[control, http], pool=pg_pool))
+        control = await stack.enter_async_context(control_handler(settings, pg_pool, redis))
+        http = await stack.enter_async_context(http_handler(settings))
+        yield await stack.enter_async_context(Engine(deployment, redis, handlers=[control, http], pool=pg_pool))
 
 
 async def store_workflow(pool: asyncpg.Pool, name: str, definition: dict[str, Any]) -> str:
@@ -274,9 +270,10 @@ async def test_unknown_workflow_fails_the_node(engine: Engine) -> None:
 
 
 async def test_nesting_deeper_than_the_cap_fails(
-    control_settings: ControlWorkerSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    control_deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
-    settings = ControlWorkerSettings(**control_settings.model_dump() | {"max_nesting_depth": 1})
+    deployment = control_deployment.replace(max_nesting_depth=1)
+    settings = deployment.worker()
     inner = {"name": "inner", "nodes": [{"id": "n", "type": "noop", "config": {}}]}
     middle = {
         "name": "middle",
@@ -286,7 +283,7 @@ async def test_nesting_deeper_than_the_cap_fails(
         "name": "outer",
         "nodes": [{"id": "o", "type": "loop", "config": {"body": middle, "until": "true", "max_iterations": 1}}],
     }
-    async with control_handler(settings, pg_pool, redis) as control, Engine(settings, redis, handlers=[control]) as e:
+    async with control_handler(settings, pg_pool, redis) as control, Engine(deployment, redis, handlers=[control]) as e:
         run_id = await e.submit(outer)
         assert await e.wait_ended(run_id) == "failed"
         error = (await e.node_states(run_id))["o"]["error"]
@@ -362,8 +359,9 @@ async def test_repeated_child_end_is_counted_once(engine: Engine) -> None:
 
 
 async def test_ends_left_by_a_dead_consumer_are_reclaimed(
-    control_settings: ControlWorkerSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+    control_deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
+    control_settings = control_deployment.worker()
     keys = Keys(control_settings.key_prefix)
     store = ControlStore(redis, keys)
     advancer = Advancer(redis, keys, store, Cas(redis, keys, pg_pool), control_settings)
@@ -373,7 +371,7 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
     definition = {"name": "fan", "nodes": [{"id": "each", "type": "map",
                                             "config": {"items": [1, 2, 3], "body": double_body(), "concurrency": 1,
                                                        "inputs": {"x": "{{ item }}"}}}]}  # fmt: skip
-    async with Engine(control_settings, redis, handlers=[handler], pool=pg_pool) as engine:
+    async with Engine(control_deployment, redis, handlers=[handler], pool=pg_pool) as engine:
         run_id = await engine.submit(definition)
         for index in range(3):
 

@@ -18,10 +18,10 @@ from common.runs.approvals import ApprovalConflict, ApprovalForbidden, decide_ap
 from common.runs.cancel import cancel_run
 from common.runs.messages import Token
 from common.runs.scripts import Scripts
-from common.settings import EngineSettings
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
-from workers.hitl import ApprovalSweeper, HitlHandler, HitlWorkerSettings, hitl_handler
+from workers.hitl import ApprovalSweeper, HitlHandler, hitl_handler
 
 TENANT = "tenant-test"
 ALICE = Principal("key-alice", TENANT, "member", "alice")
@@ -50,9 +50,9 @@ def approval_flow(**config: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def engine(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
 ) -> AsyncIterator[Engine]:
-    async with Engine(engine_settings, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as engine:
+    async with Engine(deployment, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as engine:
         yield engine
 
 
@@ -224,14 +224,14 @@ async def _delayed_count(engine: Engine, count: int) -> bool:
 
 
 async def test_pending_approval_survives_a_restart(
-    engine_settings: EngineSettings, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
 ) -> None:
     handlers = [HitlHandler(pg_pool, redis, keys)]
-    async with Engine(engine_settings, redis, handlers=handlers, pool=pg_pool) as first:
+    async with Engine(deployment, redis, handlers=handlers, pool=pg_pool) as first:
         run_id = await first.submit(approval_flow())
         [approval] = await pending(pg_pool, run_id)
         await eventually(lambda: _pending_count(first, run_id, 1))
-    async with Engine(engine_settings, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as second:
+    async with Engine(deployment, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as second:
         assert (await second.run_hash(run_id))["status"] == "waiting"
         await decide(second, approval.id, BOB, "approve")
         assert await second.wait_ended(run_id) == "succeeded"
@@ -296,7 +296,7 @@ async def test_redelivered_token_opens_no_second_approval(engine: Engine, pg_poo
 
 
 async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
-    engine: Engine, engine_settings: EngineSettings, pg_pool: asyncpg.Pool
+    engine: Engine, deployment: Deployment, pg_pool: asyncpg.Pool
 ) -> None:
     lost = await engine.submit(approval_flow())
     [approval] = await pending(pg_pool, lost)
@@ -310,7 +310,7 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
     orphan = await engine.submit(approval_flow())
     [orphaned] = await pending(pg_pool, orphan)
     await Scripts(engine.redis, engine.keys).run_script("end_run", orphan, "timed_out", "")
-    settings = HitlWorkerSettings(**engine_settings.model_dump(), hitl_repush_grace_s=0)
+    settings = deployment.replace(hitl_repush_grace_s=0).worker()
     sweeper = ApprovalSweeper(pg_pool, engine.redis, engine.keys, settings)
     assert await sweeper.sweep() == (1, 1)
     assert await engine.wait_ended(lost) == "succeeded"
@@ -321,13 +321,11 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
     assert json.loads(await engine.redis.hget(engine.keys.nodes(lost), "gate"))["status"] == "succeeded"
 
 
-async def test_worker_handler_sweeps_on_start(
-    engine: Engine, engine_settings: EngineSettings, pg_pool: asyncpg.Pool
-) -> None:
+async def test_worker_handler_sweeps_on_start(engine: Engine, deployment: Deployment, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow())
     [approval] = await pending(pg_pool, run_id)
     await cancel_run(engine.scripts, run_id)
-    settings = HitlWorkerSettings(**engine_settings.model_dump())
+    settings = deployment.worker()
     async with hitl_handler(settings, pg_pool, engine.redis) as handler:
         assert handler.node_type == "hitl"
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from urllib3.exceptions import ProtocolError
 
-from workers.agent import AgentWorkerSettings, RuntimeFailure, RuntimeJob
+from common.settings import WorkerSettings
+from workers.agent import RuntimeFailure, RuntimeJob
 from workers.agent._runtime_kubernetes import KubernetesRuntime, timestamp_key
 
 JOB = RuntimeJob("RUN0123456789abcdef", "agent", 2, json.dumps({"llm": {"api_key": "k-secret"}}).encode(), 30.2)
@@ -77,7 +78,7 @@ class FakeApi:
 
 def runtime(api: FakeApi, **settings: Any) -> KubernetesRuntime:
     values = {"agent_k8s_namespace": "agents", "agent_k8s_image": "reg/aob-agent:1"} | settings
-    return KubernetesRuntime(AgentWorkerSettings(**values), api, api, poll_s=0.001)
+    return KubernetesRuntime(WorkerSettings(**values), api, api, poll_s=0.001)
 
 
 async def collect(rt: KubernetesRuntime) -> list[str]:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from common.errors import ConfigError, NodeFailed
-from workers.http import HttpWorkerSettings, SsrfBlocked, SsrfGuard, normalise_path
+from common.settings import WorkerSettings
+from workers.http import SsrfBlocked, SsrfGuard, normalise_path
 
 DNS = {
     "evil.example": ["10.0.0.1"],
@@ -203,7 +204,7 @@ async def test_allowlist_exempts_the_pair_only(resolver: FakeResolver) -> None:
 
 
 def test_allowlist_and_deny_paths_come_from_settings() -> None:
-    settings = HttpWorkerSettings(http_allowlist="127.0.0.1:9000, [::1]:9001", http_deny_paths="/internal,/Debug")
+    settings = WorkerSettings(http_allowlist="127.0.0.1:9000, [::1]:9001", http_deny_paths="/internal,/Debug")
     guard = SsrfGuard.from_settings(settings)
     assert guard.allowlist == {("127.0.0.1", 9000), ("::1", 9001)}
     assert guard.deny_paths == ("/debug", "/internal")
@@ -212,7 +213,7 @@ def test_allowlist_and_deny_paths_come_from_settings() -> None:
 
 
 def test_default_settings_deny_the_sensitive_paths() -> None:
-    guard = SsrfGuard.from_settings(HttpWorkerSettings())
+    guard = SsrfGuard.from_settings(WorkerSettings())
     assert guard.deny_paths == ("/.env", "/.git", "/actuator", "/admin", "/server-status")
     assert guard.allowlist == frozenset()
 

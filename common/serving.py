@@ -1,0 +1,41 @@
+"""What the two HTTP services (orchestrator, fanout) serve alike: readiness of their clients, and uvicorn until
+cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvicorn
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 2.0
+
+
+async def readiness(redis: aioredis.Redis, pool: asyncpg.Pool, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
+    """Why Redis or Postgres did not answer within ``timeout_s``, by name; empty when both are ready."""
+    checks = {"redis": redis.ping(), "postgres": pool.fetchval("SELECT 1")}
+    failed = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, timeout_s)
+        except Exception as exc:  # any failure means not ready; the reason goes back to the prober
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    return failed
+
+
+async def serve_until_cancelled(config: uvicorn.Config, service: str) -> None:
+    """Serve ``config`` until cancelled; a cancel shuts the server down gracefully, then propagates."""
+    server = uvicorn.Server(config)
+    # uvicorn captures SIGINT/SIGTERM itself while serving and shuts down gracefully; cancellation does the same.
+    serving = asyncio.create_task(server.serve())
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        logger.info("%s stopping", service)
+        server.should_exit = True
+        await serving
+        raise
