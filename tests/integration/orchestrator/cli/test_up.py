@@ -165,27 +165,40 @@ async def test_up_runs_every_service_and_stops_them_all(tmp_path: Path, up_facto
     redis_port = int(urlsplit((await up.ready())["redis"]).port or 0)
 
     async def services_settled() -> list[int]:
-        # A service has settled once it is connected to Redis, or has exited (while its code does not exist yet).
+        # Every service is up once it is connected to Redis; one that exited (a crash loop) fails the test.
         log = up.err.read_text()
+        assert_no_service_exited(log)
         settled = {}
         for proc in psutil.Process(up.proc.pid).children():
             with contextlib.suppress(psutil.Error):
                 argv = proc.cmdline()
                 if "orchestrator.cli import main" not in " ".join(argv):
                     continue
-                name = " ".join(argv[3:])
-                connected = any(c.raddr and c.raddr.port == redis_port for c in proc.net_connections("tcp"))
-                if connected or re.search(rf"service {name} \(pid \d+\) exited with code", log):
-                    settled[name] = proc.pid
+                if any(c.raddr and c.raddr.port == redis_port for c in proc.net_connections("tcp")):
+                    settled[" ".join(argv[3:])] = proc.pid
         unsettled = sorted({" ".join(s) for s in SERVICES} - set(settled))
-        assert not unsettled, f"not connected to Redis nor exited: {unsettled}; log ends with:\n{log[-3000:]}"
+        assert not unsettled, f"not connected to Redis: {unsettled}; log ends with:\n{log[-3000:]}"
         return list(settled.values())
 
     await eventually(services_settled, timeout_s=60)
     children = descendants(up.proc.pid)
 
+    assert_no_service_exited(up.err.read_text())
     assert await up.stop(timeout_s=60) == 0
     await gone(children)
+
+
+def assert_no_service_exited(log: str) -> None:
+    """Fail naming each service ``aob up`` saw exit (and restarted) while it should have kept running."""
+    exits = re.findall(r"service (.+?) \(pid \d+\) exited with code -?\d+", log)
+    assert not exits, f"services exited: {sorted(set(exits))}; log ends with:\n{log[-3000:]}"
+
+
+def test_a_crash_looping_service_is_caught() -> None:
+    log = "aob up: ready\nservice worker agent (pid 41) exited with code 1; restarting in 0.5s\n"
+    with pytest.raises(AssertionError, match="services exited: \\['worker agent'\\]"):
+        assert_no_service_exited(log)
+    assert_no_service_exited("aob up: ready\n")
 
 
 def test_parse_services() -> None:
