@@ -9,7 +9,8 @@ import redis.exceptions
 
 
 class Flaky:
-    """Wraps ``target`` (a Redis client, an asyncpg pool); ``method`` raises ``error()`` on its next ``times`` calls.
+    """Wraps ``target`` (a Redis client, an asyncpg pool); ``method`` raises ``error()`` on its next ``times`` calls
+    (those whose arguments ``matching`` accepts, when given).
 
     Raising at call time fails ``await client.method(...)`` and ``async with pool.acquire()`` alike.
     """
@@ -20,10 +21,12 @@ class Flaky:
         method: str,
         times: int,
         error: Callable[[], BaseException] = lambda: redis.exceptions.ConnectionError("injected outage"),
+        matching: Callable[..., bool] = lambda *args, **kwargs: True,
     ) -> None:
         self._target = target
         self._method = method
         self._error = error
+        self._matching = matching
         self.remaining = times
         self.failures = 0
 
@@ -33,7 +36,7 @@ class Flaky:
             return attribute
 
         def maybe_fail(*args: Any, **kwargs: Any) -> Any:
-            if self.remaining > 0:
+            if self.remaining > 0 and self._matching(*args, **kwargs):
                 self.remaining -= 1
                 self.failures += 1
                 raise self._error()
