@@ -102,6 +102,11 @@ class StreamConsumer:
     def streams(self) -> list[str]:
         return list(self._streams)
 
+    @property
+    def retry(self) -> Retry:
+        """The consumer's error policy, for a handler retrying its own steps (logged and counted the same way)."""
+        return self._retry
+
     async def __aenter__(self) -> StreamConsumer:
         return self
 
