@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -146,7 +147,9 @@ async def test_transient_errors_are_retried_with_growing_capped_backoff(redis: a
     assert gaps[3] > gaps[0]
 
 
-async def test_a_handler_s_transient_error_is_retried_in_place(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_a_handler_s_transient_error_is_retried_in_place(
+    redis: aioredis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
     stream = keys.tasks("t")
     recording = Recording()
     failures = [RedisConnectionError("down"), OSError("reset")]
@@ -163,6 +166,8 @@ async def test_a_handler_s_transient_error_is_retried_in_place(redis: aioredis.R
         await add(redis, stream, "a")
         await eventually(lambda: _true(recording.seen == ["a"]))
     assert errors(metrics, "test", "handle") == 2
+    logged = [(r.levelname, r.consumer, r.stage) for r in caplog.records if hasattr(r, "stage")]  # type: ignore[attr-defined]
+    assert logged == [("WARNING", "test", "handle")] * 2
     assert await pending(redis, stream) == 0
 
 
