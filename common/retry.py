@@ -101,10 +101,8 @@ class Retry:
                 await asyncio.sleep(self.failed(stage, exc, failures))
 
     async def until_done(self, stage: str, attempt: Callable[[], Awaitable[object]], stopping: asyncio.Event) -> bool:
-        """``attempt()``, tried again after any error with backoff; False when ``stopping`` was set before it succeeded.
-
-        Loop stages retry every error: a bug in one must not end the service that runs the loop.
-        """
+        """``attempt()``, tried again after any error with backoff (a bug in a loop stage must not end its service);
+        returns False when ``stopping`` was set before it succeeded."""
         failures = 0
         while not stopping.is_set():
             try:

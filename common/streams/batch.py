@@ -25,10 +25,6 @@ class Slots:
         self._turns: deque[object] = deque()
         self._changed = asyncio.Event()
 
-    @property
-    def free(self) -> int:
-        return self._free
-
     async def take(self, up_to: int, *, at_least: int = 1, stopped: Callable[[], bool] = lambda: False) -> int:
         """Wait for this taker's turn and ``at_least`` free slots, then take as many as are free up to ``up_to``.
 

@@ -36,7 +36,8 @@ class StreamConsumer:
 
     The handler acknowledges what it handled (``ack``, or ``queue_ack`` inside its own transaction); an entry it
     leaves unacknowledged is claimed again after ``claim_idle_s``. A transient error raised by the handler makes
-    the batch be tried again in place; any other leaves its entries pending. ``streams`` may be a coroutine
+    the batch be tried again in place; any other leaves its entries pending. An entry claimed after more than
+    ``max_deliveries`` deliveries goes to ``dead_letter`` instead, then is acknowledged. ``streams`` may be a coroutine
     function, asked again every ``refresh_s``. ``concurrency`` bounds the entries in hand (``Slots`` share the
     bound between consumers); by default one batch is handled at a time.
     """
@@ -150,10 +151,8 @@ class StreamConsumer:
         await self._refresher.shutdown()
 
     async def claim(self) -> int:
-        """Claim the entries idle past ``claim_idle_s`` on every stream and wait until they are handled.
-
-        Returns how many were handed to the handler (dead-lettered and deleted entries are not counted).
-        """
+        """Claim the entries idle past ``claim_idle_s`` on every stream and wait until they are handled; returns how
+        many reached the handler (dead-lettered and deleted entries do not count)."""
         tasks: list[asyncio.Task[None]] = []
         handed = 0
         for stream in self.streams:
