@@ -47,11 +47,9 @@ class ChildrenConsumer:
         *,
         metrics: Metrics | None = None,
     ) -> None:
-        self._redis = redis
         self._keys = keys
         self._store = store
         self._advancer = advancer
-        self._settings = settings
         self.consumer_id = consumer_id
         self._consumer = StreamConsumer(
             redis,
