@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -38,17 +37,3 @@ async def serve_until_signalled(*services: Service) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
-
-class LoopService:
-    """Adapts a ``loop(stopping: asyncio.Event)`` coroutine function to the service contract."""
-
-    def __init__(self, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        self._loop = loop
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        await self._loop(self._stopping)
-
-    async def shutdown(self) -> None:
-        self._stopping.set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -11,8 +10,9 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import RECORDER_GROUP, Keys
+from common.metrics import Metrics
 from common.runs.ledger import RunEntry, StepEntry, parse_ledger_entry
-from common.streams import ensure_group
+from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -105,43 +105,44 @@ class Recorder:
         consumer: str,
         batch: int = 500,
         reclaim_idle_s: float = 30.0,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._redis = redis
         self._pool = pool
         self._keys = keys
-        self._consumer = consumer
-        self._batch = batch
-        self._reclaim_idle_ms = int(reclaim_idle_s * 1000)
-
-    async def ensure_group(self) -> None:
-        """Create the recorder group on the ledger stream if missing."""
-        await ensure_group(self._redis, self._keys.ledger, RECORDER_GROUP)
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Record until ``stopping`` is set; also takes over what dead recorders read but never recorded."""
-        await self.ensure_group()
-        await self.record_once("0")
-        loop = asyncio.get_running_loop()
-        next_reclaim = loop.time()
-        while not stopping.is_set():
-            await self.record_once(">", block_ms=500)
-            if loop.time() >= next_reclaim:
-                await self.reclaim_stale()
-                next_reclaim = loop.time() + self._reclaim_idle_ms / 2000
-
-    async def reclaim_stale(self) -> int:
-        """Record ledger entries another recorder read and left unacked for the reclaim idle time."""
-        reply = await self._redis.xautoclaim(
-            self._keys.ledger, RECORDER_GROUP, self._consumer, self._reclaim_idle_ms, start_id="0-0", count=self._batch
+        # Reads what this recorder left unacknowledged first; takes over what dead recorders did.
+        self._consumer = StreamConsumer(
+            redis,
+            name="recorder",
+            group=RECORDER_GROUP,
+            consumer=consumer,
+            streams=[keys.ledger],
+            handler=self._record_batch,
+            batch=batch,
+            block_ms=500,
+            claim_idle_s=reclaim_idle_s,
+            delete_acked=True,
+            metrics=metrics,
         )
-        return await self._record(reply[1])
 
-    async def record_once(self, cursor: str = ">", block_ms: int | None = None) -> int:
-        """Record one batch read at ``cursor`` (``">"`` new entries, ``"0"`` this consumer's unacked ones)."""
-        reply = await self._redis.xreadgroup(
-            RECORDER_GROUP, self._consumer, {self._keys.ledger: cursor}, count=self._batch, block=block_ms
-        )
-        return await self._record(reply[0][1] if reply else [])
+    async def __aenter__(self) -> Recorder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def run(self) -> None:
+        """Record until ``shutdown``; the batch in hand is finished first."""
+        await self._consumer.run()
+
+    async def shutdown(self) -> None:
+        """Stop reading the ledger. Idempotent."""
+        await self._consumer.shutdown()
+
+    async def _record_batch(self, batch: Batch) -> None:
+        entries: list[tuple[str, dict[str, str] | None]] = list(batch.entries)
+        await self._record(entries)
 
     async def _record(self, entries: list[tuple[str, dict[str, str] | None]]) -> int:
         if not entries:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from common.clients import open_clients
 from common.keys import Keys
-from common.lifecycle import LoopService, serve_until_signalled
+from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
 from common.runs.cas import Cas
@@ -232,9 +232,16 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     keys = Keys(settings.key_prefix)
     async with AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, "coordinator")
-        coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool))
+        metrics = Metrics()
+        coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool), metrics=metrics)
         recorder = Recorder(
-            redis, pool, keys, f"rec-{coordinator.id}", settings.recorder_batch, settings.recorder_reclaim_idle_s
+            redis,
+            pool,
+            keys,
+            f"rec-{coordinator.id}",
+            settings.recorder_batch,
+            settings.recorder_reclaim_idle_s,
+            metrics=metrics,
         )
-        archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}")
-        await serve_until_signalled(coordinator, LoopService(recorder.run), LoopService(archiver.run))
+        archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
+        await serve_until_signalled(coordinator, recorder, archiver)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class Preparer:
         self._irs = irs
         self._worker_id = worker_id
 
-    async def prepare(self, entries: list[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
+    async def prepare(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
         """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal.
 
         One round trip reads the run fields, the IRs not cached yet and the outputs the cached IRs say each

@@ -13,6 +13,7 @@ from common.errors import ConfigError
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
+from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.settings import WorkerSettings
 from workers._handler import NodeHandler
@@ -24,7 +25,7 @@ WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
 
 @contextlib.asynccontextmanager
 async def _handler_for(
-    node_type: str, settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis
+    node_type: str, settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, metrics: Metrics
 ) -> AsyncIterator[NodeHandler]:
     if node_type == "builtin":
         yield BuiltinHandler()
@@ -36,12 +37,12 @@ async def _handler_for(
     elif node_type == "hitl":
         from workers.hitl import hitl_handler
 
-        async with hitl_handler(settings, pool, redis) as handler:
+        async with hitl_handler(settings, pool, redis, metrics=metrics) as handler:
             yield handler
     elif node_type == "control":
         from workers.control import control_handler
 
-        async with control_handler(settings, pool, redis) as handler:
+        async with control_handler(settings, pool, redis, metrics=metrics) as handler:
             yield handler
     elif node_type == "agent":
         from workers.agent import agent_handler
@@ -57,6 +58,8 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
     configure_logging(settings.log_level, settings.log_json)
     async with contextlib.AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, f"{node_type} worker")
-        async with _handler_for(node_type, settings, pool, redis) as handler:
-            worker = Worker(settings, redis, [handler], cas=Cas(redis, Keys(settings.key_prefix), pool))
+        metrics = Metrics()
+        async with _handler_for(node_type, settings, pool, redis, metrics) as handler:
+            cas = Cas(redis, Keys(settings.key_prefix), pool)
+            worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics)
             await serve_until_signalled(worker)

@@ -9,21 +9,18 @@ whose terminal entry was trimmed from a tenant stream before any archiver read i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from common.events.frames import START_ID, TERMINAL_EVENT_TYPES, id_key
 from common.events.history import ARCHIVED_FIELD
 from common.keys import Keys
-from common.streams import ensure_group
+from common.metrics import Metrics
+from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +30,11 @@ INSERT INTO run_events (run_id, event_id, type, data, created_at)
 VALUES ($1, $2, $3, $4, to_timestamp($5::double precision / 1000))
 ON CONFLICT (run_id, event_id) DO NOTHING
 """
-_RETRY_S = 1.0
 
 
 class EventArchiver:
-    """Archives ended runs' events; ``run(stopping)`` follows the tenant streams, ``archive_run`` does one run.
+    """Archives ended runs' events; ``run()`` follows the tenant streams until ``shutdown()``, ``archive_run`` does
+    one run.
 
     Each archived event is stored whole (``type``, ``run_id``, ``node_id``, ``ts``, ``data``) in the ``data``
     column, keyed by its stream id, so the history reads back exactly what Redis held.
@@ -55,18 +52,31 @@ class EventArchiver:
         page: int = 1000,
         tenant_refresh_s: float = 30.0,
         reclaim_idle_s: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.redis = redis
         self.pool = pool
         self.keys = keys
-        self.consumer = consumer
-        self.block_ms = block_ms
-        self.batch = batch
         self.page = page
-        self.tenant_refresh_s = tenant_refresh_s
-        self.reclaim_idle_s = reclaim_idle_s
-        self._streams: list[str] = []
-        self._refreshed_at = float("-inf")
+        self._consumer = StreamConsumer(
+            redis,
+            name="archiver",
+            group=ARCHIVER_GROUP,
+            consumer=consumer,
+            streams=self._tenant_streams,
+            handler=self._handle_batch,
+            batch=batch,
+            block_ms=block_ms,
+            claim_idle_s=reclaim_idle_s,
+            refresh_s=tenant_refresh_s,
+            metrics=metrics,
+        )
+
+    async def __aenter__(self) -> EventArchiver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
 
     async def archive_run(self, run_id: str) -> int:
         """Copy the run's events not yet archived to Postgres, then trim exactly those from Redis.
@@ -90,51 +100,21 @@ class EventArchiver:
             logger.info("archived %d events of run %s (through %s)", copied, run_id, last)
         return copied
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Archive runs as their terminal events appear, until ``stopping`` is set."""
-        while not stopping.is_set():
-            try:
-                await self._step()
-            except (RedisError, OSError, asyncpg.PostgresError) as exc:
-                logger.warning("archiver: %s: %s; retrying in %.1fs", type(exc).__name__, exc, _RETRY_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), _RETRY_S)
+    async def run(self) -> None:
+        """Archive runs as their terminal events appear, until ``shutdown``."""
+        await self._consumer.run()
 
-    async def _step(self) -> None:
-        if time.monotonic() - self._refreshed_at >= self.tenant_refresh_s:
-            await self._refresh_streams()
-            await self._reclaim()
-        if not self._streams:
-            await asyncio.sleep(self.block_ms / 1000)
-            return
-        reply = await self.redis.xreadgroup(
-            ARCHIVER_GROUP,
-            self.consumer,
-            dict.fromkeys(self._streams, ">"),
-            count=self.batch,
-            block=self.block_ms,
-        )
-        for stream, entries in reply or ():
-            await self._handle(stream, entries)
+    async def shutdown(self) -> None:
+        """Stop following the tenant streams. Idempotent."""
+        await self._consumer.shutdown()
 
-    async def _refresh_streams(self) -> None:
+    async def _tenant_streams(self) -> list[str]:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]
-        streams = [self.keys.tenant_events(t) for t in tenants]
-        for stream in set(streams) - set(self._streams):
-            await ensure_group(self.redis, stream, ARCHIVER_GROUP, START_ID)
-        self._streams = streams
-        self._refreshed_at = time.monotonic()
+        return [self.keys.tenant_events(t) for t in tenants]
 
-    async def _reclaim(self) -> None:
-        # Entries read by an archiver that died before acknowledging them.
-        for stream in self._streams:
-            reply = await self.redis.xautoclaim(
-                stream, ARCHIVER_GROUP, self.consumer, int(self.reclaim_idle_s * 1000), START_ID, count=self.batch
-            )
-            # Redis 6.2 answers [cursor, entries]; 7.x adds deleted ids: entries are second in both.
-            entries = reply[1] if len(reply) > 1 else []
-            if entries:
-                await self._handle(stream, entries)
+    async def _handle_batch(self, batch: Batch) -> None:
+        entries: list[tuple[str, dict[str, str] | None]] = list(batch.entries)
+        await self._handle(batch.stream, entries)
 
     async def _handle(self, stream: str, entries: list[tuple[str, dict[str, str] | None]]) -> None:
         for entry_id, fields in entries:

@@ -47,7 +47,6 @@ class Engine:
         self.coordinators = [Coordinator(coordinator_settings, redis, cas=cas) for _ in range(coordinators)]
         self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas)
         self.recorder = Recorder(redis, pool, self.keys, "rec-test") if pool is not None else None
-        self._stop_recorder = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Engine:
@@ -55,14 +54,15 @@ class Engine:
         self._tasks = [asyncio.create_task(c.run()) for c in self.coordinators]
         self._tasks.append(asyncio.create_task(self.worker.run()))
         if self.recorder is not None:
-            self._tasks.append(asyncio.create_task(self.recorder.run(self._stop_recorder)))
+            self._tasks.append(asyncio.create_task(self.recorder.run()))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for coordinator in self.coordinators:
             await coordinator.shutdown()
         await self.worker.shutdown()
-        self._stop_recorder.set()
+        if self.recorder is not None:
+            await self.recorder.shutdown()
         done, pending = await asyncio.wait(self._tasks, timeout=10)
         for task in pending:
             task.cancel()

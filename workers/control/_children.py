@@ -9,18 +9,18 @@ re-advances every waiting node now and then, which also ends children of parents
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from redis.exceptions import ResponseError
 
 from common.keys import CONTROL_GROUP, Keys
+from common.metrics import Metrics
+from common.periodic import PeriodicTask
+from common.retry import Retry
 from common.runs.messages import ChildRunEnded
-from common.settings import ControlNodeFields
-from common.streams import ensure_group
+from common.settings import WorkerSettings
+from common.streams import Batch, StreamConsumer
 from workers.control._advance import Advancer
 from workers.control._state import ControlStore
 
@@ -38,58 +38,53 @@ class ChildrenConsumer:
         keys: Keys,
         store: ControlStore,
         advancer: Advancer,
-        settings: ControlNodeFields,
+        settings: WorkerSettings,
         consumer_id: str,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
-        self._redis = redis
         self._keys = keys
         self._store = store
         self._advancer = advancer
-        self._settings = settings
         self.consumer_id = consumer_id
+        self._consumer = StreamConsumer(
+            redis,
+            name="children",
+            group=CONTROL_GROUP,
+            consumer=consumer_id,
+            streams=[keys.children],
+            handler=self._handle_batch,
+            batch=READ_BATCH,
+            block_ms=settings.control_block_ms,
+            claim_idle_s=settings.control_reclaim_idle_s,
+            delete_acked=True,
+            grace_s=settings.shutdown_grace_s,
+            metrics=metrics,
+        )
+        retry = Retry("children-sweeper", metrics=metrics)
+        self._sweeper = PeriodicTask(self.sweep, settings.control_sweep_interval_s, retry=retry, stage="sweep")
+
+    async def __aenter__(self) -> ChildrenConsumer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
 
     async def ensure_group(self) -> None:
-        await ensure_group(self._redis, self._keys.children, CONTROL_GROUP)
+        await self._consumer.ensure_groups()
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Read, reclaim and sweep until ``stopping`` is set."""
-        await self.ensure_group()
-        tasks = [
-            asyncio.create_task(self._read_loop(stopping), name="children-read"),
-            asyncio.create_task(self._every(stopping, self._settings.control_reclaim_idle_s / 2, self.reclaim)),
-            asyncio.create_task(self._every(stopping, self._settings.control_sweep_interval_s, self.sweep)),
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def run(self) -> None:
+        """Read, reclaim and sweep until ``shutdown``."""
+        await asyncio.gather(self._consumer.run(), self._sweeper.run())
 
-    async def _read_loop(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                reply = await self._redis.xreadgroup(
-                    CONTROL_GROUP,
-                    self.consumer_id,
-                    {self._keys.children: ">"},
-                    count=READ_BATCH,
-                    block=self._settings.control_block_ms,
-                )
-                for entry_id, fields in reply[0][1] if reply else []:
-                    await self.handle(entry_id, fields)
-            except (ConnectionError, OSError, ResponseError):
-                logger.exception("reading %s failed; retrying", self._keys.children)
-                await asyncio.sleep(self._settings.control_block_ms / 1000)
+    async def shutdown(self) -> None:
+        """Stop reading and sweeping; the records in hand get the grace period. Idempotent."""
+        await self._consumer.shutdown()
+        await self._sweeper.shutdown()
 
-    async def _every(self, stopping: asyncio.Event, interval_s: float, action: Any) -> None:
-        while not stopping.is_set():
-            try:
-                await action()
-            except Exception:
-                logger.exception("%s failed; trying again in %.1fs", action.__name__, interval_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval_s)
+    async def _handle_batch(self, batch: Batch) -> None:
+        for entry_id, fields in batch.entries:
+            await self.handle(entry_id, fields)
 
     async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
         """Count one child's end and advance its parent node; acknowledge when done."""
@@ -104,30 +99,11 @@ class ChildrenConsumer:
             # A repeated end (-2) still advances: the first handling may have died before it did.
             if index != -1:
                 await self._advancer.advance(parent, node)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._keys.children, CONTROL_GROUP, entry_id)
-            pipe.xdel(self._keys.children, entry_id)
-            await pipe.execute()
+        await self._consumer.ack(self._keys.children, [entry_id])
 
     async def reclaim(self) -> int:
         """Take over records pending longer than the reclaim idle time; returns how many were handled."""
-        min_idle_ms = int(self._settings.control_reclaim_idle_s * 1000)
-        start, handled = "0-0", 0
-        while True:
-            # Redis 6.2 replies [next, entries]; 7.x adds the ids of deleted entries as a third element.
-            reply: Any = await self._redis.xautoclaim(
-                self._keys.children, CONTROL_GROUP, self.consumer_id, min_idle_ms, start_id=start, count=READ_BATCH
-            )
-            start, entries = reply[0], reply[1]
-            for entry_id, fields in entries:
-                if fields is None:
-                    await self._redis.xack(self._keys.children, CONTROL_GROUP, entry_id)
-                    continue
-                logger.warning("reclaimed child record %s", entry_id)
-                await self.handle(entry_id, fields)
-                handled += 1
-            if start == "0-0" or not entries:
-                return handled
+        return await self._consumer.claim()
 
     async def sweep(self) -> int:
         """Advance every waiting control node once; returns how many were looked at."""

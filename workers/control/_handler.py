@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
+from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.scripts import now_ms
 from common.settings import WorkerSettings
@@ -175,22 +176,29 @@ def _child_base(run_id: str, node_id: str, token_id: str) -> str:
 
 @asynccontextmanager
 async def control_handler(
-    settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, *, cas: Cas | None = None
+    settings: WorkerSettings,
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    *,
+    cas: Cas | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[ControlHandler]:
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
     keys = Keys(settings.key_prefix)
     store = ControlStore(redis, keys)
     advancer = Advancer(redis, keys, store, cas or Cas(redis, keys, pool), settings)
-    consumer = ChildrenConsumer(redis, keys, store, advancer, settings, f"ctl-{uuid.uuid4().hex[:12]}")
+    consumer_id = f"ctl-{uuid.uuid4().hex[:12]}"
+    consumer = ChildrenConsumer(redis, keys, store, advancer, settings, consumer_id, metrics=metrics)
     await consumer.ensure_group()
-    stopping = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stopping), name="children-consumer")
+    task = asyncio.create_task(consumer.run(), name="children-consumer")
     try:
         yield ControlHandler(redis, keys, store, advancer, BodyResolver(pool, settings.max_agents), settings)
     finally:
-        stopping.set()
+        await consumer.shutdown()
         try:
-            await asyncio.wait_for(asyncio.shield(task), settings.control_block_ms / 1000 + 5)
+            await asyncio.wait_for(
+                asyncio.shield(task), settings.control_block_ms / 1000 + settings.shutdown_grace_s + 5
+            )
         except TimeoutError:
             task.cancel()
         logger.info("children consumer %s stopped", consumer.consumer_id)

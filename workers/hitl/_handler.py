@@ -14,6 +14,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
+from common.metrics import Metrics
 from common.runs.approval_store import NewApproval, open_approval
 from common.runs.approvals import apply_timeout, cancel_approvals
 from common.runs.messages import Token
@@ -110,10 +111,10 @@ class HitlHandler:
 
 @asynccontextmanager
 async def hitl_handler(
-    settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis
+    settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, *, metrics: Metrics | None = None
 ) -> AsyncIterator[HitlHandler]:
     """A ``HitlHandler`` with its sweeper running beside it (lost completions, approvals of ended runs)."""
     keys = Keys(settings.key_prefix)
-    sweeper = ApprovalSweeper(pool, redis, keys, settings)
+    sweeper = ApprovalSweeper(pool, redis, keys, settings, metrics=metrics)
     async with sweeper:
         yield HitlHandler(pool, redis, keys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
@@ -11,6 +10,9 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
+from common.metrics import Metrics
+from common.periodic import PeriodicTask
+from common.retry import Retry
 from common.runs.approval_store import pending_runs, recently_decided
 from common.runs.approvals import cancel_approvals, completion_for
 from common.runs.messages import TERMINAL_RUN_STATUSES
@@ -20,24 +22,41 @@ logger = logging.getLogger(__name__)
 
 
 class ApprovalSweeper:
-    """Sweeps once on start, then every ``hitl_sweep_interval_s`` until closed."""
+    """Sweeps once on start, then every ``hitl_sweep_interval_s`` until shut down; ``async with`` runs it meanwhile."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, settings: HitlNodeFields) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        keys: Keys,
+        settings: HitlNodeFields,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys
         self._settings = settings
-        self._stopping = asyncio.Event()
+        retry = Retry("hitl-sweeper", metrics=metrics)
+        self._periodic = PeriodicTask(self.sweep, settings.hitl_sweep_interval_s, retry=retry, stage="sweep")
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ApprovalSweeper:
-        self._task = asyncio.create_task(self._loop(), name="hitl-sweeper")
+        self._task = asyncio.create_task(self.run(), name="hitl-sweeper")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._stopping.set()
+        await self.shutdown()
         if self._task is not None:
             await self._task
+
+    async def run(self) -> None:
+        """Sweep until ``shutdown``; a failed sweep is logged, counted and tried again with backoff."""
+        await self._periodic.run()
+
+    async def shutdown(self) -> None:
+        """Stop after the sweep in progress. Idempotent."""
+        await self._periodic.shutdown()
 
     async def sweep(self) -> tuple[int, int]:
         """One pass; returns (completions re-pushed, approvals cancelled)."""
@@ -71,12 +90,3 @@ class ApprovalSweeper:
             if status is None or status in TERMINAL_RUN_STATUSES:
                 cancelled += len(await cancel_approvals(self._pool, self._redis, self._keys, run_id))
         return cancelled
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except (OSError, asyncpg.PostgresError, aioredis.RedisError):
-                logger.exception("approval sweep failed; trying again in %gs", self._settings.hitl_sweep_interval_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.hitl_sweep_interval_s)

@@ -84,9 +84,8 @@ async def test_archiver_moves_ended_runs_to_postgres_and_history_stays_complete(
         run_id = await _start(api, delay_chain(3, 0.01))
         await api.wait_run(run_id)
         history = await engine.events(run_id)
-        stopping = asyncio.Event()
         archiver = EventArchiver(redis, pg_pool, keys, consumer="a1", block_ms=100)
-        archiving = asyncio.create_task(archiver.run(stopping))
+        archiving = asyncio.create_task(archiver.run())
         try:
 
             async def archived() -> bool:
@@ -95,7 +94,7 @@ async def test_archiver_moves_ended_runs_to_postgres_and_history_stays_complete(
 
             await eventually(archived)
         finally:
-            stopping.set()
+            await archiver.shutdown()
             await archiving
 
         pages: list[dict[str, Any]] = []
