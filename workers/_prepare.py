@@ -15,7 +15,14 @@ from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
 from common.runs.cas import Cas
 from common.runs.ir_cache import IrCache
-from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token, unsupported_version
+from common.runs.messages import (
+    TERMINAL_RUN_STATUSES,
+    CompletionSignal,
+    Event,
+    NodeError,
+    Token,
+    unsupported_version,
+)
 from common.runs.scripts import now_ms
 from common.workflow.ir import CONTROL_TYPES, IrNode
 from common.workflow.templates import TemplateScope, referenced_nodes, render_value
@@ -23,7 +30,9 @@ from workers._handler import NodeContext
 
 logger = logging.getLogger(__name__)
 
-RUN_FIELDS = ["status", "tenant", "inputs", "started_by", "ir_version"]
+RUN_FIELDS = ["status", "tenant", "inputs", "started_by", "ir_version", "epoch"]
+# A token may run only while its node is still waiting for it (or for this very attempt, redelivered).
+LIVE_NODE_STATUSES = frozenset({"queued", "running", "waiting"})
 
 
 @dataclass
@@ -63,22 +72,28 @@ class Preparer:
         async with self._redis.pipeline(transaction=False) as pipe:
             for _, token in live:
                 pipe.hmget(self._keys.run(token.run_id), RUN_FIELDS)
+                pipe.hget(self._keys.nodes(token.run_id), token.node_id)
             for run_id in missing:
                 pipe.get(self._keys.ir(run_id))
             for (_, token), needed in zip(live, planned, strict=True):
                 if needed:
                     pipe.hmget(self._keys.ctx(token.run_id), needed)
             replies = iter(await pipe.execute())
-            runs = [next(replies) for _ in live]
+            runs = [(next(replies), next(replies)) for _ in live]
             for run_id in missing:
                 raw = next(replies)
                 if raw is not None:
                     self._irs.store_json(run_id, raw)
             planned_refs = [next(replies) if needed else [] for needed in planned]
         wanted: list[tuple[Prepared, Token, dict[str, str | None], IrNode, list[str], list[str], list[Any]]] = []
-        for (p, token), values, needed, refs in zip(live, runs, planned, planned_refs, strict=True):
+        stale: list[tuple[Token, str]] = []
+        for (p, token), (values, node_state), needed, refs in zip(live, runs, planned, planned_refs, strict=True):
             run = dict(zip(RUN_FIELDS, values, strict=True))
             if run["status"] is None or run["status"] in TERMINAL_RUN_STATUSES:
+                continue
+            reason = _stale_reason(token, run, node_state)
+            if reason is not None:
+                stale.append((token, reason))
                 continue
             entry = await self._irs.get(token.run_id, int(run["ir_version"] or 0))
             if entry is None or token.node_id not in entry.ir.nodes:
@@ -98,7 +113,21 @@ class Preparer:
             fetched = {id(w[0]): next(late_refs) if _needed_outputs(w[3], w[4]) else [] for w in late}
         for p, token, run, node, predecessors, _, refs in wanted:
             await self._resolve(p, token, run, node, predecessors, fetched.get(id(p), refs))
+        if stale:
+            await self._announce_dropped(stale)
         return prepared
+
+    async def _announce_dropped(self, stale: list[tuple[Token, str]]) -> None:
+        """Tell each stale token's run that it was dropped unexecuted (its entry is acknowledged by the caller)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for token, reason in stale:
+                logger.warning("token %s of run %s dropped: %s", token.token_id, token.run_id, reason)
+                data = {"token_id": token.token_id, "attempt": token.attempt, "reason": reason}
+                event = Event(
+                    type="token_dropped", run_id=token.run_id, node_id=token.node_id, ts=int(now_ms()), data=data
+                )
+                pipe.xadd(self._keys.events(token.run_id), {"e": event.stored()})
+            await pipe.execute()
 
     def _needed(self, token: Token) -> list[str]:
         """The outputs a token needs according to the cached IR (empty when the IR is not cached)."""
@@ -168,3 +197,17 @@ def _needed_outputs(node: IrNode, predecessors: list[str]) -> list[str]:
 def node_failed_error(exc: NodeFailed) -> NodeError:
     """The signal form of a handler's ``NodeFailed``."""
     return NodeError(type=exc.error_type, message=exc.message, retryable=exc.retryable)
+
+
+def _stale_reason(token: Token, run: dict[str, str | None], node_raw: str | None) -> str | None:
+    """Why ``token`` must not run (an older epoch, or its node moved on to another attempt); None when it may."""
+    epoch = run["epoch"] or "0"
+    if token.epoch != epoch:
+        return f"token of epoch {token.epoch}, the run is in epoch {epoch} (resumed since it was queued)"
+    if token.purpose != "run":
+        return None
+    state = json.loads(node_raw) if node_raw else {}
+    status, attempt = state.get("status", "pending"), state.get("attempt")
+    if status not in LIVE_NODE_STATUSES or attempt != token.attempt:
+        return f"node is {status} at attempt {attempt}, not waiting for attempt {token.attempt}"
+    return None

@@ -221,11 +221,12 @@ class Worker:
 
     async def _watch(self, ctx: NodeContext, work: asyncio.Task[NodeResult], retry: Retry) -> None:
         """Tell the handler when its run ends (the consumer keeps the claim on its entry alive meanwhile)."""
-        read_status = functools.partial(self._redis.hget, self._keys.run(ctx.run_id), "status")
+        read_run = functools.partial(self._redis.hmget, self._keys.run(ctx.run_id), ["status", "epoch"])
         while not work.done():
             await asyncio.sleep(self.settings.cancel_poll_s)
-            status = await retry.call("watch", read_status)
-            if status is None or status in TERMINAL_RUN_STATUSES:
+            status, epoch = await retry.call("watch", read_run)
+            # A resume since this token was queued makes it stale: the new epoch runs the node again.
+            if status is None or status in TERMINAL_RUN_STATUSES or (epoch or "0") != ctx.token.epoch:
                 ctx.cancelled.set()
                 work.cancel()
                 return

@@ -80,6 +80,11 @@ class Token(WireModel):
     purpose: Literal["run", "approval_timeout"] = "run"
     approval_id: str | None = None
 
+    @property
+    def epoch(self) -> str:
+        """The life of the run this token belongs to (bumped by each resume): its id's first part."""
+        return self.token_id.partition(":")[0]
+
 
 class NodeError(BaseModel):
     """Why a node execution failed and whether trying again may help."""

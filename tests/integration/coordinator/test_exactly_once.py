@@ -153,7 +153,6 @@ class CountingHandler(ScriptedHandler):
         return await super().__call__(ctx)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: worker fencing lands with the shared consumer loop")
 async def test_a_token_of_an_older_epoch_is_never_executed(deployment: Deployment, redis: aioredis.Redis) -> None:
     handler = CountingHandler()
     engine = Engine(deployment, redis, handlers=[handler])
