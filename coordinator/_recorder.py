@@ -16,28 +16,35 @@ from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
 
-# A terminal status is never overwritten by a late non-terminal entry (entries may arrive out of order).
+# A row takes an entry only when it is newer than the one it holds (``ledger_seq``), so entries recorded out of
+# order (several recorders) never move a run or step back. Entries from before numbering (seq 0) still apply to
+# rows that have only seen such entries, under the old rules: terminal run states and step ranks never regress.
 UPSERT_RUN = """
 INSERT INTO runs AS r (id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error,
-                       started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at)
+                       started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at,
+                       ledger_seq)
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '{}'::jsonb), $8, $9, $10, $11, $12, COALESCE($13, 1), $14, $15,
-        now())
+        now(), $16)
 ON CONFLICT (id) DO UPDATE SET
-    status = CASE WHEN r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out') AND NOT $16
+    status = CASE WHEN EXCLUDED.ledger_seq = 0 AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
                   THEN r.status ELSE EXCLUDED.status END,
-    outputs = COALESCE(EXCLUDED.outputs, r.outputs),
-    error = CASE WHEN $16 THEN EXCLUDED.error ELSE COALESCE(EXCLUDED.error, r.error) END,
+    outputs = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.outputs ELSE COALESCE(EXCLUDED.outputs, r.outputs) END,
+    error = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.error ELSE COALESCE(EXCLUDED.error, r.error) END,
     ir_version = GREATEST(r.ir_version, EXCLUDED.ir_version),
     started_at = COALESCE(r.started_at, EXCLUDED.started_at),
-    ended_at = CASE WHEN $16 THEN NULL ELSE COALESCE(EXCLUDED.ended_at, r.ended_at) END,
+    ended_at = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.ended_at
+                    ELSE COALESCE(EXCLUDED.ended_at, r.ended_at) END,
+    ledger_seq = EXCLUDED.ledger_seq,
     updated_at = now()
+WHERE EXCLUDED.ledger_seq > r.ledger_seq OR (EXCLUDED.ledger_seq = 0 AND r.ledger_seq = 0)
 """
 
-_RANK = "(CASE {s} WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 WHEN 'running' THEN 2 ELSE 3 END)"
+# Used only for entries from before numbering: a late entry never moves a step back from a final state.
+_RANK = "(CASE {s} WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 WHEN 'running' THEN 2 WHEN 'waiting' THEN 3 ELSE 4 END)"
 UPSERT_STEP = f"""
 INSERT INTO run_steps AS s (run_id, node_id, attempt, status, queued_at, started_at, ended_at, queue_ms, exec_ms,
-                            worker_id, output_ref, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                            worker_id, output_ref, error, ledger_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     status = EXCLUDED.status,
     queued_at = COALESCE(EXCLUDED.queued_at, s.queued_at),
@@ -47,8 +54,11 @@ ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     exec_ms = COALESCE(EXCLUDED.exec_ms, s.exec_ms),
     worker_id = COALESCE(EXCLUDED.worker_id, s.worker_id),
     output_ref = COALESCE(EXCLUDED.output_ref, s.output_ref),
-    error = COALESCE(EXCLUDED.error, s.error)
-WHERE {_RANK.format(s="EXCLUDED.status")} >= {_RANK.format(s="s.status")}
+    error = COALESCE(EXCLUDED.error, s.error),
+    ledger_seq = EXCLUDED.ledger_seq
+WHERE EXCLUDED.ledger_seq > s.ledger_seq
+   OR (EXCLUDED.ledger_seq = 0 AND s.ledger_seq = 0
+       AND {_RANK.format(s="EXCLUDED.status")} >= {_RANK.format(s="s.status")})
 """
 
 
@@ -73,7 +83,7 @@ def _run_row(e: RunEntry) -> tuple[Any, ...]:
         e.ir_version,
         _ts(e.started_at),
         _ts(e.ended_at),
-        e.resumed,
+        e.seq,
     )
 
 
@@ -91,6 +101,7 @@ def _step_row(e: StepEntry) -> tuple[Any, ...]:
         e.worker_id,
         e.output_ref,
         e.error,
+        e.seq,
     )
 
 
@@ -154,11 +165,14 @@ class Recorder:
                 continue
             # A malformed entry or one of a newer version raises: the batch stays unacknowledged, never misread.
             entry = parse_ledger_entry(fields["l"])
+            # Each entry is a whole state: the newest of a batch is the one to record.
             if isinstance(entry, RunEntry):
-                earlier = runs.get(entry.run_id)
-                runs[entry.run_id] = entry if earlier is None else earlier.merged(entry)
+                if entry.run_id not in runs or entry.seq >= runs[entry.run_id].seq:
+                    runs[entry.run_id] = entry
             else:
-                steps[(entry.run_id, entry.node_id, entry.attempt)] = entry
+                key = (entry.run_id, entry.node_id, entry.attempt)
+                if key not in steps or entry.seq >= steps[key].seq:
+                    steps[key] = entry
         async with self._pool.acquire() as conn, conn.transaction():
             if runs:
                 await conn.executemany(UPSERT_RUN, [_run_row(e) for e in runs.values()])

@@ -1,7 +1,7 @@
 """Entries of the ledger stream ``wf.ledger``: written by the run-state scripts, recorded in Postgres by the recorder.
 
-A run entry carries every field the ``runs`` row needs, so entries may be recorded in any order; a step entry is
-one node attempt's latest state.
+A run entry carries the run's whole state and a step entry one node attempt's whole state, each numbered by
+``seq`` (per run, in the order the scripts wrote them), so the latest one wins whichever order they are recorded in.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ NodeStatus = Literal["pending", "queued", "running", "waiting", "succeeded", "fa
 
 
 class RunEntry(WireModel):
-    """A run's state after a change (timestamps in epoch ms); ``resumed`` marks the entry of a resume."""
+    """A run's state after a change (timestamps in epoch ms)."""
 
     kind: Literal["run"] = "run"
+    # 0 for entries written before entries were numbered.
+    seq: int = 0
     run_id: str
     status: RunStatus
     tenant: str | None = None
@@ -34,17 +36,13 @@ class RunEntry(WireModel):
     inputs: dict[str, Any] | None = None
     outputs: Any = None
     error: dict[str, Any] | None = None
-    resumed: bool = False
-
-    def merged(self, later: RunEntry) -> RunEntry:
-        """This entry updated by the fields ``later`` carries (absent and null fields keep their value)."""
-        return self.model_copy(update=later.model_dump(exclude_unset=True, exclude_none=True))
 
 
 class StepEntry(WireModel):
     """One node attempt's state after a change (timestamps and durations in ms)."""
 
     kind: Literal["step"] = "step"
+    seq: int = 0
     run_id: str
     node_id: str
     attempt: int = 0

@@ -53,6 +53,8 @@ end
 
 local function ledger(entry)
   entry.v = LEDGER_V
+  -- Orders the run's entries for the recorder, whichever recorder gets which entry.
+  entry.seq = redis.call('HINCRBY', K_RUN, 'ledger_seq', 1)
   redis.call('XADD', K_LEDGER, '*', 'l', cjson.encode(entry))
 end
 

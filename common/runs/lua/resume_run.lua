@@ -20,7 +20,7 @@ redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }
 if ARGV[9] ~= '' then data.from_node = ARGV[9] end
 emit_event('run_resumed', nil, data)
-run_ledger({ resumed = true })
+run_ledger()
 local graph = cjson.decode(ARGV[7])
 local topo = graph.n
 local edges = cjson.decode(ARGV[5])

@@ -165,7 +165,6 @@ async def test_a_token_of_an_older_epoch_is_never_executed(deployment: Deploymen
     assert handler.executed == ["1:a:2"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: recorder ordering lands with the typed ledger")
 async def test_recorder_takes_a_resume_as_a_reset_point(
     deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:
@@ -186,7 +185,6 @@ async def test_recorder_takes_a_resume_as_a_reset_point(
     assert row["ended_at"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: recorder ordering lands with the typed ledger")
 async def test_recorder_never_moves_a_step_back_from_a_final_state(
     deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> None:

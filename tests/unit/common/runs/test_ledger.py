@@ -40,7 +40,7 @@ STEP = {
 def test_the_kind_picks_the_model() -> None:
     run = parse_ledger_entry(json.dumps(RUN))
     step = parse_ledger_entry(json.dumps(STEP))
-    assert isinstance(run, RunEntry) and run.version == 3 and run.inputs == {"x": 1} and not run.resumed
+    assert isinstance(run, RunEntry) and run.version == 3 and run.inputs == {"x": 1}
     assert isinstance(step, StepEntry) and step.attempt == 2 and step.exec_ms == 0.25
     # The recorder copies the error as written, fields it does not know included.
     assert step.error == STEP["error"]
@@ -60,9 +60,9 @@ def test_an_unknown_kind_is_malformed(kind: str | None) -> None:
     assert unsupported_version(caught.value) is None
 
 
-def test_a_later_run_entry_overrides_only_the_fields_it_carries() -> None:
-    resumed = RunEntry(run_id="r", status="running", tenant="t", error={"m": 1}, resumed=True)
-    later = parse_ledger_entry(json.dumps({"kind": "run", "run_id": "r", "status": "failed", "error": None}))
-    assert isinstance(later, RunEntry)
-    merged = resumed.merged(later)
-    assert (merged.status, merged.tenant, merged.error, merged.resumed) == ("failed", "t", {"m": 1}, True)
+def test_entries_carry_their_order_and_default_to_unnumbered() -> None:
+    numbered = parse_ledger_entry(
+        json.dumps({"kind": "step", "run_id": "r", "node_id": "n", "status": "queued", "seq": 7})
+    )
+    legacy = parse_ledger_entry(json.dumps({"kind": "run", "run_id": "r", "status": "running"}))
+    assert (numbered.seq, legacy.seq) == (7, 0)
