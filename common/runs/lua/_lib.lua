@@ -130,9 +130,13 @@ local function enqueue(node_id, attempt, routing, due_ms)
   end
   local token = token_for(node_id, attempt, stream_type)
   local body = cjson.encode(token)
-  if delay_s and attempt == 1 then due_ms = NOW + math.floor(delay_s * 1000) end
+  -- A delay node waits its delay on every attempt it is queued for (a resume queues it again).
+  if delay_s and not due_ms then due_ms = NOW + math.floor(delay_s * 1000) end
+  -- The node remembers its waiting token, so ending or resuming the run can take it back out of the delayed set.
+  state.due_token = nil
   if due_ms then
     redis.call('ZADD', K_DELAYED, due_ms, body)
+    state.due_token = body
   else
     redis.call('XADD', key_for(KEY_TEMPLATES.tasks, stream_type), '*', 't', body)
   end
@@ -147,6 +151,14 @@ local function enqueue(node_id, attempt, routing, due_ms)
   state.error = nil
   save_node(node_id, state)
   emit_event('node_queued', node_id, { attempt = attempt })
+end
+
+-- Takes the node's token out of the delayed set if it is still waiting there (a no-op once it moved on).
+local function purge_due_token(state)
+  if state.due_token then
+    redis.call('ZREM', K_DELAYED, state.due_token)
+    state.due_token = nil
+  end
 end
 
 local function fail_run_for(node_id, err)

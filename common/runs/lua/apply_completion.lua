@@ -39,6 +39,7 @@ local function apply_one(d, graph)
     emit_event('node_started', d.node_id, { attempt = d.attempt, worker_id = d.worker_id })
   end
   state.attempt = d.attempt
+  state.due_token = nil
   state.started_at = d.started_at or state.started_at or NOW
   state.ended_at = d.ended_at or NOW
   state.worker_id = d.worker_id

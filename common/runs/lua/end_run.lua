@@ -10,6 +10,7 @@ local states = redis.call('HGETALL', K_NODES)
 for i = 1, #states, 2 do
   local state = cjson.decode(states[i + 1])
   if state.status == 'queued' or state.status == 'running' or state.status == 'waiting' then
+    purge_due_token(state)
     state.status = 'cancelled'
     state.ended_at = NOW
     save_node(states[i], state)

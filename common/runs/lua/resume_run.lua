@@ -10,6 +10,7 @@ if redis.call('HGET', K_RUN, 'epoch') ~= ARGV[3] then return { 'conflict', statu
 local reset = cjson.decode(ARGV[4])
 for _, node_id in ipairs(reset) do
   local state = node_state(node_id)
+  purge_due_token(state)
   redis.call('HSET', K_NODES, node_id, cjson.encode({ status = 'pending', attempt = state.attempt or 0 }))
   redis.call('HDEL', K_CTX, node_id)
   redis.call('HDEL', K_JOIN, node_id .. ':r', node_id .. ':l', node_id .. ':f')

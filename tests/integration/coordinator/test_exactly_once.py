@@ -209,3 +209,29 @@ async def test_recorder_never_moves_a_step_back_from_a_final_state(
         await redis.xadd(engine.keys.ledger, {"l": json.dumps(step | {"status": "waiting"})})
         await eventually(ledger_drained)
         assert await step_status() == "succeeded"
+
+
+async def delayed_tokens(engine: Engine) -> list[str]:
+    return [json.loads(member)["token_id"] for member in await engine.redis.zrange(engine.keys.delayed, 0, -1)]
+
+
+async def test_cancel_purges_the_runs_due_tokens(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)
+    run_id = await engine.submit(chain({"id": "wait", "type": "delay", "config": {"seconds": 3600}}))
+    assert await delayed_tokens(engine) == ["0:wait:1"]
+    assert await cancel_run(engine.scripts, run_id) == "ok"
+    assert await delayed_tokens(engine) == []
+
+
+async def test_resume_replaces_the_runs_due_tokens(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)
+    wait = {"id": "wait", "type": "delay", "config": {"seconds": 3600}}
+    run_id = await engine.submit(dag([wait, s("boom")], []))
+    coordinator = Coordinator(deployment.coordinator(), redis)
+    failed = CompletionSignal(
+        run_id=run_id, node_id="boom", token_id="0:boom:1", attempt=1, status="failed", output_ref=None
+    )
+    await coordinator.process_batch([failed.model_dump_json()])
+    assert (await engine.run_hash(run_id))["status"] == "failed"
+    assert (await resume_run(engine.scripts, run_id)).status == "ok"
+    assert await delayed_tokens(engine) == ["1:wait:2"]
