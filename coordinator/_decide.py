@@ -12,7 +12,7 @@ from common.workflow.ir import IR
 from common.workflow.templates import TemplateScope
 
 
-def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope, *, now_ms: float) -> Decision:
+def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope) -> Decision:
     """The decision ``apply_completion.lua`` applies for ``signal`` under ``ir`` (checked against its version)."""
     node = ir.nodes[signal.node_id]
     edges = ir.successors.get(signal.node_id, [])
@@ -39,7 +39,7 @@ def decide(ir: IR, signal: CompletionSignal, output: Any, scope: TemplateScope, 
     error = error or NodeError(message="failed without an error", retryable=False)
     if error.retryable and signal.attempt < node.retry.max_attempts:
         delay_ms = int(node.retry.delay_s(signal.attempt) * 1000)
-        return Decision(**shared, outcome="retrying", error=error, retry_due_ms=now_ms + delay_ms)
+        return Decision(**shared, outcome="retrying", error=error, retry_delay_ms=delay_ms)
     return Decision(
         **shared,
         outcome="failed",

@@ -163,7 +163,7 @@ class Coordinator:
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
         scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
-        return entry, decide(entry.ir, signal, output, scope, now_ms=now_ms())
+        return entry, decide(entry.ir, signal, output, scope)
 
     async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:
         """Keep a signal that cannot be applied in ``wf.dlq`` with the reason, rather than lose it."""

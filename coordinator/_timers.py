@@ -8,7 +8,8 @@ import logging
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from common.runs.scripts import Scripts, now_ms
+from common.runs.clock import redis_now_ms
+from common.runs.scripts import Scripts
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ async def move_due_tokens(scripts: Scripts) -> int:
 
 async def time_out_runs(redis: aioredis.Redis, scripts: Scripts, keys: Keys) -> int:
     """End every run past its deadline as ``timed_out``; returns how many ended."""
-    due = await redis.zrangebyscore(keys.run_deadlines, "-inf", now_ms(), start=0, num=100)
+    due = await redis.zrangebyscore(keys.run_deadlines, "-inf", await redis_now_ms(redis), start=0, num=100)
     for run_id in due:
         error = json.dumps({"type": "run_timeout", "message": "run exceeded its deadline"})
         result = await scripts.run_script("end_run", run_id, "timed_out", error)

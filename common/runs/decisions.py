@@ -26,7 +26,8 @@ class Decision(WireModel):
     # The completion settled an approval: the run stops waiting for it.
     approval: bool = False
     fail_run: bool = False
-    retry_due_ms: float | None = None
+    # The script adds it to the Redis clock: due times never depend on the deciding process's clock.
+    retry_delay_ms: int | None = None
     output_ref: str | None = None
     branch: str | None = None
     error: NodeError | None = None

@@ -74,16 +74,12 @@ class Scripts:
             k.children,
         ]
 
-    async def run_script(
-        self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None, at_ms: float | None = None
-    ) -> Any:
+    async def run_script(self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None) -> Any:
         """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
-        argv = [self._templates, at_ms if at_ms is not None else now_ms(), *args]
+        argv = [self._templates, *args]
         return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
 
-    async def apply_completions(
-        self, batch: list[tuple[str, Decision, str]], max_agents: int, at_ms: float | None = None
-    ) -> list[list[Any]]:
+    async def apply_completions(self, batch: list[tuple[str, Decision, str]], max_agents: int) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
 
         Returns ``[result, run status, has outputs]`` per decision, in order.
@@ -97,7 +93,7 @@ class Scripts:
         # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
         decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
-        argv = [self._templates, at_ms if at_ms is not None else now_ms(), max_agents, decisions_json, graphs_json]
+        argv = [self._templates, max_agents, decisions_json, graphs_json]
         result = await self._scripts["apply_completion"](keys=keys, args=[*argv, json.dumps(graph_of)])
         return list(result)
 
@@ -105,7 +101,7 @@ class Scripts:
         """Move due delayed tokens to their task streams; returns how many moved."""
         result = await self._scripts["move_due"](
             keys=[self.keys.delayed],
-            args=[self._tasks_template, now_ms(), batch],
+            args=[self._tasks_template, batch],
             client=client,
         )
         return int(result)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from common.runs.scripts import Scripts, now_ms
+from common.runs.scripts import Scripts
 from common.workflow.ir import IR
 
 
@@ -28,7 +28,6 @@ class RunStart:
 
 async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: int) -> str:
     """Create the run's hot state and queue its entry nodes; returns the run status (idempotent)."""
-    at = now_ms()
     fields: dict[str, Any] = {
         "run_id": start.run_id,
         "tenant": start.tenant_id,
@@ -44,7 +43,6 @@ async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: in
         "parent_node_id": start.parent_node_id,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
-    deadline_ms = int(at + start.timeout_s * 1000) if start.timeout_s else 0
     result = await scripts.run_script(
         "start_run",
         start.run_id,
@@ -53,7 +51,7 @@ async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: in
         json.dumps(ir.topology()),
         json.dumps(ir.entries),
         max_agents,
-        deadline_ms,
-        at_ms=at,
+        # The deadline is set in the script, from the Redis clock every due time uses.
+        int(start.timeout_s * 1000) if start.timeout_s else 0,
     )
     return str(result[1])

@@ -16,6 +16,7 @@ from common.errors import TemplateError
 from common.keys import Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
+from common.runs.clock import redis_now_ms
 from common.runs.messages import TERMINAL_RUN_STATUSES, ChildRunEnded, CompletionSignal, NodeError
 from common.runs.scripts import Scripts, now_ms
 from common.runs.start import RunStart, start_run
@@ -79,7 +80,7 @@ class Advancer:
     async def _step(self, state: ControlState) -> Outcome | None:
         """The node's outcome when it is decided, else start what is due and return None."""
         deadline = state.meta.deadline_ms
-        if deadline is not None and now_ms() >= deadline:
+        if deadline is not None and await redis_now_ms(self._redis) >= deadline:
             timeout_s = (deadline - state.meta.started_at_ms) / 1000
             return _failed(NodeError(type="timeout", message=f"timeout after {timeout_s:g}s"))
         try:

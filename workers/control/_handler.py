@@ -19,7 +19,7 @@ from common.errors import NodeFailed, TemplateError
 from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
-from common.runs.scripts import now_ms
+from common.runs.clock import redis_now_ms
 from common.settings import WorkerSettings
 from common.workflow.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
 from common.workflow.templates import TemplateScope, render_value
@@ -86,7 +86,8 @@ class ControlHandler:
                 return NodeResult(output={"results": [], "errors": []})
         elif isinstance(config, LoopConfig):
             total = config.max_iterations
-        started_at = now_ms()
+        # The deadline is compared with the Redis clock, like every due time.
+        started_at = await redis_now_ms(self._redis)
         token = ctx.token
         meta = ControlMeta(
             kind=cast(ControlKind, kind),

@@ -17,6 +17,7 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.approval_store import NewApproval, open_approval
 from common.runs.approvals import apply_timeout, cancel_approvals
+from common.runs.clock import redis_now_ms
 from common.runs.messages import Token
 from common.runs.scripts import Scripts
 from common.settings import WorkerSettings
@@ -52,7 +53,9 @@ class HitlHandler:
     async def _request(self, ctx: NodeContext, config: HitlConfig) -> None:
         token = ctx.token
         approval_id = uuid.uuid4().hex
-        expires_at = datetime.now(UTC) + timedelta(seconds=config.timeout_s) if config.timeout_s else None
+        # Expiry by the Redis clock, which the timeout token's due time is compared with.
+        now = datetime.fromtimestamp(await redis_now_ms(self._redis) / 1000, UTC)
+        expires_at = now + timedelta(seconds=config.timeout_s) if config.timeout_s else None
         timeout_token = None
         if expires_at is not None:
             timeout_token = Token(

@@ -2,14 +2,16 @@
 -- Callers pass KEYS[1..11] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines, delayed, children
 -- (a script that handles several runs passes eleven keys per run and binds each run in turn with bind_run),
 -- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}} for the keys named by
--- data the scripts read (a token's type, the run's tenant), ARGV[2] = now in ms. The remaining ARGV are the
+-- data the scripts read (a token's type, the run's tenant). The remaining ARGV are the
 -- script's own. No key name is spelled here: common/keys.py builds them all.
 -- A "graph" argument is IR.topology(): {n = {node -> {indegree, join_any, routing, {{to, on_failure}...}}},
 -- o = 1 when the workflow has `outputs` templates}.
 local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN
 local RUN_ID
 local KEY_TEMPLATES = cjson.decode(ARGV[1])
-local NOW = tonumber(ARGV[2])
+-- One clock for every process: due times, deadlines and timestamps all come from the Redis server's.
+local NOW_PARTS = redis.call('TIME')
+local NOW = tonumber(NOW_PARTS[1]) * 1000 + tonumber(NOW_PARTS[2]) / 1000
 local EVENTS_MAXLEN = 100000
 local TENANT_EVENTS_MAXLEN = 10000
 -- The schema version `v` of each message these scripts write: the `v` of its model in common/runs

@@ -1,15 +1,15 @@
 -- Applies a batch of decided completions, each atomically: idempotent by token id, checked against the
 -- IR version its decision was computed on. KEYS: eleven per decision (see the prelude).
--- ARGV[3] = max agents, ARGV[4] = decisions (JSON list), ARGV[5] = graphs (JSON list),
--- ARGV[6] = the index into the graphs of each decision's graph (JSON list)
+-- ARGV[2] = max agents, ARGV[3] = decisions (JSON list), ARGV[4] = graphs (JSON list),
+-- ARGV[5] = the index into the graphs of each decision's graph (JSON list)
 -- decision: common.runs.decisions.Decision {v, token_id, node_id, attempt, ir_version, outcome =
 --   succeeded|failed|retrying, output_ref?, branch?, error?, worker_id?, started_at?, ended_at?,
---   edges? = {{to, live}}, fail_run, retry_due_ms?, approval}
+--   edges? = {{to, live}}, fail_run, retry_delay_ms?, approval}
 -- Returns per decision {result, run status, has outputs}; result is applied | finished | duplicate |
 -- stale | ignored | missing.
-local max_agents = tonumber(ARGV[3])
-local graphs = cjson.decode(ARGV[5])
-local graph_of = cjson.decode(ARGV[6])
+local max_agents = tonumber(ARGV[2])
+local graphs = cjson.decode(ARGV[4])
+local graph_of = cjson.decode(ARGV[5])
 
 local function apply_one(d, graph)
   if redis.call('SISMEMBER', K_APPLIED, d.token_id) == 1 then
@@ -51,8 +51,8 @@ local function apply_one(d, graph)
     state.status = 'failed'
     save_node(d.node_id, state)
     emit_event('node_retrying', d.node_id, { attempt = d.attempt, error = d.error,
-      delay_ms = math.max(0, d.retry_due_ms - NOW) })
-    enqueue(d.node_id, d.attempt + 1, topo[d.node_id][3], d.retry_due_ms)
+      delay_ms = d.retry_delay_ms })
+    enqueue(d.node_id, d.attempt + 1, topo[d.node_id][3], NOW + d.retry_delay_ms)
   elseif d.outcome == 'failed' then
     state.status = 'failed'
     save_node(d.node_id, state)
@@ -80,7 +80,7 @@ local function apply_one(d, graph)
   return { 'applied', redis.call('HGET', K_RUN, 'status'), 0 }
 end
 
-local decisions = cjson.decode(ARGV[4])
+local decisions = cjson.decode(ARGV[3])
 local keys_per_run = #KEYS / math.max(1, #decisions)
 local results = {}
 for i, d in ipairs(decisions) do

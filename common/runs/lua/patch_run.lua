@@ -1,28 +1,28 @@
 -- Swaps a running run's IR for a patched one, checked against the version the patch was computed on and
 -- against live node states, and recounts the joins of every node whose incoming edges changed.
--- ARGV[3] = expected ir_version, ARGV[4] = new IR JSON, ARGV[5] = graph JSON, ARGV[6] = patch JSON
---   {author, reason?, added_nodes, added_edges}, ARGV[7] = touched existing nodes {{node, how}} (each must
---   still be pending), ARGV[8] = nodes to rejoin {{node, {{from, on_failure, live_if_succeeded}}}}
---   (live_if_succeeded is absent when the source had no output when the caller read), ARGV[9] = max agents
+-- ARGV[2] = expected ir_version, ARGV[3] = new IR JSON, ARGV[4] = graph JSON, ARGV[5] = patch JSON
+--   {author, reason?, added_nodes, added_edges}, ARGV[6] = touched existing nodes {{node, how}} (each must
+--   still be pending), ARGV[7] = nodes to rejoin {{node, {{from, on_failure, live_if_succeeded}}}}
+--   (live_if_succeeded is absent when the source had no output when the caller read), ARGV[8] = max agents
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '' } end
 if TERMINAL[status] then return { 'ended', status } end
 local current = tonumber(redis.call('HGET', K_RUN, 'ir_version'))
-if current ~= tonumber(ARGV[3]) then return { 'conflict', tostring(current) } end
+if current ~= tonumber(ARGV[2]) then return { 'conflict', tostring(current) } end
 -- Only a node nothing has happened to yet may change: checked here, atomically with the swap, because a node
 -- may have been queued since the caller looked.
 local refusals = {}
-for _, t in ipairs(cjson.decode(ARGV[7])) do
+for _, t in ipairs(cjson.decode(ARGV[6])) do
   local state = node_state(t[1])
   if state.status ~= 'pending' then refusals[#refusals + 1] = { t[1], state.status, t[2] } end
 end
 if #refusals > 0 then return { 'refused', cjson.encode(refusals) } end
-local graph = cjson.decode(ARGV[5])
+local graph = cjson.decode(ARGV[4])
 local topo = graph.n
 -- A rejoined node counts its incoming edges afresh from its sources' live states: an edge added from a node
 -- that already finished resolves now, and a removed edge no longer counts.
 local resolved = {}
-for _, r in ipairs(cjson.decode(ARGV[8])) do
+for _, r in ipairs(cjson.decode(ARGV[7])) do
   local target = r[1]
   redis.call('HDEL', K_JOIN, target .. ':r', target .. ':l', target .. ':f')
   if #r[2] == 0 then
@@ -46,13 +46,13 @@ for _, r in ipairs(cjson.decode(ARGV[8])) do
   end
 end
 local version = current + 1
-redis.call('SET', K_IR, ARGV[4])
+redis.call('SET', K_IR, ARGV[3])
 redis.call('HSET', K_RUN, 'ir_version', version)
-local patch = cjson.decode(ARGV[6])
+local patch = cjson.decode(ARGV[5])
 patch.from_version = current
 patch.to_version = version
 emit_event('workflow_patched', nil, patch)
 run_ledger()
-resolve_edges(resolved, topo, tonumber(ARGV[9]))
+resolve_edges(resolved, topo, tonumber(ARGV[8]))
 maybe_finish(graph)
 return { 'ok', tostring(version) }

@@ -1,13 +1,13 @@
 -- Runs an ended run again from its failed/cancelled nodes (or from one chosen node): those nodes and what
 -- follows them are reset, succeeded nodes keep their outputs, and a new epoch makes old tokens void.
--- ARGV[3] = expected epoch, ARGV[4] = nodes to reset (JSON list), ARGV[5] = resolved edges into them
--- ({{to, live}}), ARGV[6] = reset nodes without incoming edges (JSON list), ARGV[7] = graph JSON,
--- ARGV[8] = max agents, ARGV[9] = from node or ''
+-- ARGV[2] = expected epoch, ARGV[3] = nodes to reset (JSON list), ARGV[4] = resolved edges into them
+-- ({{to, live}}), ARGV[5] = reset nodes without incoming edges (JSON list), ARGV[6] = graph JSON,
+-- ARGV[7] = max agents, ARGV[8] = from node or ''
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '' } end
 if not TERMINAL[status] then return { 'not_ended', status } end
-if redis.call('HGET', K_RUN, 'epoch') ~= ARGV[3] then return { 'conflict', status } end
-local reset = cjson.decode(ARGV[4])
+if redis.call('HGET', K_RUN, 'epoch') ~= ARGV[2] then return { 'conflict', status } end
+local reset = cjson.decode(ARGV[3])
 for _, node_id in ipairs(reset) do
   local state = node_state(node_id)
   purge_due_token(state)
@@ -19,17 +19,17 @@ redis.call('HINCRBY', K_RUN, 'epoch', 1)
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }
-if ARGV[9] ~= '' then data.from_node = ARGV[9] end
+if ARGV[8] ~= '' then data.from_node = ARGV[8] end
 emit_event('run_resumed', nil, data)
 run_ledger()
-local graph = cjson.decode(ARGV[7])
+local graph = cjson.decode(ARGV[6])
 local topo = graph.n
-local edges = cjson.decode(ARGV[5])
-for _, node_id in ipairs(cjson.decode(ARGV[6])) do
+local edges = cjson.decode(ARGV[4])
+for _, node_id in ipairs(cjson.decode(ARGV[5])) do
   topo[node_id][1] = 1
   edges[#edges + 1] = { node_id, 1 }
 end
 -- Only the reset nodes count their incoming edges afresh; others keep their join state.
-resolve_edges(edges, topo, tonumber(ARGV[8]))
+resolve_edges(edges, topo, tonumber(ARGV[7]))
 maybe_finish(graph)
 return { 'ok', redis.call('HGET', K_RUN, 'status') }

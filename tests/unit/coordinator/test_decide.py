@@ -29,7 +29,7 @@ def _token(attempt: int = 1) -> Token:
 
 def test_success_resolves_each_edge_and_leaves_nulls_out() -> None:
     signal = CompletionSignal.succeeded(_token(), '{"ok":true}', worker_id="w", started_at_ms=1.0, ended_at_ms=2.0)
-    decision = decide(_ir(), signal, {"ok": True}, SCOPE, now_ms=10.0)
+    decision = decide(_ir(), signal, {"ok": True}, SCOPE)
     assert json.loads(decision.for_lua()) == {
         "v": 1,
         "token_id": "0:a:1",
@@ -50,20 +50,20 @@ def test_success_resolves_each_edge_and_leaves_nulls_out() -> None:
 def test_a_retryable_failure_below_max_attempts_retries_after_the_backoff() -> None:
     ir = _ir(retry={"max_attempts": 3, "backoff_s": 2})
     signal = CompletionSignal.failed(_token(), NodeError(message="flaky"), ended_at_ms=2.0)
-    decision = decide(ir, signal, None, SCOPE, now_ms=100.0)
-    assert (decision.outcome, decision.retry_due_ms, decision.edges) == ("retrying", 2100.0, None)
+    decision = decide(ir, signal, None, SCOPE)
+    assert (decision.outcome, decision.retry_delay_ms, decision.edges) == ("retrying", 2000, None)
     assert decision.error == NodeError(message="flaky")
 
 
 def test_a_final_failure_takes_failure_edges_and_fails_the_run_only_without_one() -> None:
     signal = CompletionSignal.failed(_token(), None, ended_at_ms=2.0)
-    decision = decide(_ir(), signal, None, SCOPE, now_ms=1.0)
+    decision = decide(_ir(), signal, None, SCOPE)
     assert (decision.outcome, decision.edges, decision.fail_run) == ("failed", (("b", False), ("h", True)), False)
     assert decision.error == NodeError(message="failed without an error", retryable=False)
 
 
 def test_a_decided_approval_is_marked() -> None:
     signal = CompletionSignal.decided(_token(), '{"ok":false}', "approved", ended_at_ms=2.0)
-    decision = decide(_ir(), signal, {"ok": False}, SCOPE, now_ms=1.0)
+    decision = decide(_ir(), signal, {"ok": False}, SCOPE)
     assert decision.approval and decision.outcome == "succeeded"
     assert decision.edges == (("b", False), ("h", False))
