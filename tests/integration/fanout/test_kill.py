@@ -53,7 +53,8 @@ async def test_clients_of_a_killed_fanout_resume_on_the_other(
             await eventually(lambda port=port: _ready(port), timeout_s=20)
         url_doomed, url_survivor = (f"ws://127.0.0.1:{port}" for port in ports)
         async with Engine(deployment, redis) as engine:
-            runs = [await engine.submit(delay_chain(8, 0.1)) for _ in range(4)]
+            # Runs long enough (8 x 0.5 s) that every client is following one before any ends, even on a busy machine.
+            runs = [await engine.submit(delay_chain(8, 0.5)) for _ in range(4)]
             # Every client starts on the doomed process; on failure it moves to the next url.
             watchers = [WsWatcher([url_doomed, url_survivor], runs[i % 4], key) for i in range(40)]
             following = asyncio.gather(*(w.follow(timeout_s=40) for w in watchers))
