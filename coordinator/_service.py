@@ -196,6 +196,8 @@ class Coordinator:
         else:
             raise RuntimeError(f"run {signal.run_id}: IR version kept changing while applying {signal.token_id}")
         self._applied.labels(outcome).inc()
+        if outcome == "invariant":
+            logger.error("run %s failed with engine_invariant: nodes never ended (see its error)", signal.run_id)
         if outcome == "finished" and has_outputs:
             self._irs.forget(signal.run_id)
         return status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate")

@@ -278,14 +278,16 @@ end
 
 -- Finishes the run once nothing is in flight and no approval is pending: successfully when every node reached
 -- a final state, otherwise as failed with `engine_invariant` (never silently succeeded without a node).
+-- Returns false (not finished), true, or 'invariant' when it had to fail the run for that reason.
 local function maybe_finish(graph)
   local fields = redis.call('HMGET', K_RUN, 'status', 'counter', 'pending_approvals')
   if TERMINAL[fields[1]] then return false end
   if tonumber(fields[2]) <= 0 and tonumber(fields[3] or '0') <= 0 then
     local unfinished = unfinished_nodes(graph)
     if #unfinished > 0 then
-      return end_run('failed', { type = 'engine_invariant', node_id = unfinished[1],
+      end_run('failed', { type = 'engine_invariant', node_id = unfinished[1],
         message = 'nothing is in flight but these nodes never ended: ' .. table.concat(unfinished, ', ') })
+      return 'invariant'
     end
     local outputs = default_outputs(graph)
     if outputs then redis.call('HSET', K_RUN, 'outputs', outputs) end

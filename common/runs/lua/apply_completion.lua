@@ -6,7 +6,7 @@
 --   succeeded|failed|retrying, output_ref?, branch?, error?, worker_id?, started_at?, ended_at?,
 --   edges? = {{to, live}}, fail_run, retry_delay_ms?, approval}
 -- Returns per decision {result, run status, has outputs}; result is applied | finished | duplicate |
--- stale | ignored | missing.
+-- stale | ignored | missing | invariant (the run had to fail: nodes never ended).
 local max_agents = tonumber(ARGV[2])
 local graphs = cjson.decode(ARGV[4])
 local graph_of = cjson.decode(ARGV[5])
@@ -73,9 +73,10 @@ local function apply_one(d, graph)
     emit_event('node_' .. d.outcome, d.node_id, data)
     resolve_edges(d.edges, topo, max_agents)
   end
-  if maybe_finish(graph) then
+  local finished = maybe_finish(graph)
+  if finished then
     local f = redis.call('HMGET', K_RUN, 'status', 'outputs')
-    return { 'finished', f[1], f[2] and 1 or 0 }
+    return { finished == 'invariant' and 'invariant' or 'finished', f[1], f[2] and 1 or 0 }
   end
   return { 'applied', redis.call('HGET', K_RUN, 'status'), 0 }
 end

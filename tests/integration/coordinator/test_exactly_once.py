@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from common.metrics import Metrics
 from common.runs.cancel import cancel_run
 from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal
 from common.runs.patch import patch_run
@@ -235,3 +236,16 @@ async def test_resume_replaces_the_runs_due_tokens(deployment: Deployment, redis
     assert (await engine.run_hash(run_id))["status"] == "failed"
     assert (await resume_run(engine.scripts, run_id)).status == "ok"
     assert await delayed_tokens(engine) == ["1:wait:2"]
+
+
+async def test_a_run_with_a_node_that_never_ended_fails_loudly(deployment: Deployment, redis: aioredis.Redis) -> None:
+    engine = Engine(deployment, redis)
+    run_id = await engine.submit(chain(s("a"), s("b")))
+    # Corrupt b's join count, as a bug would: a's edge can no longer complete it, so b stays pending.
+    await redis.hincrby(engine.keys.join(run_id), "b:r", 5)
+    metrics = Metrics()
+    await complete(engine, Coordinator(deployment.coordinator(), redis, metrics=metrics), run_id, "a")
+    run = await engine.run_hash(run_id)
+    assert run["status"] == "failed"
+    assert json.loads(run["error"])["type"] == "engine_invariant" and "b" in json.loads(run["error"])["message"]
+    assert metrics.registry.get_sample_value("aob_coordinator_signals_total", {"result": "invariant"}) == 1
