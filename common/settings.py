@@ -101,6 +101,9 @@ class CoordinatorSettings(CommonSettings):
     recorder_reclaim_idle_s: float = Field(
         default=30.0, gt=0, description="ledger entries a dead recorder held this long are taken over"
     )
+    hot_retention_s: int = Field(
+        default=86_400, ge=1, description="an ended run's Redis state expires this long after Postgres has it"
+    )
     max_agents: MaxAgents
 
 

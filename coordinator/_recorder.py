@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from common.keys import RECORDER_GROUP, Keys
 from common.metrics import Metrics
 from common.runs.ledger import RunEntry, StepEntry, parse_ledger_entry
+from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.retention import HotRetention
 from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
@@ -117,9 +119,12 @@ class Recorder:
         batch: int = 500,
         reclaim_idle_s: float = 30.0,
         *,
+        retention: HotRetention | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._redis = redis
+        # Ended runs' hot keys expire once recorded (none when not given: tests that read Redis afterwards).
+        self._retention = retention
         self._pool = pool
         self._keys = keys
         # Reads what this recorder left unacknowledged first; takes over what dead recorders did.
@@ -178,6 +183,8 @@ class Recorder:
                 await conn.executemany(UPSERT_RUN, [_run_row(e) for e in runs.values()])
             if steps:
                 await conn.executemany(UPSERT_STEP, [_step_row(e) for e in steps.values()])
+        if self._retention is not None:
+            await self._retention.expire_ended(e.run_id for e in runs.values() if e.status in TERMINAL_RUN_STATUSES)
         ids = [entry_id for entry_id, _ in entries]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._keys.ledger, RECORDER_GROUP, *ids)

@@ -23,6 +23,7 @@ from common.runs.cas import Cas
 from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
 from common.runs.messages import CompletionSignal, unsupported_version
+from common.runs.retention import HotRetention
 from common.runs.scripts import Scripts, now_ms
 from common.settings import CoordinatorSettings
 from common.workflow.edges import needs_output
@@ -243,6 +244,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
             f"rec-{coordinator.id}",
             settings.recorder_batch,
             settings.recorder_reclaim_idle_s,
+            retention=HotRetention(redis, keys, settings.hot_retention_s),
             metrics=metrics,
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)

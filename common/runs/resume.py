@@ -92,4 +92,8 @@ async def resume_run(
         max_agents,
         from_node or "",
     )
-    return ResumeOutcome(str(result[0]), reset if result[0] == "ok" else [])
+    if result[0] != "ok":
+        return ResumeOutcome(str(result[0]))
+    # Children the resumed run starts join this set: it must not expire under them.
+    await scripts.redis.persist(scripts.keys.child_runs(run_id))
+    return ResumeOutcome("ok", reset)

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from common.keys import Keys
 from common.runs.cas import Cas
 from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.retention import HotRetention
 from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_run
 from common.workflow.compiler import compile_definition
@@ -46,7 +47,8 @@ class Engine:
         coordinator_settings = deployment.coordinator()
         self.coordinators = [Coordinator(coordinator_settings, redis, cas=cas) for _ in range(coordinators)]
         self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas)
-        self.recorder = Recorder(redis, pool, self.keys, "rec-test") if pool is not None else None
+        retention = HotRetention(redis, self.keys, coordinator_settings.hot_retention_s)
+        self.recorder = Recorder(redis, pool, self.keys, "rec-test", retention=retention) if pool is not None else None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Engine:

@@ -15,6 +15,8 @@ for _, node_id in ipairs(reset) do
   redis.call('HDEL', K_CTX, node_id)
   redis.call('HDEL', K_JOIN, node_id .. ':r', node_id .. ':l', node_id .. ':f')
 end
+-- The run lives again: its keys lose the expiry retention gave them when it ended.
+for _, key in ipairs({ K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN }) do redis.call('PERSIST', key) end
 redis.call('HINCRBY', K_RUN, 'epoch', 1)
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
