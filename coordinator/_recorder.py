@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from common.keys import RECORDER_GROUP, Keys
 from common.metrics import Metrics
-from common.runs.ledger import RunEntry, StepEntry, parse_ledger_entry
+from common.runs.cas import expire_persisted, persist_blobs
+from common.runs.ledger import BlobEntry, RunEntry, StepEntry, parse_ledger_entry
 from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.retention import HotRetention
 from common.streams import Batch, StreamConsumer
@@ -165,13 +166,16 @@ class Recorder:
             return 0
         runs: dict[str, RunEntry] = {}
         steps: dict[tuple[str, str, int], StepEntry] = {}
+        blobs: list[str] = []
         for _, fields in entries:
             if not fields or "l" not in fields:
                 continue
             # A malformed entry or one of a newer version raises: the batch stays unacknowledged, never misread.
             entry = parse_ledger_entry(fields["l"])
             # Each entry is a whole state: the newest of a batch is the one to record.
-            if isinstance(entry, RunEntry):
+            if isinstance(entry, BlobEntry):
+                blobs.append(entry.digest)
+            elif isinstance(entry, RunEntry):
                 if entry.run_id not in runs or entry.seq >= runs[entry.run_id].seq:
                     runs[entry.run_id] = entry
             else:
@@ -183,6 +187,8 @@ class Recorder:
                 await conn.executemany(UPSERT_RUN, [_run_row(e) for e in runs.values()])
             if steps:
                 await conn.executemany(UPSERT_STEP, [_step_row(e) for e in steps.values()])
+            persisted = await persist_blobs(self._redis, self._keys, conn, blobs)
+        await expire_persisted(self._redis, self._keys, persisted)
         if self._retention is not None:
             await self._retention.expire_ended(e.run_id for e in runs.values() if e.status in TERMINAL_RUN_STATUSES)
         ids = [entry_id for entry_id, _ in entries]

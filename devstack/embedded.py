@@ -98,12 +98,13 @@ class _ServerProcess(ABC):
     def _spawn_options(self) -> dict[str, object]:
         return {}
 
-    async def start(self) -> None:
-        """Start on a free port, retrying with another port if it was taken meanwhile; wait until it answers."""
+    async def start(self, port: int | None = None) -> None:
+        """Start on ``port`` (to come back at the same address after a stop) or a free port, retrying with another
+        free port if it was taken meanwhile; wait until it answers."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._stop_leftover)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self.port = free_port()
+            self.port = port or free_port()
             started = time.monotonic()
             with self.log_path.open("ab") as log:
                 proc = self._proc = await self._spawn(self._command(self.port), log)
@@ -203,10 +204,10 @@ class EmbeddedRedis(_ServerProcess):
         """``redis://`` URL of the running server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self) -> None:
-        """Create the working directory and start the server."""
+    async def start(self, port: int | None = None) -> None:
+        """Create the working directory and start the server (on ``port`` when given)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        await super().start()
+        await super().start(port)
 
     def _command(self, port: int) -> list[str]:
         return [
@@ -242,15 +243,15 @@ class EmbeddedPostgres(_ServerProcess):
         """``postgresql://`` URL of the running server (user and database ``postgres``, trust auth)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    async def start(self) -> None:
-        """Initialise the data directory on first use, then start the server."""
+    async def start(self, port: int | None = None) -> None:
+        """Initialise the data directory on first use, then start the server (on ``port`` when given)."""
         self._user = _postgres_system_user()
         if self._user is not None:
             # The wheel's binaries may sit below a private directory (a checkout in a 0700 temp dir, say).
             _let_others_traverse(postgres_bin_dir())
         if not (self.pgdata / "PG_VERSION").exists():
             await self._initdb()
-        await super().start()
+        await super().start(port)
 
     async def _initdb(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)

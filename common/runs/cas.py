@@ -1,4 +1,8 @@
-"""Content-addressed storage of JSON text: hot in Redis with a TTL, durable in Postgres ``blobs``."""
+"""Content-addressed storage of JSON text: hot in Redis, durable in Postgres ``blobs``.
+
+A blob is written to Redis (without expiry) with a ledger entry in one transaction, so storing never waits for
+Postgres; the recorder copies it to ``blobs`` and only then gives the Redis copy its expiry.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import redis.asyncio as aioredis
 
 from common.errors import AobError
 from common.keys import Keys
+from common.runs.ledger import BlobEntry
 
 CAS_PREFIX = "cas://sha256:"
 DEFAULT_TTL_S = 7 * 24 * 3600
@@ -37,16 +42,11 @@ class Cas:
     async def put(self, data: str) -> str:
         """Store ``data``; return its ``cas://sha256:<hex>`` reference."""
         digest = hashlib.sha256(data.encode()).hexdigest()
-        if self._pool is not None:
-            # Postgres first: once a ref is handed out it must be readable even after the Redis copy expires.
-            await self._pool.execute(
-                "INSERT INTO blobs (digest, data, size) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
-                digest,
-                data,
-                len(data.encode()),
-            )
-        # Same digest means same content, so overwriting is harmless and refreshes the TTL.
-        await self._redis.set(self._keys.cas(digest), data, ex=self._ttl_s)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # Same digest means same content: overwriting is harmless (the recorder sets the expiry again).
+            pipe.set(self._keys.cas(digest), data)
+            pipe.xadd(self._keys.ledger, {"l": BlobEntry(digest=digest).model_dump_json()})
+            await pipe.execute()
         return CAS_PREFIX + digest
 
     async def get(self, ref: str) -> str:
@@ -78,3 +78,21 @@ class Cas:
         if is_cas_ref(ref_or_json):
             return json.loads(await self.get(ref_or_json))
         return json.loads(ref_or_json)
+
+
+async def persist_blobs(redis: aioredis.Redis, keys: Keys, conn: asyncpg.Connection, digests: list[str]) -> list[str]:
+    """Copy the Redis blobs ``digests`` to Postgres (in the caller's transaction); returns those copied."""
+    values = await redis.mget([keys.cas(digest) for digest in digests]) if digests else []
+    rows = [(digest, data, len(data.encode())) for digest, data in zip(digests, values, strict=True) if data]
+    await conn.executemany(
+        "INSERT INTO blobs (digest, data, size) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING", rows
+    )
+    return [digest for digest, _, _ in rows]
+
+
+async def expire_persisted(redis: aioredis.Redis, keys: Keys, digests: list[str], ttl_s: int = DEFAULT_TTL_S) -> None:
+    """Give blobs Postgres now holds their Redis expiry (reads fall back to Postgres after it)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for digest in digests:
+            pipe.expire(keys.cas(digest), ttl_s)
+        await pipe.execute()

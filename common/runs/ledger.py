@@ -58,10 +58,18 @@ class StepEntry(WireModel):
     error: dict[str, Any] | None = None
 
 
-LedgerEntry = Annotated[RunEntry | StepEntry, Field(discriminator="kind")]
-_ENTRY: TypeAdapter[RunEntry | StepEntry] = TypeAdapter(LedgerEntry)
+class BlobEntry(WireModel):
+    """A blob stored in Redis that Postgres must hold too (``Cas.put``)."""
+
+    kind: Literal["blob"] = "blob"
+    seq: int = 0
+    digest: str
 
 
-def parse_ledger_entry(text: str) -> RunEntry | StepEntry:
+LedgerEntry = Annotated[RunEntry | StepEntry | BlobEntry, Field(discriminator="kind")]
+_ENTRY: TypeAdapter[RunEntry | StepEntry | BlobEntry] = TypeAdapter(LedgerEntry)
+
+
+def parse_ledger_entry(text: str) -> RunEntry | StepEntry | BlobEntry:
     """The entry stored as ``text``; raises ``ValidationError`` when malformed or of a newer ``v``."""
     return _ENTRY.validate_json(text)

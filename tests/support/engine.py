@@ -51,6 +51,11 @@ class Engine:
         self.recorder = Recorder(redis, pool, self.keys, "rec-test", retention=retention) if pool is not None else None
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The running components (coordinators, worker, recorder): none may end before the engine does."""
+        return list(self._tasks)
+
     async def __aenter__(self) -> Engine:
         await self.worker.ensure_groups()
         self._tasks = [asyncio.create_task(c.run()) for c in self.coordinators]
