@@ -13,12 +13,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from common.clients import open_clients
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
+from common.retry import Retry, sleep_unless
 from common.runs.cas import Cas
 from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
@@ -62,6 +64,8 @@ class Coordinator:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         metrics = metrics or Metrics()
+        self._retry = Retry("coordinator", metrics=metrics)
+        self._unsettled = True
         self._applied = metrics.counter("aob_coordinator_signals_total", "completion signals handled", ["result"])
         self._batch_seconds = metrics.histogram("aob_coordinator_batch_seconds", "time to apply one batch", [])
 
@@ -73,7 +77,7 @@ class Coordinator:
 
     async def run(self) -> None:
         """Serve until ``shutdown``: signals, heartbeat with orphan recovery, timers."""
-        await self._heartbeat_once()
+        await self._retry.until_done("heartbeat", self._heartbeat_once, self._stopping)
         logger.info("coordinator %s started", self.id)
         self._tasks = [
             asyncio.create_task(self._signal_loop(), name="signals"),
@@ -95,16 +99,23 @@ class Coordinator:
         self._stopping.set()
 
     async def _signal_loop(self) -> None:
-        leftover = await self._inbox.pending()
-        if leftover:
-            await self._process(leftover)
-            await self._inbox.done()
-        while not self._stopping.is_set():
+        # A Redis error (or a bug) in one step is logged, counted and retried: it never ends the coordinator.
+        while await self._retry.until_done("signals", self._signal_step, self._stopping):
+            pass
+
+    async def _signal_step(self) -> None:
+        # Until a batch is settled its signals stay in our inflight list (also left by an earlier life of this
+        # coordinator id): they are finished before any new one is taken.
+        batch = await self._inbox.pending() if self._unsettled else []
+        if not batch:
+            self._unsettled = False
             batch = await self._inbox.take(self.settings.coordinator_block_s, self.settings.coordinator_drain_batch)
-            if not batch:
-                continue
-            # The batch is finished even if shutdown starts meanwhile: its signals sit in our inflight list.
-            await asyncio.shield(self._process_and_release(batch))
+        if not batch:
+            return
+        self._unsettled = True
+        # The batch is finished even if shutdown starts meanwhile.
+        await asyncio.shield(self._process_and_release(batch))
+        self._unsettled = False
 
     async def _process_and_release(self, batch: list[str]) -> None:
         started = time.perf_counter()
@@ -211,20 +222,23 @@ class Coordinator:
             await pipe.execute()
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping.is_set():
-            await self._heartbeat_once()
-            await requeue_orphaned_signals(self._redis, self._keys, self.id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.coordinator_heartbeat_s)
-        await self._redis.delete(self._keys.coordinator_alive(self.id))
-        await self._redis.srem(self._keys.coordinators, self.id)
+        while await self._retry.until_done("heartbeat", self._heartbeat_step, self._stopping):
+            await sleep_unless(self._stopping, self.settings.coordinator_heartbeat_s)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(self._keys.coordinator_alive(self.id))
+            await self._redis.srem(self._keys.coordinators, self.id)
+
+    async def _heartbeat_step(self) -> None:
+        await self._heartbeat_once()
+        await requeue_orphaned_signals(self._redis, self._keys, self.id)
 
     async def _timer_loop(self) -> None:
-        while not self._stopping.is_set():
-            await move_due_tokens(self._scripts)
-            await time_out_runs(self._redis, self._scripts, self._keys)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.timer_interval_s)
+        while await self._retry.until_done("timers", self._timer_step, self._stopping):
+            await sleep_unless(self._stopping, self.settings.timer_interval_s)
+
+    async def _timer_step(self) -> None:
+        await move_due_tokens(self._scripts)
+        await time_out_runs(self._redis, self._scripts, self._keys)
 
 
 async def run_coordinator(settings: CoordinatorSettings) -> None:
