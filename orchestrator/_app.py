@@ -38,6 +38,7 @@ ROUTERS = (
     "orchestrator.routes.logs",
     "orchestrator.routes.dead_letters",
     "orchestrator.routes.audit",
+    "orchestrator.routes.prune",
     "orchestrator.routes.ui",
 )
 

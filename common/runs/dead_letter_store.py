@@ -16,8 +16,9 @@ from common.keys import Keys
 from common.runs.dead_letters import DeadLetter, DeadLetterKind
 from common.runs.scripts import script_source
 
-# The id of a stream entry, ``<ms>-<sequence>``; at most 19 digits each, so Redis never refuses one as too large.
-ENTRY_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
+# The id of a stream entry, ``<ms>-<sequence>`` (to ``fullmatch``): ASCII digits, at most 19 each, so Redis never
+# refuses one as too large.
+ENTRY_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 # Entries read per XREVRANGE while filtering a page, and at most per page: a page of a filtered listing may hold
 # fewer items than asked while more remain (its cursor then continues the scan).
 _CHUNK = 200

@@ -84,7 +84,7 @@ def _scope(caller: Principal) -> str | None:
 
 
 def _checked_id(letter_id: str) -> str:
-    if not ENTRY_ID.match(letter_id):
+    if not ENTRY_ID.fullmatch(letter_id):
         raise ApiError(
             422, f"dead letter id: expected a stream entry id '<ms>-<n>' (e.g. 1712345678901-0), got {letter_id[:60]!r}"
         )
@@ -113,7 +113,7 @@ async def list_route(
     before = None
     if cursor is not None:
         _, before = decode_cursor(cursor)
-        if not ENTRY_ID.match(before):
+        if not ENTRY_ID.fullmatch(before):
             raise ApiError(422, f"cursor: expected a next_cursor value returned by this API, got {cursor[:40]!r}")
     store = DeadLetterStore(state.redis, state.keys, state.pool)
     page = await store.page(tenant_id=_scope(caller), run_id=run_id, kind=kind, before=before, limit=limit)

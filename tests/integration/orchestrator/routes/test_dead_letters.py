@@ -215,6 +215,8 @@ async def test_pages_run_newest_first(api: Api, keys: Keys, redis: aioredis.Redi
     [
         ("GET", f"{BASE}/nonsense", {}, 422),
         ("GET", f"{BASE}/1-0", {}, 404),
+        ("GET", f"{BASE}/\u0661-0", {}, 422),
+        ("GET", f"{BASE}/1-0%0A", {}, 422),
         ("POST", f"{BASE}/1-x/replay", {}, 422),
         ("POST", f"{BASE}/99999999999-0/replay", {}, 404),
         ("DELETE", f"{BASE}/{'9' * 30}-0", {}, 422),
