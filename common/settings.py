@@ -28,6 +28,9 @@ ApiPort = Annotated[int, Field(default=8080, ge=0, le=65535, description="orches
 FanoutHost = Annotated[str, Field(default="127.0.0.1", description="WebSocket fanout address")]
 FanoutPort = Annotated[int, Field(default=8081, ge=0, le=65535, description="WebSocket fanout port")]
 MaxAgents = Annotated[int, Field(default=5, ge=0, description="agent nodes allowed in one run")]
+DlqMaxLen = Annotated[
+    int, Field(default=100_000, ge=1, description="wf.dlq keeps about this many newest dead letters (XADD MAXLEN ~)")
+]
 
 
 def _split_commas(value: Any) -> Any:
@@ -105,6 +108,7 @@ class CoordinatorSettings(CommonSettings):
         default=86_400, ge=1, description="an ended run's Redis state expires this long after Postgres has it"
     )
     max_agents: MaxAgents
+    dlq_maxlen: DlqMaxLen
 
 
 class HttpNodeFields(BaseModel):
@@ -213,6 +217,7 @@ class WorkerSettings(CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFi
         default=30.0, gt=0, description="a token idle this long is reclaimed from its dead worker"
     )
     max_deliveries: int = Field(default=5, ge=1, description="deliveries before a token goes to wf.dlq")
+    dlq_maxlen: DlqMaxLen
     worker_block_ms: int = Field(default=1000, ge=1, description="longest wait for a token")
     cancel_poll_s: float = Field(default=0.5, gt=0, description="how often long handlers check for cancellation")
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="in-flight work may finish this long on SIGTERM")

@@ -22,6 +22,7 @@ from common.logging import configure_logging
 from common.metrics import Metrics
 from common.retry import Retry, sleep_unless
 from common.runs.cas import Cas
+from common.runs.dead_letters import DeadLetter
 from common.runs.decisions import Decision
 from common.runs.ir_cache import CachedIr, IrCache
 from common.runs.messages import CompletionSignal, unsupported_version
@@ -138,9 +139,7 @@ class Coordinator:
                     # Not acted on: a coordinator that knows the version may replay it from the dead-letter stream.
                     logger.error("completion signal refused and dead-lettered: %s: %r", refusal, raw[:200])
                     self._applied.labels("unsupported_version").inc()
-                    await self._redis.xadd(
-                        self._keys.dlq, {"stream": self._keys.completion_signals, "reason": str(refusal), "signal": raw}
-                    )
+                    await self._park(DeadLetter.of_signal(self._keys.completion_signals, raw, str(refusal), by=self.id))
                 else:
                     logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
                     self._applied.labels("malformed").inc()
@@ -181,10 +180,11 @@ class Coordinator:
         """Keep a signal that cannot be applied in ``wf.dlq`` with the reason, rather than lose it."""
         logger.error("signal %s of %s/%s dead-lettered: %s", signal.token_id, signal.run_id, signal.node_id, reason)
         self._applied.labels("dead_lettered").inc()
-        await self._redis.xadd(
-            self._keys.dlq,
-            {"stream": self._keys.completion_signals, "reason": reason, "s": signal.model_dump_json(exclude_none=True)},
-        )
+        raw = signal.model_dump_json(exclude_none=True)
+        await self._park(DeadLetter.of_signal(self._keys.completion_signals, raw, reason, by=self.id))
+
+    async def _park(self, letter: DeadLetter) -> None:
+        await self._redis.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
 
     async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
         outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)

@@ -36,6 +36,9 @@ ROUTERS = (
     "orchestrator.routes.approvals",
     "orchestrator.routes.events",
     "orchestrator.routes.logs",
+    "orchestrator.routes.dead_letters",
+    "orchestrator.routes.audit",
+    "orchestrator.routes.prune",
     "orchestrator.routes.ui",
 )
 

@@ -18,6 +18,7 @@ from common.logging import log_context
 from common.metrics import Metrics
 from common.retry import Retry
 from common.runs.cas import Cas
+from common.runs.dead_letters import DeadLetter
 from common.runs.ir_cache import IrCache
 from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeError, Token
 from common.runs.scripts import Scripts, now_ms
@@ -258,7 +259,8 @@ class Worker:
     ) -> None:
         """Move an entry to ``wf.dlq``; its node fails (no retry) when the token is readable."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self._keys.dlq, {"stream": stream, "entry_id": entry_id, "reason": reason, **fields})
+            letter = DeadLetter.of_token(stream, entry_id, fields, reason, by=self.id)
+            pipe.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
             if token is not None:
                 error = NodeError(type="delivery_limit", message=reason, retryable=False)
                 signal = CompletionSignal.failed(token, error, worker_id=self.id, ended_at_ms=now_ms())

@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "orchestrator.cli.up",
     "orchestrator.cli.api_commands",
     "orchestrator.cli.approvals",
+    "orchestrator.cli.dlq",
+    "orchestrator.cli.retention",
 )
 
 

@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "blobs",
     "node_logs",
     "run_events",
+    "audit_log",
 }
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from common.metrics import Metrics
 from common.runs.cancel import cancel_run
+from common.runs.dead_letters import DeadLetter
 from common.runs.messages import CompletionSignal
 from common.runs.patch import patch_run
 from common.runs.resume import resume_run
@@ -130,8 +131,10 @@ async def test_a_signal_of_a_newer_version_is_dead_lettered_not_applied(
     metrics = Metrics()
     await Coordinator(deployment.coordinator(), redis, metrics=metrics).process_batch([json.dumps(signal)])
     assert await engine.event_types(run_id, "a") == ["node_queued"]
-    [(_, parked)] = await redis.xrange(engine.keys.dlq)
-    assert json.loads(parked["signal"]) == signal and "CompletionSignal v2" in parked["reason"]
+    [(entry_id, fields)] = await redis.xrange(engine.keys.dlq)
+    parked = DeadLetter.read(entry_id, fields)
+    assert (parked.kind, parked.run_id, parked.token_id) == ("signal", run_id, "0:a:1")
+    assert json.loads(parked.payload) == signal and "CompletionSignal v2" in parked.reason
     refused = metrics.registry.get_sample_value("aob_coordinator_signals_total", {"result": "unsupported_version"})
     assert refused == 1
 
