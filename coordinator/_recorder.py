@@ -19,9 +19,10 @@ logger = logging.getLogger(__name__)
 # A terminal status is never overwritten by a late non-terminal entry (entries may arrive out of order).
 UPSERT_RUN = """
 INSERT INTO runs AS r (id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error,
-                       started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at)
+                       started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at,
+                       epoch, deadline_at, reset_nodes, ir)
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '{}'::jsonb), $8, $9, $10, $11, $12, COALESCE($13, 1), $14, $15,
-        now())
+        now(), COALESCE($17, 0), $18, $19, $20::text::jsonb)
 ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out') AND NOT $16
                   THEN r.status ELSE EXCLUDED.status END,
@@ -30,14 +31,20 @@ ON CONFLICT (id) DO UPDATE SET
     ir_version = GREATEST(r.ir_version, EXCLUDED.ir_version),
     started_at = COALESCE(r.started_at, EXCLUDED.started_at),
     ended_at = CASE WHEN $16 THEN NULL ELSE COALESCE(EXCLUDED.ended_at, r.ended_at) END,
-    updated_at = now()
+    updated_at = now(),
+    -- The reset nodes belong to the resume that started the epoch: a late entry of an earlier epoch keeps them.
+    reset_nodes = CASE WHEN EXCLUDED.epoch >= r.epoch THEN COALESCE(EXCLUDED.reset_nodes, r.reset_nodes)
+                       ELSE r.reset_nodes END,
+    epoch = GREATEST(r.epoch, EXCLUDED.epoch),
+    deadline_at = COALESCE(EXCLUDED.deadline_at, r.deadline_at),
+    ir = COALESCE(r.ir, EXCLUDED.ir)
 """
 
 _RANK = "(CASE {s} WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 WHEN 'running' THEN 2 ELSE 3 END)"
 UPSERT_STEP = f"""
 INSERT INTO run_steps AS s (run_id, node_id, attempt, status, queued_at, started_at, ended_at, queue_ms, exec_ms,
-                            worker_id, output_ref, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                            worker_id, output_ref, error, epoch, branch)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     status = EXCLUDED.status,
     queued_at = COALESCE(EXCLUDED.queued_at, s.queued_at),
@@ -47,7 +54,9 @@ ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     exec_ms = COALESCE(EXCLUDED.exec_ms, s.exec_ms),
     worker_id = COALESCE(EXCLUDED.worker_id, s.worker_id),
     output_ref = COALESCE(EXCLUDED.output_ref, s.output_ref),
-    error = COALESCE(EXCLUDED.error, s.error)
+    error = COALESCE(EXCLUDED.error, s.error),
+    epoch = COALESCE(EXCLUDED.epoch, s.epoch),
+    branch = COALESCE(EXCLUDED.branch, s.branch)
 WHERE {_RANK.format(s="EXCLUDED.status")} >= {_RANK.format(s="s.status")}
 """
 
@@ -74,6 +83,10 @@ def _run_row(e: RunEntry) -> tuple[Any, ...]:
         _ts(e.started_at),
         _ts(e.ended_at),
         e.resumed,
+        e.epoch,
+        _ts(e.deadline_at),
+        e.reset_nodes,
+        e.ir,
     )
 
 
@@ -91,6 +104,8 @@ def _step_row(e: StepEntry) -> tuple[Any, ...]:
         e.worker_id,
         e.output_ref,
         e.error,
+        e.epoch,
+        e.branch,
     )
 
 

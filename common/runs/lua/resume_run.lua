@@ -15,6 +15,8 @@ for _, node_id in ipairs(reset) do
   redis.call('HDEL', K_JOIN, node_id .. ':r', node_id .. ':l', node_id .. ':f')
 end
 redis.call('HINCRBY', K_RUN, 'epoch', 1)
+-- Recorded with the run: steps of these nodes from before this resume no longer count when rebuilding it.
+redis.call('HSET', K_RUN, 'reset_nodes', ARGV[4])
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }

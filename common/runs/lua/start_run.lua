@@ -16,7 +16,8 @@ if deadline > 0 then
 end
 emit_event('run_started', nil, { workflow_id = fields.workflow_id, workflow_name = fields.workflow_name,
   version = tonumber(fields.version), ir_version = tonumber(fields.ir_version) })
-run_ledger({ inputs = cjson.decode(fields.inputs or '{}') })
+-- A child run has no definition in Postgres: its start entry carries its IR (JSON text) for rebuilding it.
+run_ledger({ inputs = cjson.decode(fields.inputs or '{}'), ir = fields.parent_run_id and ARGV[4] or nil })
 local graph = cjson.decode(ARGV[5])
 local topo = graph.n
 local entries = cjson.decode(ARGV[6])

@@ -66,3 +66,10 @@ def test_a_later_run_entry_overrides_only_the_fields_it_carries() -> None:
     assert isinstance(later, RunEntry)
     merged = resumed.merged(later)
     assert (merged.status, merged.tenant, merged.error, merged.resumed) == ("failed", "t", {"m": 1}, True)
+
+
+def test_what_rebuilding_needs_reads_as_the_scripts_write_it() -> None:
+    run = parse_ledger_entry(json.dumps({**RUN, "epoch": 2, "deadline_at": 9.5, "reset_nodes": {}, "ir": "{}"}))
+    step = parse_ledger_entry(json.dumps({**STEP, "epoch": 2, "branch": "approved"}))
+    assert isinstance(run, RunEntry) and (run.epoch, run.deadline_at, run.reset_nodes, run.ir) == (2, 9.5, [], "{}")
+    assert isinstance(step, StepEntry) and (step.epoch, step.branch) == (2, "approved")
