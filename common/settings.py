@@ -101,6 +101,12 @@ class CoordinatorSettings(CommonSettings):
     recorder_reclaim_idle_s: float = Field(
         default=30.0, gt=0, description="ledger entries a dead recorder held this long are taken over"
     )
+    reconcile_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often live runs Redis lost are rebuilt from Postgres, runs stranded this long started and"
+        " patches half done this long settled",
+    )
     max_agents: MaxAgents
 
 
