@@ -131,18 +131,21 @@ def _ir(record: RunRecord, max_agents: int) -> IR:
     raise AobError("Postgres holds neither its definition nor its IR (a child run started before migration 006)")
 
 
-def _latest_steps(record: RunRecord, ir: IR, steps: list[StepRecord]) -> dict[str, StepRecord]:
-    """Each node's latest attempt that still counts: a node the latest resume reset counts only this epoch's."""
+def _latest_steps(record: RunRecord, ir: IR, steps: list[StepRecord]) -> tuple[dict[str, StepRecord], dict[str, int]]:
+    """Each node's latest attempt that still counts (a node the latest resume reset counts only this epoch's),
+    and each node's last attempt number (attempts keep counting across resumes)."""
     reset = set(record.reset_nodes or ())
     latest: dict[str, StepRecord] = {}
+    attempts: dict[str, int] = {}
     for step in steps:
         if step.node_id not in ir.nodes:
             continue
+        attempts[step.node_id] = max(attempts.get(step.node_id, 0), step.attempt)
         if step.node_id in reset and (step.epoch is None or step.epoch < record.epoch):
             continue
         if step.node_id not in latest or step.attempt > latest[step.node_id].attempt:
             latest[step.node_id] = step
-    return latest
+    return latest, attempts
 
 
 def _state(step: StepRecord, node: IrNode) -> dict[str, Any]:
@@ -173,13 +176,16 @@ def _was_retried(node: IrNode, step: StepRecord) -> bool:
 
 async def _plan(record: RunRecord, ir: IR, steps: list[StepRecord], approvals: list[ApprovalRow], cas: Cas) -> _Plan:
     plan = _Plan()
-    latest = _latest_steps(record, ir, steps)
+    latest, attempts = _latest_steps(record, ir, steps)
     by_token = {row.token_id: row for row in approvals}
     ended: dict[str, StepRecord] = {}
     for node_id, node in ir.nodes.items():
         step = latest.get(node_id)
         if step is None:
             plan.pending.add(node_id)
+            if node_id in attempts:
+                # Reset by a resume: pending, its next attempt numbered after the last, as resume_run left it.
+                plan.states[node_id] = {"status": "pending", "attempt": attempts[node_id]}
             continue
         token_id = f"{record.epoch if step.epoch is None else step.epoch}:{node_id}:{step.attempt}"
         stream = task_stream_type(node.type)
@@ -190,16 +196,19 @@ async def _plan(record: RunRecord, ir: IR, steps: list[StepRecord], approvals: l
         elif step.status == "waiting":
             _plan_waiting(plan, node_id, step, _state(step, node), by_token.get(token_id), stream)
         elif _was_retried(node, step):
-            plan.applied.append(token_id)
             due = (epoch_ms(step.ended_at) or now_ms()) + node.retry.delay_s(step.attempt) * 1000
             plan.requeue.append((node_id, step.attempt + 1, stream, due))
         else:
             plan.states[node_id] = _state(step, node)
             ended[node_id] = step
-            if step.status in ("succeeded", "failed"):
-                plan.applied.append(token_id)
             if step.status == "succeeded" and step.output_ref is not None:
                 plan.ctx[node_id] = step.output_ref
+    # Every applied completion, of every attempt: a replayed one (a retried attempt's, say) must stay a duplicate.
+    plan.applied = [
+        f"{record.epoch if step.epoch is None else step.epoch}:{step.node_id}:{step.attempt}"
+        for step in steps
+        if step.status in ("succeeded", "failed")
+    ]
     plan.edges = await _edges_into_pending(record, ir, ended, plan.pending, cas)
     return plan
 
@@ -216,7 +225,8 @@ def _plan_waiting(
         if approval.approval.status != "pending":
             plan.completions.append(completion_for(approval))
         elif approval.timeout_token and approval.approval.expires_at is not None:
-            plan.timeouts.append((epoch_ms(approval.approval.expires_at) or 0.0, approval.timeout_token))
+            # Due as the hitl worker scheduled it.
+            plan.timeouts.append((int(approval.approval.expires_at.timestamp() * 1000), approval.timeout_token))
     else:
         # Cancelled or expired while the run lives on: asked again, as the next attempt (a new approval).
         plan.requeue.append((node_id, step.attempt + 1, stream, 0.0))
@@ -274,4 +284,11 @@ def _run_fields(record: RunRecord, ir: IR, steps: list[StepRecord], plan: _Plan)
     seq = max([record.ledger_seq, *(step.ledger_seq for step in steps)])
     if seq:
         fields["ledger_seq"] = seq
-    return {k: str(v) for k, v in fields.items() if v is not None}
+    return {k: _text(v) for k, v in fields.items() if v is not None}
+
+
+def _text(value: Any) -> str:
+    """A hash field as the scripts write numbers: whole ones without a fraction."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
