@@ -48,8 +48,8 @@ async def differences(pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, run
     found: list[str] = []
     if row is None:
         return [f"run {run_id}: no row"]
-    recorded_outputs = row["outputs"]
-    hot_outputs: Any = json.loads(hot["outputs"]) if "outputs" in hot else None
+    recorded_outputs = _empty_as_list(row["outputs"])
+    hot_outputs = _empty_as_list(json.loads(hot["outputs"]) if "outputs" in hot else None)
     for what, pg, rd in [
         ("status", row["status"], hot.get("status")),
         ("epoch", row["epoch"], int(hot.get("epoch", 0))),
@@ -65,6 +65,15 @@ async def differences(pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, run
         if recorded != held:
             found.append(f"run {run_id} node {node_id}: Postgres {recorded}, Redis {held}")
     return found
+
+
+def _empty_as_list(value: Any) -> Any:
+    # The scripts' cjson records an empty list inside outputs as {}.
+    if isinstance(value, dict):
+        return {k: _empty_as_list(v) for k, v in value.items()} or []
+    if isinstance(value, list):
+        return [_empty_as_list(v) for v in value]
+    return value
 
 
 async def postgres_matches_redis(pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, run_ids: list[str]) -> None:
