@@ -13,6 +13,8 @@ from common.auth import Principal
 from common.keys import Keys
 from common.runs.approval_store import list_approvals
 from common.runs.approvals import decide_approval
+from common.workflow.compiler import compile_definition
+from coordinator import Reconciler
 from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
@@ -183,3 +185,25 @@ async def test_every_run_in_flight_finishes_after_redis_is_lost(
         " 'cancelled')) AS ended, count(*) AS steps FROM run_steps GROUP BY run_id, node_id, epoch"
     )
     assert rows and all((row["ended"], row["steps"]) == (1, 1) for row in rows), [dict(r) for r in rows if r[3] != 1]
+
+
+async def test_a_lost_child_whose_parent_ended_is_rebuilt_cancelled(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    body = {"name": "body", "nodes": [node("wait", "delay", seconds=60)]}
+    ir = compile_definition(body).ir.model_dump(mode="json")
+    # The parent's end was recorded, its child's cancellation was not, when Redis was lost.
+    await pg_pool.execute("INSERT INTO runs (id, tenant_id, status) VALUES ('parent', $1, 'cancelled')", TENANT)
+    await pg_pool.execute(
+        "INSERT INTO runs (id, tenant_id, workflow_id, workflow_name, version, status, parent_run_id, parent_node_id,"
+        " ir, started_at) VALUES ('child', $1, 'w', 'parent/each', 1, 'running', 'parent', 'each', $2, now())",
+        TENANT,
+        ir,
+    )
+    async with Engine(deployment, redis, pool=pg_pool):
+        report = await Reconciler(deployment.coordinator(), redis, pg_pool).reconcile()
+
+        assert [(o.run_id, o.result) for o in report.rebuilt] == [("child", "rebuilt")]
+        assert report.cancelled == ["child"]
+        assert await redis.hget(keys.run("child"), "status") == "cancelled"
+        assert await eventually(lambda: ended(pg_pool, "child")) == "cancelled"
