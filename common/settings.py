@@ -107,6 +107,12 @@ class CoordinatorSettings(CommonSettings):
     hot_retention_s: int = Field(
         default=86_400, ge=1, description="an ended run's Redis state expires this long after Postgres has it"
     )
+    reconcile_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often live runs Redis lost are rebuilt from Postgres, runs stranded this long started and"
+        " patches half done this long settled",
+    )
     max_agents: MaxAgents
     dlq_maxlen: DlqMaxLen
 

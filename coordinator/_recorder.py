@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 UPSERT_RUN = """
 INSERT INTO runs AS r (id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error,
                        started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at,
-                       ledger_seq)
+                       ledger_seq, epoch, deadline_at, reset_nodes, ir)
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '{}'::jsonb), $8, $9, $10, $11, $12, COALESCE($13, 1), $14, $15,
-        now(), $16)
+        now(), $16, COALESCE($17, 0), $18, $19, $20::text::jsonb)
 ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.ledger_seq = 0 AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
                   THEN r.status ELSE EXCLUDED.status END,
@@ -38,7 +38,13 @@ ON CONFLICT (id) DO UPDATE SET
     ended_at = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.ended_at
                     ELSE COALESCE(EXCLUDED.ended_at, r.ended_at) END,
     ledger_seq = EXCLUDED.ledger_seq,
-    updated_at = now()
+    updated_at = now(),
+    -- The reset nodes belong to the resume that started the epoch: a late entry of an earlier epoch keeps them.
+    reset_nodes = CASE WHEN EXCLUDED.epoch >= r.epoch THEN COALESCE(EXCLUDED.reset_nodes, r.reset_nodes)
+                       ELSE r.reset_nodes END,
+    epoch = GREATEST(r.epoch, EXCLUDED.epoch),
+    deadline_at = COALESCE(EXCLUDED.deadline_at, r.deadline_at),
+    ir = COALESCE(r.ir, EXCLUDED.ir)
 WHERE EXCLUDED.ledger_seq > r.ledger_seq OR (EXCLUDED.ledger_seq = 0 AND r.ledger_seq = 0)
 """
 
@@ -46,8 +52,8 @@ WHERE EXCLUDED.ledger_seq > r.ledger_seq OR (EXCLUDED.ledger_seq = 0 AND r.ledge
 _RANK = "(CASE {s} WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 WHEN 'running' THEN 2 WHEN 'waiting' THEN 3 ELSE 4 END)"
 UPSERT_STEP = f"""
 INSERT INTO run_steps AS s (run_id, node_id, attempt, status, queued_at, started_at, ended_at, queue_ms, exec_ms,
-                            worker_id, output_ref, error, ledger_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                            worker_id, output_ref, error, ledger_seq, epoch, branch)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     status = EXCLUDED.status,
     queued_at = COALESCE(EXCLUDED.queued_at, s.queued_at),
@@ -58,7 +64,9 @@ ON CONFLICT (run_id, node_id, attempt) DO UPDATE SET
     worker_id = COALESCE(EXCLUDED.worker_id, s.worker_id),
     output_ref = COALESCE(EXCLUDED.output_ref, s.output_ref),
     error = COALESCE(EXCLUDED.error, s.error),
-    ledger_seq = EXCLUDED.ledger_seq
+    ledger_seq = EXCLUDED.ledger_seq,
+    epoch = COALESCE(EXCLUDED.epoch, s.epoch),
+    branch = COALESCE(EXCLUDED.branch, s.branch)
 WHERE EXCLUDED.ledger_seq > s.ledger_seq
    OR (EXCLUDED.ledger_seq = 0 AND s.ledger_seq = 0
        AND {_RANK.format(s="EXCLUDED.status")} >= {_RANK.format(s="s.status")})
@@ -87,6 +95,10 @@ def _run_row(e: RunEntry) -> tuple[Any, ...]:
         _ts(e.started_at),
         _ts(e.ended_at),
         e.seq,
+        e.epoch,
+        _ts(e.deadline_at),
+        e.reset_nodes,
+        e.ir,
     )
 
 
@@ -105,6 +117,8 @@ def _step_row(e: StepEntry) -> tuple[Any, ...]:
         e.output_ref,
         e.error,
         e.seq,
+        e.epoch,
+        e.branch,
     )
 
 

@@ -33,6 +33,7 @@ from common.workflow.edges import needs_output
 from common.workflow.templates import TemplateScope
 from coordinator._decide import decide
 from coordinator._outputs import compute_outputs
+from coordinator._reconciler import Reconciler
 from coordinator._recorder import Recorder
 from coordinator._signals import SignalInbox, requeue_orphaned_signals
 from coordinator._timers import move_due_tokens, time_out_runs
@@ -242,7 +243,8 @@ class Coordinator:
 
 
 async def run_coordinator(settings: CoordinatorSettings) -> None:
-    """``aob coordinator``: coordinate, record to Postgres and archive ended runs' events until SIGTERM."""
+    """``aob coordinator``: coordinate, record to Postgres, archive ended runs' events and reconcile Redis with
+    Postgres until SIGTERM."""
     from common.events.archive import EventArchiver
 
     configure_logging(settings.log_level, settings.log_json)
@@ -250,7 +252,8 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     async with AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, "coordinator")
         metrics = Metrics()
-        coordinator = Coordinator(settings, redis, cas=Cas(redis, keys, pool), metrics=metrics)
+        cas = Cas(redis, keys, pool)
+        coordinator = Coordinator(settings, redis, cas=cas, metrics=metrics)
         recorder = Recorder(
             redis,
             pool,
@@ -262,4 +265,5 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
             metrics=metrics,
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
-        await serve_until_signalled(coordinator, recorder, archiver)
+        reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
+        await serve_until_signalled(coordinator, recorder, archiver, reconciler)

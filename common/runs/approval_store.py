@@ -196,6 +196,12 @@ async def cancel_pending(pool: asyncpg.Pool, run_id: str) -> list[ApprovalRow]:
     return [_row(r) for r in records]
 
 
+async def run_approvals(conn: asyncpg.Pool | asyncpg.Connection, run_id: str) -> list[ApprovalRow]:
+    """Every approval of ``run_id``, oldest first."""
+    records = await conn.fetch(f"SELECT {_COLUMNS} FROM approvals WHERE run_id = $1 ORDER BY created_at", run_id)
+    return [_row(r) for r in records]
+
+
 async def pending_runs(pool: asyncpg.Pool) -> list[str]:
     """Run ids that have a pending approval."""
     return [r["run_id"] for r in await pool.fetch("SELECT DISTINCT run_id FROM approvals WHERE status = 'pending'")]

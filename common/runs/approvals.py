@@ -23,6 +23,7 @@ from common.runs.approval_store import (
     settle_approval,
 )
 from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, Event
+from common.runs.records import recorded_status
 from common.runs.scripts import now_ms
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ async def decide_approval(
         if row.approval.status != "pending":
             raise ApprovalConflict(f"approval {approval_id}: already {row.approval.status}")
         run_status = await redis.hget(keys.run(row.approval.run_id), "status")
+        if run_status is None:
+            # Redis lost the run but Postgres holds it live: the decision stands, and the rebuilt run gets it.
+            run_status = await recorded_status(conn, row.approval.run_id)
         if run_status is None or run_status in TERMINAL_RUN_STATUSES:
             ended = run_status or "gone"
             await settle_approval(conn, row.id, "cancelled", row.approval.decisions)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, field_validator
 
 from common.runs.messages import RunStatus, WireModel
 
@@ -36,6 +36,18 @@ class RunEntry(WireModel):
     inputs: dict[str, Any] | None = None
     outputs: Any = None
     error: dict[str, Any] | None = None
+    # What rebuilding the run from Postgres needs (common/runs/rebuild.py): the epoch its token ids carry, its
+    # deadline, the nodes its latest resume reset, and for a child run (no definition in Postgres) its IR as JSON.
+    epoch: int | None = None
+    deadline_at: float | None = None
+    reset_nodes: list[str] | None = None
+    ir: str | None = None
+
+    @field_validator("reset_nodes", mode="before")
+    @classmethod
+    def _empty_list(cls, value: Any) -> Any:
+        # Lua's cjson writes an empty list as {}.
+        return [] if value == {} else value
 
 
 class StepEntry(WireModel):
@@ -56,6 +68,9 @@ class StepEntry(WireModel):
     output_ref: str | None = None
     # Recorded as the script wrote it: the recorder copies, it does not reinterpret.
     error: dict[str, Any] | None = None
+    # The run's epoch when the step changed, and the branch a succeeded step took (for rebuilding the run).
+    epoch: int | None = None
+    branch: str | None = None
 
 
 class BlobEntry(WireModel):

@@ -72,14 +72,21 @@ async def settle_intents(conn: asyncpg.Connection, redis: aioredis.Redis, keys: 
 
     The caller holds the run's ``patch_lock``, so no patch of the run is in flight.
     """
+    hot_version = await redis.hget(keys.run(run_id), "ir_version")
+    return await settle_intents_at(conn, run_id, None if hot_version is None else int(hot_version))
+
+
+async def settle_intents_at(conn: asyncpg.Connection, run_id: str, ir_version: int | None) -> int:
+    """Settle the run's pending intents as if its IR were at ``ir_version`` (None: no IR); returns how many.
+
+    The caller holds the run's ``patch_lock``. Rebuilding a run Redis lost settles them at the version Postgres
+    recorded, the last one known to have been swapped in.
+    """
     pending = await conn.fetch(
         "SELECT id, to_version FROM patches WHERE run_id = $1 AND state = 'pending' ORDER BY to_version", run_id
     )
-    if not pending:
-        return 0
-    hot_version = await redis.hget(keys.run(run_id), "ir_version")
     for intent in pending:
-        if hot_version is not None and int(hot_version) >= intent["to_version"]:
+        if ir_version is not None and ir_version >= intent["to_version"]:
             await confirm_intent(conn, intent["id"], run_id, intent["to_version"])
             logger.warning("run %s: patch to version %d was swapped in before a crash: confirmed", run_id, intent[1])
         else:

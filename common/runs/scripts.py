@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ RUN_SCRIPTS = (
     "patch_run",
     "resume_run",
     "request_approval",
+    "rebuild_run",
 )
 STANDALONE_SCRIPTS = ("move_due", "drain_signals")
 
@@ -74,10 +76,17 @@ class Scripts:
             k.children,
         ]
 
-    async def run_script(self, name: str, run_id: str, *args: Any, client: aioredis.Redis | None = None) -> Any:
-        """Call a run-state script for ``run_id``; ``client`` may be a pipeline."""
+    async def run_script(
+        self,
+        name: str,
+        run_id: str,
+        *args: Any,
+        client: aioredis.Redis | None = None,
+        extra_keys: Sequence[str] = (),
+    ) -> Any:
+        """Call a run-state script for ``run_id``; ``client`` may be a pipeline; ``extra_keys`` follow the run's."""
         argv = [self._templates, *args]
-        return await self._scripts[name](keys=self.run_keys(run_id), args=argv, client=client)
+        return await self._scripts[name](keys=[*self.run_keys(run_id), *extra_keys], args=argv, client=client)
 
     async def apply_completions(self, batch: list[tuple[str, Decision, str]], max_agents: int) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.

@@ -1,4 +1,4 @@
-"""Service commands: ``aob migrate`` and one command per service process."""
+"""Service commands: ``aob migrate``, ``aob recover`` and one command per service process."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import asyncio
 import importlib
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
+from common.clients import open_clients
 from common.db import migrate
 from common.errors import AobError, ConfigError
+from common.keys import Keys
 from common.logging import configure_logging
+from common.runs.cas import Cas
+from common.runs.reconcile import ReconcileReport, reconcile
+from common.runs.scripts import Scripts
 from common.settings import (
     ApiSettings,
     CommonSettings,
@@ -23,9 +29,20 @@ from common.settings import (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``migrate``, ``orchestrator``, ``coordinator``, ``worker`` and ``fanout``."""
+    """Add ``migrate``, ``recover``, ``orchestrator``, ``coordinator``, ``worker`` and ``fanout``."""
     parser = subparsers.add_parser("migrate", help="apply pending database migrations (AOB_DATABASE_URL)")
     parser.set_defaults(func=cmd_migrate)
+    parser = subparsers.add_parser(
+        "recover",
+        help="rebuild live runs Redis lost from Postgres, start stranded runs, settle half-done patches (what every"
+        " coordinator does every AOB_RECONCILE_INTERVAL_S)",
+    )
+    parser.add_argument(
+        "--older-than-s",
+        type=float,
+        help="start stranded runs and settle patch intents this old (default: AOB_RECONCILE_INTERVAL_S)",
+    )
+    parser.set_defaults(func=cmd_recover)
     parser = subparsers.add_parser("orchestrator", help="run the REST API, SSE streams and UI")
     parser.set_defaults(func=cmd_orchestrator)
     parser = subparsers.add_parser("coordinator", help="run a coordinator (completion signals, timers, recorder)")
@@ -60,6 +77,52 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not applied:
         print(f"no pending migrations (schema {settings.db_schema} is up to date)")
     return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Reconcile Redis with Postgres once and print what was done per run; 1 when a run cannot be rebuilt."""
+    settings = load_settings(CoordinatorSettings)
+    _require(settings.redis_url, "AOB_REDIS_URL", "recover")
+    _require(settings.database_url, "AOB_DATABASE_URL", "recover")
+    _configure_logging(settings)
+    older_than_s = settings.reconcile_interval_s if args.older_than_s is None else args.older_than_s
+    report = asyncio.run(_recover(settings, older_than_s))
+    for line in report_lines(report):
+        print(line)
+    return 1 if any(outcome.result == "unrecoverable" for outcome in report.rebuilt) else 0
+
+
+async def _recover(settings: CoordinatorSettings, older_than_s: float) -> ReconcileReport:
+    async with AsyncExitStack() as stack:
+        redis, pool = await open_clients(stack, settings, "recover")
+        keys = Keys(settings.key_prefix)
+        cas = Cas(redis, keys, pool)
+        return await reconcile(
+            Scripts(redis, keys), pool, cas, max_agents=settings.max_agents, older_than_s=older_than_s
+        )
+
+
+def report_lines(report: ReconcileReport) -> list[str]:
+    """One line per run ``aob recover`` acted on (or looked at and left), then the totals."""
+    lines = []
+    for outcome in report.rebuilt:
+        run = f"run {outcome.run_id}"
+        if outcome.result == "rebuilt":
+            lines.append(
+                f"rebuilt {run} ({outcome.status}): queued {', '.join(outcome.queued) or 'nothing'}"
+                + (f"; waiting for approval: {', '.join(outcome.waiting)}" if outcome.waiting else "")
+            )
+        elif outcome.result == "exists":
+            lines.append(f"{run}: left alone, Redis holds it again (another coordinator rebuilt it)")
+        elif outcome.result == "unrecoverable":
+            lines.append(f"{run}: cannot be rebuilt: {outcome.detail}")
+        else:
+            lines.append(f"{run}: left alone, Postgres holds it as {outcome.status or 'unknown'}")
+    lines += [f"cancelled run {run_id}: its parent run had ended" for run_id in report.cancelled]
+    lines += [f"started run {run_id}: recorded but never started" for run_id in report.started]
+    if report.settled:
+        lines.append(f"settled {report.settled} half-done patch(es)")
+    return lines or ["nothing to recover: Redis holds every live run Postgres records"]
 
 
 def _entry_point(module: str, function: str, command: str) -> Callable[..., Awaitable[None]]:

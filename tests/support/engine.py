@@ -18,7 +18,7 @@ from common.runs.retention import HotRetention
 from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_run
 from common.workflow.compiler import compile_definition
-from coordinator import Coordinator, Recorder
+from coordinator import Coordinator, Reconciler, Recorder
 from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
 from workers import NodeHandler, Worker
@@ -36,6 +36,7 @@ class Engine:
         handlers: Sequence[NodeHandler] = (),
         pool: asyncpg.Pool | None = None,
         coordinators: int = 1,
+        reconcile: bool = False,
     ) -> None:
         # Runs are compiled and started as the API would, under its agent limit.
         self.max_agents = deployment.api().max_agents
@@ -49,6 +50,9 @@ class Engine:
         self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas)
         retention = HotRetention(redis, self.keys, coordinator_settings.hot_retention_s)
         self.recorder = Recorder(redis, pool, self.keys, "rec-test", retention=retention) if pool is not None else None
+        self.reconciler = (
+            Reconciler(coordinator_settings, redis, pool, cas=cas) if reconcile and pool is not None else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -62,6 +66,8 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.worker.run()))
         if self.recorder is not None:
             self._tasks.append(asyncio.create_task(self.recorder.run()))
+        if self.reconciler is not None:
+            self._tasks.append(asyncio.create_task(self.reconciler.run()))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -70,6 +76,8 @@ class Engine:
         await self.worker.shutdown()
         if self.recorder is not None:
             await self.recorder.shutdown()
+        if self.reconciler is not None:
+            await self.reconciler.shutdown()
         done, pending = await asyncio.wait(self._tasks, timeout=10)
         for task in pending:
             task.cancel()
@@ -84,10 +92,24 @@ class Engine:
         *,
         timeout_s: float | None = None,
         started_by: str | None = None,
+        recorded: bool = False,
     ) -> str:
-        """Compile ``definition`` and start a run of it; returns the run id."""
-        ir = compile_definition(definition, max_agents=self.max_agents).ir
+        """Compile ``definition`` and start a run of it; returns the run id. ``recorded`` first inserts its
+        ``runs`` row with the definition, as the API does."""
+        compiled = compile_definition(definition, max_agents=self.max_agents)
+        ir = compiled.ir
         run_id = uuid.uuid4().hex
+        if recorded:
+            assert self.pool is not None, "a recorded run needs the engine's pool"
+            await self.pool.execute(
+                "INSERT INTO runs (id, tenant_id, workflow_id, workflow_name, version, status, inputs, started_by,"
+                " definition) VALUES ($1, 'tenant-test', 'wf-test', $2, 1, 'queued', $3, $4, $5)",
+                run_id,
+                definition.get("name") or "test",
+                inputs or {},
+                started_by,
+                compiled.definition.to_json(),
+            )
         start = RunStart(
             run_id=run_id,
             tenant_id="tenant-test",

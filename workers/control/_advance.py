@@ -2,13 +2,19 @@
 
 Every step is idempotent, so whoever holds a reason to look (the handler, a child's end, the sweeper) just
 calls ``advance``; repeating it after a crash, or running it twice at once, changes nothing twice.
+
+A node whose run was rebuilt from Postgres after Redis lost it runs again with the same token, so its children
+keep their ids: one that already ended is counted from its hash or, gone from Redis, from its ``runs`` row,
+never started again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
 
@@ -47,9 +53,17 @@ class Advancer:
     """Drives control nodes; shared by the handler, the ``wf.children`` consumer and the sweeper."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, store: ControlStore, cas: Cas, settings: WorkerSettings
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        store: ControlStore,
+        cas: Cas,
+        settings: WorkerSettings,
+        *,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
         self._redis = redis
+        self._pool = pool
         self._keys = keys
         self._store = store
         self._cas = cas
@@ -152,15 +166,32 @@ class Advancer:
         return None
 
     async def _start(self, state: ControlState, claimed: list[int]) -> None:
-        """Start the children just claimed and any claimed earlier that a crash left unstarted."""
+        """Start the children just claimed and any claimed earlier that a crash left unstarted; count those that
+        already ended (the sweeper then moves the node on)."""
         indexes = sorted(set(claimed) | set(state.inflight))
         if not indexes:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for index in indexes:
-                pipe.exists(self._keys.run(state.child_id(index)))
-            exists = await pipe.execute()
-        missing = [index for index, found in zip(indexes, exists, strict=True) if not found]
+                pipe.hmget(self._keys.run(state.child_id(index)), ["status", "outputs", "error"])
+            pipe.hget(self._keys.run(state.run_id), "rebuilt_ms")
+            *children, rebuilt = await pipe.execute()
+        missing = []
+        for index, (status, outputs, error) in zip(indexes, children, strict=True):
+            if status is None:
+                missing.append(index)
+            elif status in TERMINAL_RUN_STATUSES and (status != "succeeded" or outputs is not None):
+                end = ChildRunEnded(
+                    run_id=state.child_id(index),
+                    parent_run_id=state.run_id,
+                    parent_node_id=state.node_id,
+                    status=status,
+                    outputs=json.loads(outputs) if outputs is not None else None,
+                    error=json.loads(error) if error is not None else None,
+                )
+                await self._store.record_end(state.run_id, state.node_id, end)
+        if rebuilt is not None:
+            missing = await self._count_recorded_ends(state, missing)
         if not missing:
             return
         ir = await self._store.ir(state)
@@ -185,6 +216,33 @@ class Advancer:
         status = await self._redis.hget(self._keys.run(state.run_id), "status")
         if status is None or status in TERMINAL_RUN_STATUSES:
             await self._cancel_children(state, f"parent run {state.run_id} {status or 'expired'}")
+
+    async def _count_recorded_ends(self, state: ControlState, indexes: list[int]) -> list[int]:
+        """Count the children at ``indexes`` that Postgres holds as ended (Redis lost them with the parent's
+        control state); returns the others."""
+        if self._pool is None or not indexes:
+            return indexes
+        ids = {state.child_id(index): index for index in indexes}
+        rows = await self._pool.fetch(
+            "SELECT id, status, outputs, error FROM runs WHERE id = ANY($1::text[])"
+            " AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out')",
+            list(ids),
+        )
+        for row in rows:
+            end = ChildRunEnded(
+                run_id=row["id"],
+                parent_run_id=state.run_id,
+                parent_node_id=state.node_id,
+                status=row["status"],
+                outputs=row["outputs"],
+                error=row["error"],
+            )
+            await self._store.record_end(state.run_id, state.node_id, end)
+            logger.info(
+                "run %s node %s: child %s ended (%s) before Redis lost it", state.run_id, state.node_id, row[0], row[1]
+            )
+        ended = {row["id"] for row in rows}
+        return [index for child_id, index in ids.items() if child_id not in ended]
 
     async def _child_inputs(self, state: ControlState, ir: IR, items: list[Any], index: int) -> dict[str, Any]:
         kind = state.meta.kind

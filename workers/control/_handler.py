@@ -187,7 +187,7 @@ async def control_handler(
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
     keys = Keys(settings.key_prefix)
     store = ControlStore(redis, keys)
-    advancer = Advancer(redis, keys, store, cas or Cas(redis, keys, pool), settings)
+    advancer = Advancer(redis, keys, store, cas or Cas(redis, keys, pool), settings, pool=pool)
     consumer_id = f"ctl-{uuid.uuid4().hex[:12]}"
     consumer = ChildrenConsumer(redis, keys, store, advancer, settings, consumer_id, metrics=metrics)
     await consumer.ensure_group()

@@ -16,6 +16,7 @@ from common.retry import Retry
 from common.runs.approval_store import pending_runs, recently_decided
 from common.runs.approvals import cancel_approvals, completion_for
 from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.records import recorded_status
 from common.settings import HitlNodeFields
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,13 @@ class ApprovalSweeper:
         return pushed
 
     async def cancel_orphaned(self) -> int:
-        """Cancel the pending approvals of runs that ended (timed out, failed) or are gone from Redis."""
+        """Cancel the pending approvals of runs that ended (timed out, failed) or are gone from Redis and Postgres
+        holds as ended (a live one is rebuilt with its approvals pending)."""
         cancelled = 0
         for run_id in await pending_runs(self._pool):
             status = await self._redis.hget(self._keys.run(run_id), "status")
+            if status is None:
+                status = await recorded_status(self._pool, run_id)
             if status is None or status in TERMINAL_RUN_STATUSES:
                 cancelled += len(await cancel_approvals(self._pool, self._redis, self._keys, run_id))
         return cancelled

@@ -71,7 +71,8 @@ local function save_node(node_id, state)
   ledger({ kind = 'step', run_id = run_id(), node_id = node_id, attempt = state.attempt, status = state.status,
     queued_at = state.queued_at, started_at = state.started_at, ended_at = state.ended_at,
     queue_ms = state.queue_ms, exec_ms = state.exec_ms, worker_id = state.worker_id,
-    output_ref = state.output_ref, error = state.error })
+    output_ref = state.output_ref, error = state.error,
+    epoch = tonumber(redis.call('HGET', K_RUN, 'epoch') or '0'), branch = state.branch })
 end
 
 local function run_ledger(extra)
@@ -84,6 +85,11 @@ local function run_ledger(extra)
     started_by = fields[11] or nil, parent_run_id = fields[12] or nil, parent_node_id = fields[13] or nil }
   if fields[5] then entry.error = cjson.decode(fields[5]) end
   if fields[6] then entry.outputs = cjson.decode(fields[6]) end
+  -- What rebuilding the run from Postgres needs besides the row (common/runs/rebuild.py).
+  local rebuild = redis.call('HMGET', K_RUN, 'epoch', 'deadline_ms', 'reset_nodes')
+  entry.epoch = tonumber(rebuild[1] or '0')
+  entry.deadline_at = tonumber(rebuild[2])
+  if rebuild[3] then entry.reset_nodes = cjson.decode(rebuild[3]) end
   if extra then for k, v in pairs(extra) do entry[k] = v end end
   ledger(entry)
 end

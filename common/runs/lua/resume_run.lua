@@ -18,6 +18,8 @@ end
 -- The run lives again: its keys lose the expiry retention gave them when it ended.
 for _, key in ipairs({ K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN }) do redis.call('PERSIST', key) end
 redis.call('HINCRBY', K_RUN, 'epoch', 1)
+-- Recorded with the run: steps of these nodes from before this resume no longer count when rebuilding it.
+redis.call('HSET', K_RUN, 'reset_nodes', ARGV[3])
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }

@@ -11,13 +11,14 @@ redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals'
 redis.call('SET', K_IR, ARGV[3])
 local timeout_ms = tonumber(ARGV[7])
 if timeout_ms > 0 then
-  local deadline = NOW + timeout_ms
+  local deadline = math.floor(NOW + timeout_ms)
   redis.call('HSET', K_RUN, 'deadline_ms', deadline)
   redis.call('ZADD', K_DEADLINES, deadline, fields.run_id)
 end
 emit_event('run_started', nil, { workflow_id = fields.workflow_id, workflow_name = fields.workflow_name,
   version = tonumber(fields.version), ir_version = tonumber(fields.ir_version) })
-run_ledger({ inputs = cjson.decode(fields.inputs or '{}') })
+-- A child run has no definition in Postgres: its start entry carries its IR (JSON text) for rebuilding it.
+run_ledger({ inputs = cjson.decode(fields.inputs or '{}'), ir = fields.parent_run_id and ARGV[3] or nil })
 local graph = cjson.decode(ARGV[4])
 local topo = graph.n
 local entries = cjson.decode(ARGV[5])

@@ -14,6 +14,7 @@ from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.faults import Flaky, errors
+from tests.support.redis_loss import forget_run
 from workers.hitl import ApprovalSweeper, HitlHandler
 
 GATE = {"id": "gate", "type": "hitl", "config": {"title": "Ship it?"}}
@@ -48,3 +49,25 @@ async def test_redis_and_postgres_errors_are_retried_and_counted(
         await sweeper.shutdown()
         await asyncio.wait_for(sweeping, 10)
     assert errors(metrics, "hitl-sweeper", "sweep") == 3
+
+
+async def test_an_approval_of_a_run_redis_lost_stays_pending_while_postgres_holds_the_run_live(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    async with Engine(deployment, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as engine:
+        run_id = await engine.submit({"name": "gate", "nodes": [GATE]}, recorded=True)
+
+        async def recorded_waiting() -> bool:
+            return await pg_pool.fetchval("SELECT status FROM runs WHERE id = $1", run_id) == "waiting"
+
+        await eventually(recorded_waiting)
+    await forget_run(redis, keys, run_id)
+    sweeper = ApprovalSweeper(pg_pool, redis, keys, deployment.worker())
+    status = "SELECT status FROM approvals WHERE run_id = $1"
+
+    # The run is rebuilt with its approval pending: cancelling it now would strand the node.
+    assert await sweeper.sweep() == (0, 0)
+    assert await pg_pool.fetchval(status, run_id) == "pending"
+    await pg_pool.execute("UPDATE runs SET status = 'failed' WHERE id = $1", run_id)
+    assert await sweeper.sweep() == (0, 1)
+    assert await pg_pool.fetchval(status, run_id) == "cancelled"

@@ -66,3 +66,10 @@ def test_entries_carry_their_order_and_default_to_unnumbered() -> None:
     )
     legacy = parse_ledger_entry(json.dumps({"kind": "run", "run_id": "r", "status": "running"}))
     assert (numbered.seq, legacy.seq) == (7, 0)
+
+
+def test_what_rebuilding_needs_reads_as_the_scripts_write_it() -> None:
+    run = parse_ledger_entry(json.dumps({**RUN, "epoch": 2, "deadline_at": 9.5, "reset_nodes": {}, "ir": "{}"}))
+    step = parse_ledger_entry(json.dumps({**STEP, "epoch": 2, "branch": "approved"}))
+    assert isinstance(run, RunEntry) and (run.epoch, run.deadline_at, run.reset_nodes, run.ir) == (2, 9.5, [], "{}")
+    assert isinstance(step, StepEntry) and (step.epoch, step.branch) == (2, "approved")
