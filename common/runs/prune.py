@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from common.keys import Keys
 from common.runs.cas import CAS_PREFIX
 from common.runs.messages import TERMINAL_RUN_STATUSES
+from common.runs.retention import hot_keys
 
 ENDED = sorted(TERMINAL_RUN_STATUSES)
 BATCH = 500
@@ -152,20 +153,7 @@ async def _forget_hot_state(redis: aioredis.Redis, keys: Keys, run_ids: list[str
     """Remove what Redis still holds of ended runs (never expired on its own); node logs expire by their TTL."""
     if not run_ids:
         return
-    names = [
-        name
-        for run_id in run_ids
-        for name in (
-            keys.run(run_id),
-            keys.ir(run_id),
-            keys.applied(run_id),
-            keys.nodes(run_id),
-            keys.ctx(run_id),
-            keys.join(run_id),
-            keys.events(run_id),
-            keys.child_runs(run_id),
-        )
-    ]
+    names = [name for run_id in run_ids for name in (*hot_keys(keys, run_id), keys.events(run_id))]
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.unlink(name)
