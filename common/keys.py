@@ -146,6 +146,10 @@ class Keys:
     def tenant_active_runs(self, tenant_id: str) -> str:
         return f"{self.prefix}active:{tenant_id}"
 
+    def token_charge(self, token_id: str, run_id: str) -> str:
+        """Marks that one execution's tokens were counted against its tenant's budget (a redelivery counts none)."""
+        return f"{self.prefix}charged:{{{run_id}}}:{token_id}"
+
     def token_budget(self, tenant_id: str, day: str) -> str:
         return f"{self.prefix}tokens:{tenant_id}:{day}"
 

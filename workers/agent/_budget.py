@@ -12,6 +12,16 @@ from common.keys import Keys
 _COUNTER_TTL_S = 2 * 86_400
 
 
+# KEYS: the execution's charge marker, the day's counter. ARGV: tokens, TTL s. Returns the day's total.
+_CHARGE_ONCE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  redis.call('INCRBY', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
+"""
+
+
 def budget_day(now: datetime | None = None) -> str:
     """The UTC day a token count belongs to, as ``YYYY-MM-DD``."""
     return (now or datetime.now(UTC)).strftime("%Y-%m-%d")
@@ -24,6 +34,7 @@ class TokenBudget:
         self._redis = redis
         self._keys = keys
         self.daily_limit = daily_limit
+        self._charge = redis.register_script(_CHARGE_ONCE)
 
     async def used(self, tenant_id: str) -> int:
         """Tokens the tenant's agents used today."""
@@ -34,11 +45,9 @@ class TokenBudget:
         """Tokens left today (never negative)."""
         return max(0, self.daily_limit - await self.used(tenant_id))
 
-    async def add(self, tenant_id: str, tokens: int) -> int:
-        """Count ``tokens`` against today; returns the day's new total."""
+    async def add(self, tenant_id: str, tokens: int, *, charge_key: str) -> int:
+        """Count ``tokens`` against today once per ``charge_key`` (one execution: its redelivery after a crash
+        counts nothing more); returns the day's total."""
         key = self._keys.token_budget(tenant_id, budget_day())
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, max(0, tokens))
-            pipe.expire(key, _COUNTER_TTL_S)
-            total, _ = await pipe.execute()
+        total = await self._charge(keys=[charge_key, key], args=[max(0, tokens), _COUNTER_TTL_S])
         return int(total)

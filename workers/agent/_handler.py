@@ -106,7 +106,8 @@ class AgentHandler:
             await asyncio.shield(self._clean_up(runtime, log, api_token))
         elapsed_s = time.monotonic() - started
         result = self._outcome(execution, config, redactor)
-        await self._budget.add(ctx.tenant_id, result.usage.total_tokens)
+        charge = self._keys.token_charge(ctx.token.token_id, ctx.run_id)
+        await self._budget.add(ctx.tenant_id, result.usage.total_tokens, charge_key=charge)
         logger.info(
             "agent %s/%s attempt %d: %s in %.2fs, %d steps, %d tokens, %d log lines%s",
             ctx.run_id,

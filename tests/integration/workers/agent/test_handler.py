@@ -170,7 +170,7 @@ async def test_failures_fail_the_node_and_keep_the_log(
 
 async def test_over_budget_tenant_fails_at_once(engine: Engine, redis: aioredis.Redis, keys: Keys) -> None:
     budget = TokenBudget(redis, keys, 1_000_000)
-    await budget.add("tenant-test", 1_000_000)
+    await budget.add("tenant-test", 1_000_000, charge_key=keys.token_charge("earlier", "r-earlier"))
     run_id = await submit(engine, {"lines": 1})
     assert await engine.wait_ended(run_id) == "failed"
     error = (await engine.node_states(run_id))["agent"]["error"]
