@@ -165,8 +165,9 @@ class Coordinator:
 
     async def _plan(self, signal: CompletionSignal, *, reload: bool) -> tuple[CachedIr, Decision] | None:
         entry = await (self._irs.reload(signal.run_id) if reload else self._irs.get(signal.run_id))
-        if entry is not None and signal.node_id not in entry.ir.nodes and not reload:
-            # A patch may have added the node after we cached the IR: only the current IR can tell.
+        newer = entry is not None and (signal.node_id not in entry.ir.nodes or (signal.ir_version or 0) > entry.version)
+        if newer and not reload:
+            # The token was queued under a newer IR than ours (a patch added or changed its node): reload it.
             entry = await self._irs.reload(signal.run_id)
         if entry is None or signal.node_id not in entry.ir.nodes:
             await self._dead_letter(signal, "no such run" if entry is None else "no such node in the run's IR")

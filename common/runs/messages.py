@@ -129,6 +129,9 @@ class CompletionSignal(WireModel):
     worker_id: str | None = None
     started_at_ms: float | None = None
     ended_at_ms: float | None = None
+    # The IR version the token was queued under (absent when its maker did not know it, e.g. an approval row):
+    # a coordinator holding an older IR reloads it before deciding.
+    ir_version: int | None = None
 
     @classmethod
     def succeeded(
@@ -179,7 +182,8 @@ class CompletionSignal(WireModel):
 
 
 def _identity(token: TokenIdentity) -> dict[str, Any]:
-    return {"run_id": token.run_id, "node_id": token.node_id, "token_id": token.token_id, "attempt": token.attempt}
+    identity = {"run_id": token.run_id, "node_id": token.node_id, "token_id": token.token_id, "attempt": token.attempt}
+    return identity | {"ir_version": getattr(token, "ir_version", None)}
 
 
 class Event(WireModel):

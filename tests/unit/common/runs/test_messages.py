@@ -136,3 +136,8 @@ def test_lua_writes_the_versions_of_the_models() -> None:
             found[(where, name)] = int(value)
             assert int(value) == models[name].schema_version(), f"{where}: {name} = {value}"
     assert {name for _, name in found} == set(models)
+
+
+def test_a_signal_carries_the_ir_version_its_token_was_queued_under() -> None:
+    assert CompletionSignal.succeeded(TOKEN, "1", ended_at_ms=1.0).ir_version == TOKEN.ir_version
+    assert CompletionSignal.failed(TOKEN, None, ended_at_ms=1.0).ir_version == TOKEN.ir_version
