@@ -13,8 +13,6 @@ from common.runs.view import RunView, load_run_view
 from common.workflow.ir import IR, IrEdge
 
 UNFINISHED = frozenset({"failed", "cancelled", "queued", "running", "waiting", "pending"})
-# A node in none of these never reached an end, so its joins must be counted again whatever is resumed.
-FINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -33,14 +31,14 @@ def _graph(ir: IR) -> nx.DiGraph:
 
 
 def nodes_to_reset(ir: IR, view: RunView, from_node: str | None) -> list[str]:
-    """The seeds (``from_node``, or every failed/unfinished node) and all their descendants, in IR order."""
+    """The seeds (every failed/unfinished node, and ``from_node``) and all their descendants, in IR order."""
+    # Whatever did not succeed runs again (a failed, cancelled or never reached node), so a resumed run only
+    # succeeds when every node did; ``from_node`` adds itself and what follows it.
+    seeds = {n for n in ir.nodes if view.states.get(n, {}).get("status", "pending") in UNFINISHED}
     if from_node is not None:
         if from_node not in ir.nodes:
             raise AobError(f"from_node: unknown node {from_node!r} (known: {', '.join(ir.nodes)})")
-        # Nodes that never ended are reset too: the edges into them are counted afresh from the kept nodes.
-        seeds = {from_node} | {n for n in ir.nodes if view.states.get(n, {}).get("status", "pending") not in FINAL}
-    else:
-        seeds = {n for n, s in view.states.items() if s.get("status") in UNFINISHED and n in ir.nodes}
+        seeds.add(from_node)
     graph = _graph(ir)
     reset = set(seeds)
     for seed in seeds:

@@ -106,6 +106,28 @@ local function notify_parent()
   redis.call('XADD', K_CHILDREN, '*', 'c', cjson.encode(record))
 end
 
+-- Takes the node's token out of the delayed set if it is still waiting there (a no-op once it moved on).
+local function purge_due_token(state)
+  if state.due_token then
+    redis.call('ZREM', K_DELAYED, state.due_token)
+    state.due_token = nil
+  end
+end
+
+-- Marks every node still in flight (queued, running, waiting) cancelled: a run that ended has none.
+local function cancel_unfinished_nodes()
+  local states = redis.call('HGETALL', K_NODES)
+  for i = 1, #states, 2 do
+    local state = cjson.decode(states[i + 1])
+    if state.status == 'queued' or state.status == 'running' or state.status == 'waiting' then
+      purge_due_token(state)
+      state.status = 'cancelled'
+      state.ended_at = NOW
+      save_node(states[i], state)
+    end
+  end
+end
+
 -- Ends the run with a terminal status; returns false when it had already ended.
 local function end_run(status, err)
   local current = redis.call('HGET', K_RUN, 'status')
@@ -117,6 +139,8 @@ local function end_run(status, err)
   if err then data.error = err end
   emit_event('run_' .. status, nil, data)
   run_ledger()
+  -- A failed, cancelled or timed-out run stops its other nodes too (a succeeded one has none in flight).
+  if status ~= 'succeeded' then cancel_unfinished_nodes() end
   if status ~= 'succeeded' or redis.call('HEXISTS', K_RUN, 'outputs') == 1 then notify_parent() end
   return true
 end
@@ -159,14 +183,6 @@ local function enqueue(node_id, attempt, routing, due_ms)
   state.error = nil
   save_node(node_id, state)
   emit_event('node_queued', node_id, { attempt = attempt })
-end
-
--- Takes the node's token out of the delayed set if it is still waiting there (a no-op once it moved on).
-local function purge_due_token(state)
-  if state.due_token then
-    redis.call('ZREM', K_DELAYED, state.due_token)
-    state.due_token = nil
-  end
 end
 
 local function fail_run_for(node_id, err)
