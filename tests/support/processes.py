@@ -1,7 +1,8 @@
-"""aob services as real subprocesses, for tests that kill them."""
+"""aob services as real subprocesses, for tests that kill them, and one-shot ``aob`` commands."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,6 +12,24 @@ from pathlib import Path
 from tests.support.deployment import Deployment
 
 AOB = str(Path(sys.executable).parent / "aob")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+async def run_aob(*argv: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``aob *argv`` to its end with ``env`` added to this environment; returns its code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sys; from orchestrator.cli import main; sys.exit(main())",
+        *argv,
+        env={**os.environ, **env},
+        cwd=_REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def chaos_env(deployment: Deployment, **extra: str) -> dict[str, str]:

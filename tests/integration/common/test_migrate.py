@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 
 from common.db import create_pool, migrate, migration_files
 from common.errors import AobError, ConfigError
+from tests.support.processes import run_aob
 
 EXPECTED_TABLES = {
     "schema_migrations",
@@ -30,7 +29,6 @@ EXPECTED_TABLES = {
     "run_events",
     "audit_log",
 }
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -84,20 +82,7 @@ async def test_concurrent_migrations_apply_each_file_once(database_url: str, fre
 
 
 async def _aob_migrate(database_url: str, schema: str) -> tuple[int, str, str]:
-    env = {**os.environ, "AOB_DATABASE_URL": database_url, "AOB_DB_SCHEMA": schema}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import sys; from orchestrator.cli import main; sys.exit(main())",
-        "migrate",
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_aob("migrate", env={"AOB_DATABASE_URL": database_url, "AOB_DB_SCHEMA": schema})
 
 
 async def test_aob_migrate_command_twice_concurrently(database_url: str, fresh_schema: str) -> None:

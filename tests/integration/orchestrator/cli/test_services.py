@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from pathlib import Path
-
 import asyncpg
 import redis.asyncio as aioredis
 
@@ -14,36 +9,22 @@ from common.keys import Keys
 from tests.support.deployment import Deployment
 from tests.support.engine import Engine, chain
 from tests.support.eventually import eventually
+from tests.support.processes import run_aob
 from tests.support.redis_loss import forget_run, step_status
 from workers.hitl import HitlHandler
-
-REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 async def aob(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
     """Run ``aob *argv`` as a process of this deployment; returns its exit code, stdout and stderr."""
     values = deployment.coordinator()
     env = {
-        **os.environ,
         "AOB_REDIS_URL": values.redis_url or "",
         "AOB_DATABASE_URL": values.database_url or "",
         "AOB_KEY_PREFIX": values.key_prefix,
         "AOB_DB_SCHEMA": values.db_schema,
         "AOB_LOG_LEVEL": "ERROR",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import sys; from orchestrator.cli import main; sys.exit(main())",
-        *argv,
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_aob(*argv, env=env)
 
 
 async def test_recover_says_what_it_did_per_run(
