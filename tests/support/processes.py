@@ -49,9 +49,11 @@ def chaos_env(deployment: Deployment, **extra: str) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """One ``aob <args>`` child with its own environment; can be SIGKILLed and started again."""
+    """One ``aob <args>`` child (or ``program <args>``) with its own environment; can be SIGKILLed and started
+    again."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, program: str = AOB) -> None:
+        self.program = program
         self.args = args
         self.env = {**os.environ, **env}
         self.log_path = log_path
@@ -61,7 +63,10 @@ class ServiceProcess:
     def start(self) -> None:
         self.starts += 1
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([AOB, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            # Test programs (``python -m tests.support...``) import the test package from the repository root.
+            self.proc = subprocess.Popen(
+                [self.program, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO
+            )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
