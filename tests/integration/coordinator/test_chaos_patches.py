@@ -120,7 +120,14 @@ async def test_patched_and_resumed_runs_survive_killed_coordinators_and_workers(
         with scripted_type():
             loop = asyncio.get_running_loop()
             chaos_until = loop.time() + CHAOS_S
-            while loop.time() < chaos_until or len(runs) < RUNS:
+            # A slow machine gets through fewer rounds in the time: the chaos goes on until enough patches and
+            # resumes happened (within a hard limit, so a broken engine fails the assertion below, not the timeout).
+            hard_stop = chaos_until + 60
+
+            def exercised() -> bool:
+                return actions.count("patch ok") >= 20 and actions.count("cancel+resume") >= 10
+
+            while (loop.time() < chaos_until or len(runs) < RUNS or not exercised()) and loop.time() < hard_stop:
                 for _ in range(min(5, RUNS - len(runs))):
                     definition = chaos_dag(rng)
                     runs[await engine.submit(definition)] = ChaosRun(definition)
@@ -135,7 +142,7 @@ async def test_patched_and_resumed_runs_survive_killed_coordinators_and_workers(
                 victim.kill()
                 await asyncio.sleep(rng.uniform(0.0, 0.3))
                 victim.start()
-        assert actions.count("patch ok") >= 20 and actions.count("cancel+resume") >= 10, actions
+        assert exercised(), actions
 
         async def all_ended() -> bool:
             statuses = [await redis.hget(engine.keys.run(r), "status") for r in runs]
