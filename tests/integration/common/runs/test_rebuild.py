@@ -63,7 +63,8 @@ async def hot_state(redis: aioredis.Redis, keys: Keys, run_id: str) -> dict[str,
         # The rebuild records itself in the ledger, so the numbering moves on by its own entries.
         "run": {k: v for k, v in run.items() if k not in ("inputs", "started_ms", "rebuilt_ms", "ledger_seq")},
         "inputs": json.loads(run["inputs"]),
-        "started_ms": round(float(run["started_ms"])),
+        # Postgres has the start time as the ledger wrote it: cjson keeps 14 significant digits.
+        "started_ms": f"{float(run['started_ms']):.14g}",
         "nodes": nodes,
         "ctx": await redis.hgetall(keys.ctx(run_id)),
         "applied": await redis.smembers(keys.applied(run_id)),
