@@ -144,7 +144,7 @@ def test_too_many_agent_nodes() -> None:
         (_node("d", "delay", config={"seconds": "{{ inputs.s }}"}), "nodes[0].config.seconds: Input should be a valid"),
         (
             _node("g", "agent", config={"prompt": "p", "output_schema": {"type": "objekt"}}),
-            "nodes[0].config.output_schema: not a valid JSON Schema:",
+            "nodes[0].config.output_schema.type: not a valid JSON Schema:",
         ),
         (_node("g", "agent", config={"prompt": "p", "tools": ["shell"]}), "nodes[0].config.tools[0]: Input should be"),
         (_node("g", "agent", config={"prompt": "p", "max_steps": 0}), "nodes[0].config.max_steps:"),
