@@ -36,7 +36,10 @@ _REF_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 # Keywords whose value maps names to schemas: a name there is not a keyword, even if spelled like one.
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+# Compiled schemas are kept for reuse (a workflow's inputs schema serves every run), but not large ones: the
+# cache must not become a way to hold hundreds of megabytes.
 _CACHE_SIZE = 256
+_CACHEABLE_CHARS = 65_536
 
 
 class _Refused(Exception):
@@ -116,7 +119,7 @@ def compile_schema(schema: Any) -> CompiledSchema:
         canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidSchema([SchemaFault((), f"not JSON: {exc}")]) from None
-    return _compile(canonical)
+    return _compile(canonical) if len(canonical) <= _CACHEABLE_CHARS else _compile.__wrapped__(canonical)
 
 
 def instance_errors(schema: Any, instance: Any) -> list[InstanceError]:
