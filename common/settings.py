@@ -68,6 +68,15 @@ class RateLimitFields(BaseModel):
     rate_window_s: int = Field(default=60, ge=1, description="length of a rate-limit window")
 
 
+class DefinitionLimitFields(BaseModel):
+    """Workflow definitions: the most one may hold when it is saved or patched into a run (larger: 413)."""
+
+    max_definition_nodes: int = Field(default=1_000, ge=1, description="nodes in one definition")
+    max_definition_edges: int = Field(default=5_000, ge=0, description="edges in one definition")
+    max_definition_bytes: int = Field(default=1_048_576, ge=1, description="a definition's size as compact JSON")
+    max_node_config_bytes: int = Field(default=131_072, ge=1, description="one node's config as compact JSON")
+
+
 class UiFields(BaseModel):
     """The UI: its built assets, and where browsers find the fanout (``GET /api/v1/config``)."""
 
@@ -81,7 +90,7 @@ class UiFields(BaseModel):
     fanout_port: FanoutPort
 
 
-class ApiSettings(CommonSettings, RateLimitFields, UiFields):
+class ApiSettings(CommonSettings, RateLimitFields, DefinitionLimitFields, UiFields):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
 
     api_host: ApiHost

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from jsonschema import Draft202012Validator
 
 from common.auth import Principal
+from common.json_schema import InvalidSchema, instance_errors
 from common.runs.start import RunStart, start_run
 from common.runs.stranded import start_if_stranded
 from orchestrator._errors import ApiError
@@ -41,18 +41,16 @@ def check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None:
     """422 listing every place ``inputs`` breaks the workflow's inputs schema."""
     if not schema:
         return
-    errors = sorted(Draft202012Validator(schema).iter_errors(inputs), key=lambda e: list(e.absolute_path))
+    try:
+        errors = instance_errors(schema, inputs)
+    except InvalidSchema as exc:
+        # Compiling refuses such schemas, so only a definition that was stored before these checks lands here.
+        message = f"the workflow's inputs schema cannot be used: {exc.message}"
+        raise ApiError(422, message, code="invalid_schema") from None
     if errors:
-        details = [{"path": _input_path(list(e.absolute_path)), "message": e.message} for e in errors]
+        details = [{"path": error.at("inputs"), "message": error.message} for error in errors]
         message = "; ".join(f"{d['path']}: {d['message']}" for d in details)
         raise ApiError(422, message, code="invalid_inputs", details=details)
-
-
-def _input_path(parts: list[str | int]) -> str:
-    path = "inputs"
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
 
 
 async def _replay(state: AppState, tenant_id: str, key: str, digest: str) -> Submitted | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 
+from common.settings import ApiSettings
 from common.workflow import store
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
+from common.workflow.limits import DefinitionLimits, DefinitionTooLarge
 from orchestrator._errors import ApiError, not_found
 from orchestrator._state import AppState
 
@@ -30,9 +33,37 @@ async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, 
     return row
 
 
+def definition_limits(settings: ApiSettings) -> DefinitionLimits:
+    """The size limits the API holds every definition it saves or patches into a run to."""
+    return DefinitionLimits(
+        max_nodes=settings.max_definition_nodes,
+        max_edges=settings.max_definition_edges,
+        max_bytes=settings.max_definition_bytes,
+        max_node_config_bytes=settings.max_node_config_bytes,
+    )
+
+
 def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
-    """Validate and compile ``definition`` under the API's agent limit (raises ``ValidationFailed``)."""
-    return compile_definition(definition, max_agents=state.settings.max_agents, version=version, name=name)
+    """Validate and compile ``definition`` under the API's limits: 413 naming each limit it goes over,
+    ``ValidationFailed`` (422) for anything else."""
+    try:
+        return compile_definition(
+            definition,
+            max_agents=state.settings.max_agents,
+            version=version,
+            name=name,
+            limits=definition_limits(state.settings),
+        )
+    except DefinitionTooLarge as exc:
+        details = [{"path": e.where, "setting": e.setting, "value": e.value, "limit": e.limit} for e in exc.exceeded]
+        message = f"definition too large: {exc.message}"
+        raise ApiError(413, message, code="definition_too_large", details=details) from None
+
+
+async def compile_off_loop(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
+    """``compile_for`` in a worker thread: a large definition's templates take a while to compile, and the
+    event loop keeps serving other requests meanwhile."""
+    return await asyncio.to_thread(compile_for, state, definition, name, version)
 
 
 async def compiled_version(state: AppState, workflow: asyncpg.Record, version: int) -> CompileResult:
@@ -42,7 +73,10 @@ async def compiled_version(state: AppState, workflow: asyncpg.Record, version: i
     if cached is not None:
         return cached
     row = await load_version(state.pool, key[0], version)
-    result = compile_for(state, row["definition"], workflow["name"], 1)
+    # A stored version was checked against the limits in force when it was saved: only compile it.
+    result = await asyncio.to_thread(
+        compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow["name"]
+    )
     state.remember_compiled(key, result)
     return result
 

@@ -19,6 +19,7 @@ from common.workflow.definition import (
     json_schema,
 )
 from common.workflow.ir import IR, IrEdge, IrNode, RetryPolicy
+from common.workflow.limits import DefinitionLimits, check_size
 from common.workflow.node_configs import HITL_BRANCHES
 from common.workflow.node_types import NODE_TYPES
 from common.workflow.templates import check_condition_syntax, check_syntax, referenced_nodes
@@ -45,12 +46,16 @@ def compile_definition(
     max_agents: int = 5,
     version: int = 1,
     name: str | None = None,
+    limits: DefinitionLimits | None = None,
 ) -> CompileResult:
     """Validate and compile ``definition``; ``name`` overrides the definition's own name in the IR.
 
-    Raises ``ValidationFailed`` listing every error found.
+    Raises ``DefinitionTooLarge`` when it goes over ``limits`` (None: not checked, for definitions already
+    stored), else ``ValidationFailed`` listing every error found. Takes time linear in nodes, edges and size.
     """
-    compiler = _Compiler()
+    if limits is not None:
+        check_size(definition.to_json() if isinstance(definition, WorkflowDefinition) else definition, limits)
+    compiler = _Compiler(limits)
     parsed = compiler.parse(definition)
     configs = compiler.check_nodes()
     compiler.check_edges()
@@ -80,7 +85,8 @@ def compile_definition(
 class _Compiler:
     """Collects errors and warnings while checking one definition."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: DefinitionLimits | None) -> None:
+        self.limits = limits
         self.errors: list[str] = []
         self.warnings: list[str] = []
         # (index in the definition, spec) of every node/edge that parsed, so paths stay true.
@@ -143,7 +149,7 @@ class _Compiler:
             if isinstance(body, dict):
                 # An inline body is a workflow of its own and must compile on its own.
                 try:
-                    compile_definition(body)
+                    compile_definition(body, limits=self.limits)
                 except ValidationFailed as exc:
                     self.errors.append(f"nodes[{index}].config.body: inline definition: {'; '.join(exc.errors)}")
             try:
@@ -170,8 +176,9 @@ class _Compiler:
                     f"edges[{index}].branch: hitl node '{edge.source}' decides 'approved' or 'rejected'"
                     f" (got '{edge.branch}')"
                 )
+        guarded = {edge.source for _, edge in self.edges if edge.when}
         for index, node in self.nodes:
-            if node.type == "branch" and not any(e.source == node.id and e.when for _, e in self.edges):
+            if node.type == "branch" and node.id not in guarded:
                 self.warnings.append(
                     f"nodes[{index}]: branch node '{node.id}' has no 'when' on its outgoing edges;"
                     " every path stays live"
@@ -198,6 +205,7 @@ class _Compiler:
 
     def check_templates(self) -> None:
         """Report template syntax errors; warn about templates that name unknown or non-upstream nodes."""
+        runs_before = _RunsBefore(self.graph)
         for index, node in self.nodes:
             if node.type not in NODE_TYPES:
                 continue
@@ -208,7 +216,7 @@ class _Compiler:
             for ref in sorted(referenced_nodes(own_scope)):
                 if ref not in self.graph and ref not in self.broken_ids:
                     self.warnings.append(f"{at}: refers to unknown node '{ref}'")
-                elif ref in self.graph and node.id in self.graph and not nx.has_path(self.graph, ref, node.id):
+                elif ref in self.graph and node.id in self.graph and not runs_before(ref, node.id):
                     self.warnings.append(f"{at}: refers to node '{ref}', which does not run before '{node.id}'")
         for index, edge in self.edges:
             if edge.when is not None and not edge.on_failure:
@@ -219,6 +227,29 @@ class _Compiler:
             self.errors += [_located("outputs", error) for error in check_syntax(self.outputs)]
             for ref in sorted(referenced_nodes(self.outputs) - set(self.graph) - self.broken_ids):
                 self.warnings.append(f"outputs: refers to unknown node '{ref}'")
+
+
+class _RunsBefore:
+    """Whether a path leads from one node to another, for every pair asked, from one pass over the graph.
+
+    Asking ``nx.has_path`` once per template reference walked the graph each time (quadratic: 4,000 nodes took
+    over a minute). Here each strongly connected component gets the set of components it is reached from, as a
+    bitset built in one topological pass over the condensation: O(nodes + edges) set unions of machine words.
+    """
+
+    def __init__(self, graph: nx.DiGraph[str]) -> None:
+        condensed = nx.condensation(graph)
+        self._component: dict[str, int] = condensed.graph["mapping"]
+        self._ancestors: dict[int, int] = {}
+        for component in nx.topological_sort(condensed):
+            reached_from = 1 << component
+            for predecessor in condensed.predecessors(component):
+                reached_from |= self._ancestors[predecessor]
+            self._ancestors[component] = reached_from
+
+    def __call__(self, source: str, target: str) -> bool:
+        """True when ``target`` is reachable from ``source`` (a node reaches itself)."""
+        return bool(self._ancestors[self._component[target]] >> self._component[source] & 1)
 
 
 def _located(at: str, error: str) -> str:

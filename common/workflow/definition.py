@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import models_json_schema
 
+from common.json_schema import checked_schema
 from common.workflow.ir import RetryPolicy
-from common.workflow.node_configs import check_json_schema
 from common.workflow.node_types import NODE_TYPES, TYPE_ALIASES
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -127,7 +127,7 @@ class WorkflowDefinition(BaseModel):
     @field_validator("inputs")
     @classmethod
     def _check_inputs_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if schema is None else check_json_schema(schema)
+        return None if schema is None else checked_schema(schema)
 
     def to_json(self) -> dict[str, Any]:
         """The normalised definition as plain JSON (aliases, no unset optionals)."""
@@ -165,6 +165,12 @@ def error_lines(exc: ValidationError, *, at: str = "") -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         path = _path(at, error["loc"]) or "definition"
+        if error["type"] == "json_schema":
+            # A schema's fault sits somewhere inside it: its path continues the field's.
+            where = error.get("ctx", {}).get("where", "")
+            path += f"{'' if not where or where.startswith('[') else '.'}{where}"
+            lines.append(f"{path}: {error.get('ctx', {}).get('detail', error['msg'])}")
+            continue
         lines.append(f"{path}: {_message(error['type'], error['msg'], error.get('input'))}")
     return lines
 

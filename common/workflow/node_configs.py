@@ -5,25 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common.json_schema import checked_schema
 
 AGENT_TOOLS = ("http_request", "get_context", "execute_pipeline", "patch_workflow", "finish")
 AgentTool = Literal["http_request", "get_context", "execute_pipeline", "patch_workflow", "finish"]
 HITL_BRANCHES = ("approved", "rejected")
 _TEMPLATE_MARKERS = ("{{", "{%", "$")
-
-
-def check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Return ``schema`` if it is a valid JSON Schema (draft 2020-12); raise ``ValueError`` naming the fault."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(part) for part in exc.path)
-        suffix = f" at '{where}'" if where else ""
-        raise ValueError(f"not a valid JSON Schema: {exc.message}{suffix}") from None
-    return schema
 
 
 class _Config(BaseModel):
@@ -95,7 +84,7 @@ class AgentConfig(_Config):
     @field_validator("output_schema")
     @classmethod
     def _check_output_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if schema is None else check_json_schema(schema)
+        return None if schema is None else checked_schema(schema)
 
 
 class HitlConfig(_Config):

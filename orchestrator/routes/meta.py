@@ -13,7 +13,7 @@ from common.workflow.node_types import node_type_schemas
 from orchestrator._errors import not_found
 from orchestrator._models import DefinitionBody
 from orchestrator._state import Caller, State
-from orchestrator._workflows import compile_for
+from orchestrator._workflows import compile_off_loop
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -23,7 +23,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 async def validate(body: DefinitionBody, state: State, caller: Caller) -> dict[str, Any]:
     """Every validation error and warning of ``definition``; 200 whether or not it is valid."""
     try:
-        result = compile_for(state, body.definition, "validate")
+        result = await compile_off_loop(state, body.definition, "validate")
     except ValidationFailed as exc:
         return {"valid": False, "errors": exc.errors, "warnings": []}
     return {

@@ -58,7 +58,7 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
         if status is None or status in TERMINAL_RUN_STATUSES:
             raise _ended(run_id, status)
         current = int(row["definition_version"])
-        patched = apply_ops(row["definition"], body.ops)
+        patched = apply_ops(row["definition"], body.ops, max_bytes=state.settings.max_definition_bytes)
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
         result = compile_for(state, patched, row["workflow_name"], current + 1)

@@ -16,7 +16,7 @@ from orchestrator._models import WorkflowCreate, WorkflowPatch, WorkflowUpdate
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._state import Caller, State
 from orchestrator._workflows import (
-    compile_for,
+    compile_off_loop,
     find_workflow,
     load_version,
     save_version,
@@ -41,7 +41,7 @@ async def _refuse_self_inclusion(
 @router.post("/workflows", status_code=201)
 async def create_workflow(body: WorkflowCreate, state: State, caller: Caller) -> dict[str, Any]:
     """Create a workflow at version 1; 409 when the tenant already has one of that name."""
-    result = compile_for(state, body.definition, body.name)
+    result = await compile_off_loop(state, body.definition, body.name)
     await _refuse_self_inclusion(state.pool, caller.tenant_id, body.name, result)
     async with state.pool.acquire() as conn, conn.transaction():
         try:
@@ -128,7 +128,7 @@ async def update_workflow(
     """Save ``definition`` as a new version (201), or nothing when its content is unchanged (200)."""
     async with state.pool.acquire() as conn, conn.transaction():
         workflow = await find_workflow(conn, caller.tenant_id, ref, for_update=True)
-        result = compile_for(state, body.definition, workflow["name"])
+        result = await compile_off_loop(state, body.definition, workflow["name"])
         await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])
@@ -144,10 +144,10 @@ async def patch_workflow(
     async with state.pool.acquire() as conn, conn.transaction():
         workflow = await find_workflow(conn, caller.tenant_id, ref, for_update=True)
         latest = await load_version(conn, workflow["id"], workflow["latest_version"])
-        patched = apply_ops(latest["definition"], body.ops)
+        patched = apply_ops(latest["definition"], body.ops, max_bytes=state.settings.max_definition_bytes)
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
-        result = compile_for(state, patched, workflow["name"])
+        result = await compile_off_loop(state, patched, workflow["name"])
         await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])

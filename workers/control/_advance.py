@@ -16,9 +16,9 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from jsonschema import Draft202012Validator
 
 from common.errors import TemplateError
+from common.json_schema import InvalidSchema, instance_errors
 from common.keys import Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
@@ -266,9 +266,13 @@ class Advancer:
             message = f"config.inputs: expected an object, got {type(inputs).__name__}"
             raise _Refused(NodeError(type="invalid_inputs", message=message, retryable=False))
         if ir.inputs_schema:
-            problems = sorted(Draft202012Validator(ir.inputs_schema).iter_errors(inputs), key=lambda e: e.json_path)
+            try:
+                problems = instance_errors(ir.inputs_schema, inputs)
+            except InvalidSchema as exc:
+                message = f"child {index}: the body's inputs schema cannot be used: {exc.message}"
+                raise _Refused(NodeError(type="invalid_inputs", message=message, retryable=False)) from None
             if problems:
-                listed = "; ".join(f"{p.json_path.replace('$', 'inputs', 1)}: {p.message}" for p in problems)
+                listed = "; ".join(f"{p.at('inputs')}: {p.message}" for p in problems)
                 message = f"child {index}: inputs do not fit the body's inputs schema: {listed}"
                 raise _Refused(NodeError(type="invalid_inputs", message=message, retryable=False))
         return inputs

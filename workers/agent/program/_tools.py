@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-from jsonschema import Draft202012Validator
 
 from common.agent_protocol import AgentError, ProtocolWriter
 from common.errors import AobError, ValidationFailed
+from common.json_schema import instance_errors
 from workers.agent.program._job import AgentJob
 from workers.agent.program._pipeline import PIPELINE_SCHEMA, FetchStep, execute_pipeline
 from workers.agent.program._provider import ToolCall
@@ -132,8 +132,8 @@ class ToolRegistry:
         if not isinstance(args, dict):
             raise ValidationFailed([f"{call.name}: arguments must be a JSON object, got {type(args).__name__}"])
         errors = [
-            f"{call.name}.{'.'.join(map(str, error.absolute_path)) or '(arguments)'}: {error.message}"
-            for error in Draft202012Validator(tool.parameters).iter_errors(args)
+            f"{error.at(call.name) if error.parts else call.name + '.(arguments)'}: {error.message}"
+            for error in instance_errors(tool.parameters, args)
         ]
         if errors:
             raise ValidationFailed(errors)
@@ -305,8 +305,8 @@ class FinishTool:
 
 def _schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
     return [
-        f"result{''.join(f'[{part!r}]' for part in error.absolute_path)}: {error.message}"
-        for error in sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: str(list(e.absolute_path)))
+        f"result{''.join(f'[{part!r}]' for part in error.parts)}: {error.message}"
+        for error in instance_errors(schema, value)
     ]
 
 

@@ -144,7 +144,7 @@ def test_too_many_agent_nodes() -> None:
         (_node("d", "delay", config={"seconds": "{{ inputs.s }}"}), "nodes[0].config.seconds: Input should be a valid"),
         (
             _node("g", "agent", config={"prompt": "p", "output_schema": {"type": "objekt"}}),
-            "nodes[0].config.output_schema: not a valid JSON Schema:",
+            "nodes[0].config.output_schema.type: not a valid JSON Schema:",
         ),
         (_node("g", "agent", config={"prompt": "p", "tools": ["shell"]}), "nodes[0].config.tools[0]: Input should be"),
         (_node("g", "agent", config={"prompt": "p", "max_steps": 0}), "nodes[0].config.max_steps:"),
@@ -320,3 +320,25 @@ def test_inline_body_references_are_its_own() -> None:
         "edges": [],
     }
     assert compile_definition(definition).warnings == []
+
+
+def test_reference_warnings_follow_reachability_through_joins_and_cycles() -> None:
+    refers = {"output": "{{ nodes.a }}{{ nodes.c }}"}
+    definition = {
+        "nodes": [_node("a"), _node("b"), _node("c"), _node("d", "transform", config=refers), _node("e")],
+        # a -> b -> d and c -> d: both referenced nodes run before d; e is a side branch of a.
+        "edges": [_edge("a", "b"), _edge("b", "d"), _edge("c", "d"), _edge("a", "e")],
+    }
+    assert compile_definition(definition).warnings == []
+    definition["nodes"][4] = _node("e", "transform", config={"output": "{{ nodes.d }}{{ nodes.e }}"})
+    assert compile_definition(definition).warnings == [
+        "nodes[4].config: refers to node 'd', which does not run before 'e'"
+    ]
+    # Inside a cycle every member reaches every other: only the cycle itself is reported.
+    cyclic = {
+        "nodes": [_node("x", "transform", config={"output": "{{ nodes.y }}"}), _node("y")],
+        "edges": [_edge("x", "y"), _edge("y", "x")],
+    }
+    with pytest.raises(ValidationFailed) as caught:
+        compile_definition(cyclic)
+    assert caught.value.errors == ["cycle: x -> y -> x", "no entry node: every node has an incoming edge"]

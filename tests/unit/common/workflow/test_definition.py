@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from common.json_schema import compile_schema
 from common.workflow.definition import WorkflowDefinition, definition_hash, error_lines, json_schema
 from common.workflow.node_types import NODE_TYPES, node_type_schemas
 
@@ -92,23 +92,22 @@ def test_inputs_must_be_a_valid_json_schema() -> None:
     with pytest.raises(ValidationError) as caught:
         WorkflowDefinition.model_validate(_definition(inputs={"type": "objekt"}))
     [line] = error_lines(caught.value)
-    assert line.startswith("inputs: not a valid JSON Schema:")
+    assert line.startswith("inputs.type: not a valid JSON Schema:")
 
 
 def test_json_schema_export_is_a_valid_schema_that_accepts_the_examples() -> None:
     schema = json_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = compile_schema(schema)
     for path in sorted(EXAMPLES.glob("*.json")):
-        assert list(validator.iter_errors(json.loads(path.read_text()))) == [], path.name
+        assert validator.errors(json.loads(path.read_text())) == [], path.name
     # The per-type config schema applies by type, including through the ``conditional`` alias.
     bad = _definition(nodes=[{"id": "a", "type": "delay", "config": {"seconds": -1}}])
-    assert not validator.is_valid(bad)
+    assert validator.errors(bad) != []
     compat = _definition(
         nodes=[{"id": "a", "type": "conditional", "timeout_ms": 5, "retry": {"backoff_ms": 1}}],
         edges=[{"from": "a", "to": "a", "condition": "x"}],
     )
-    assert validator.is_valid(compat)
+    assert validator.errors(compat) == []
 
 
 def test_node_type_schemas_cover_every_type_and_are_valid() -> None:
@@ -119,7 +118,7 @@ def test_node_type_schemas_cover_every_type_and_are_valid() -> None:
         == {"http", "agent", "hitl", "noop", "transform", "delay", "branch", "workflow", "loop", "map"}
     )
     for schema in schemas.values():
-        jsonschema.Draft202012Validator.check_schema(schema)
+        compile_schema(schema)
     assert "json" in schemas["http"]["properties"]
 
 

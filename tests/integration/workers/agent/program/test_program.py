@@ -189,7 +189,7 @@ async def test_finish_is_validated_against_the_output_schema_and_repaired() -> N
     assert run.code == 0
     assert run.result.output == {"score": 9} and run.result.steps == 2
     repair = json.loads(llm.requests[1]["body"]["messages"][-1]["content"])
-    assert repair["accepted"] is False and "'high' is not of type 'integer'" in repair["errors"][0]
+    assert repair["accepted"] is False and '"high" is not of type "integer"' in repair["errors"][0]
 
 
 async def max_steps_scenario() -> None:

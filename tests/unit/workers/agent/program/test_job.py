@@ -69,5 +69,5 @@ def test_parse_job_never_echoes_values() -> None:
 
 
 def test_the_output_schema_must_be_a_json_schema() -> None:
-    with pytest.raises(ValidationError, match="not a valid JSON Schema at type"):
+    with pytest.raises(ValidationError, match="type: not a valid JSON Schema"):
         AgentJob.model_validate(raw_job(output_schema={"type": "nonsense"}))

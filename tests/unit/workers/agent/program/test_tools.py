@@ -85,8 +85,8 @@ async def test_tool_problems_come_back_as_error_results(ctx: ToolContext) -> Non
         "unknown tool 'nope' (available: echo)": call("nope", {}),
         "echo: arguments are not valid JSON": call("echo", "{oops"),
         "echo: arguments must be a JSON object, got list": call("echo", [1]),
-        "echo.text: 5 is not of type 'string'": call("echo", {"text": 5}),
-        "echo.(arguments): 'text' is a required property": call("echo", {}),
+        'echo.text: 5 is not of type "string"': call("echo", {"text": 5}),
+        'echo.(arguments): "text" is a required property': call("echo", {}),
         "RuntimeError: exploded": call("echo", {"text": "boom"}),
         "refused on purpose": call("echo", {"text": "refuse"}),
     }
@@ -118,12 +118,12 @@ async def test_finish_gets_two_repairs_then_fails_with_the_raw_output(ctx: ToolC
     for repair in range(1, MAX_REPAIRS + 1):
         reply = await registry.call(call("finish", {"result": {"n": "x"}}), ctx, step=repair)
         assert reply["accepted"] is False and f"repair {repair} of {MAX_REPAIRS}" in reply["instruction"]
-        assert reply["errors"] == ["result['n']: 'x' is not of type 'integer'"]
+        assert reply["errors"] == ['result[\'n\']: "x" is not of type "integer"']
         assert not ctx.finish.done
     await registry.call(call("finish", {"result": {"m": 1}}), ctx, step=3)
     failure = ctx.finish.failure
     assert failure is not None and failure.type == "invalid_output"
-    assert failure.details == {"errors": ["result: 'n' is a required property"], "raw_output": {"m": 1}}
+    assert failure.details == {"errors": ['result: "n" is a required property'], "raw_output": {"m": 1}}
 
 
 async def test_patch_workflow_without_api_access_tells_the_model(ctx: ToolContext) -> None:
