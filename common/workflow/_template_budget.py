@@ -152,7 +152,7 @@ def measure(value: Any, limit: int, *, indent: int = 0) -> tuple[int, int]:
         else:
             size += 64
             continue
-        size += 2
+        size += 2 + (indent * depth + 1 if indent else 0)  # brackets, the closing one on its own line
         line = indent * (depth + 1) + 1 if indent else 0
         for child in children:
             visited += 1
