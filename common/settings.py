@@ -100,7 +100,25 @@ class ApiSettings(CommonSettings, RateLimitFields, DefinitionLimitFields, UiFiel
     max_agents: MaxAgents
 
 
-class CoordinatorSettings(CommonSettings):
+class TemplateFields(BaseModel):
+    """Templates and edge conditions: the budget of one evaluation (a node's config, an edge, a run's outputs)."""
+
+    template_max_value_chars: int = Field(
+        default=1_000_000, ge=1, description="largest value one operator, method or filter of a template may build"
+    )
+    template_max_output_chars: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="text and typed results one evaluation may give (above the HTTP node's 10 MiB, so a response"
+        " passes through)",
+    )
+    template_max_steps: int = Field(
+        default=100_000, ge=1, description="loop iterations, calls, filters and operators of one evaluation"
+    )
+    template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
+
+
+class CoordinatorSettings(CommonSettings, TemplateFields):
     """``aob coordinator``: completion signals, timers, the recorder and the event archiver."""
 
     coordinator_heartbeat_s: float = Field(
@@ -224,7 +242,9 @@ class ControlNodeFields(BaseModel):
     )
 
 
-class WorkerSettings(CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields):
+class WorkerSettings(
+    CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields, TemplateFields
+):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 
     worker_concurrency: int = Field(default=16, ge=1, description="tokens one worker process handles at once")

@@ -12,17 +12,19 @@ from common.errors import TemplateError
 from common.keys import Keys
 from common.runs.cas import Cas
 from common.workflow.ir import IR
-from common.workflow.templates import TemplateScope, render_value
+from common.workflow.templates import TemplateLimits, TemplateScope, render_value
 
 logger = logging.getLogger(__name__)
 
 
-async def compute_outputs(redis: aioredis.Redis, keys: Keys, cas: Cas, run_id: str, ir: IR) -> dict[str, Any]:
-    """Evaluate the run's outputs from its stored node states and outputs."""
+async def compute_outputs(
+    redis: aioredis.Redis, keys: Keys, cas: Cas, run_id: str, ir: IR, limits: TemplateLimits
+) -> dict[str, Any]:
+    """Evaluate the run's outputs from its stored node states and outputs, as one evaluation under ``limits``."""
     states_raw, ctx_raw, inputs_raw = await _load(redis, keys, run_id)
     outputs = {node_id: await cas.load_output(ref) for node_id, ref in ctx_raw.items()}
     if ir.outputs:
-        scope = TemplateScope(inputs=json.loads(inputs_raw or "{}"), nodes=outputs)
+        scope = TemplateScope(inputs=json.loads(inputs_raw or "{}"), nodes=outputs, limits=limits)
         try:
             rendered = render_value(ir.outputs, scope)
         except TemplateError as exc:

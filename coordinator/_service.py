@@ -175,7 +175,7 @@ class Coordinator:
         output: Any = None
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
-        scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={})
+        scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={}, limits=self.settings)
         return entry, decide(entry.ir, signal, output, scope)
 
     async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:
@@ -189,7 +189,7 @@ class Coordinator:
         await self._redis.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
 
     async def _store_outputs(self, run_id: str, entry: CachedIr) -> None:
-        outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir)
+        outputs = await compute_outputs(self._redis, self._keys, self._cas, run_id, entry.ir, self.settings)
         await self._scripts.run_script("set_outputs", run_id, json.dumps(outputs))
         self._irs.forget(run_id)
 

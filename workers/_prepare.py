@@ -25,7 +25,7 @@ from common.runs.messages import (
 )
 from common.runs.scripts import now_ms
 from common.workflow.ir import CONTROL_TYPES, IrNode
-from common.workflow.templates import TemplateScope, referenced_nodes, render_value
+from common.workflow.templates import TemplateLimits, TemplateScope, referenced_nodes, render_value
 from workers._handler import NodeContext
 
 logger = logging.getLogger(__name__)
@@ -50,12 +50,21 @@ class Prepared:
 class Preparer:
     """Loads run fields, IRs and upstream outputs for many tokens at once and resolves their configs."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, cas: Cas, irs: IrCache, worker_id: str) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        cas: Cas,
+        irs: IrCache,
+        worker_id: str,
+        template_limits: TemplateLimits,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._cas = cas
         self._irs = irs
         self._worker_id = worker_id
+        self._template_limits = template_limits
 
     async def prepare(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
         """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal.
@@ -166,7 +175,7 @@ class Preparer:
             config = (
                 node.config
                 if node.type in CONTROL_TYPES
-                else render_value(node.config, TemplateScope(inputs=inputs, nodes=upstream))
+                else render_value(node.config, TemplateScope(inputs, upstream, limits=self._template_limits))
             )
         except TemplateError as exc:
             error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)

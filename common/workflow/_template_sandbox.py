@@ -1,39 +1,32 @@
-"""The sandbox templates run in: Jinja's immutable sandbox with bounded output, loops, ranges and arithmetic."""
+"""The sandbox templates run in: Jinja's immutable sandbox, an allowlist of names and a budget on every operation.
+
+Operators, method calls and filters are checked before they build a result (see ``_template_checks``) and their
+results measured; loops, ``~`` and output go through internal filters that ``budget_ast`` puts into the parsed
+template. Their names hold a ``:``, which no template can spell.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any
 
-from jinja2 import nodes, pass_eval_context
+from jinja2 import nodes, pass_context, pass_environment
+from jinja2.environment import Environment
 from jinja2.exceptions import SecurityError
-from jinja2.nodes import EvalContext
+from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
-MAX_OUTPUT_CHARS = 1_000_000
+from common.workflow._template_allowlist import FILTERS, SELECTING_FILTERS, TESTS, allowed_attributes
+from common.workflow._template_budget import Budget, current_budget
+from common.workflow._template_checks import check_binop, check_filter, check_method, total_size
+
 MAX_RANGE = 10_000
-MAX_LOOP_ITERATIONS = 100_000
-MAX_POWER_BITS = 100_000
 
-# Filters that cannot amplify a small template into unbounded memory or time (`batch`, `slice`, `center`,
-# `indent`, `format` take sizes from the template); `join` and `replace` are replaced by size-checked versions.
-_ALLOWED_FILTERS = frozenset(
-    {
-        "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat",
-        "first", "float", "forceescape", "groupby", "int", "items", "join", "last", "length", "list", "lower",
-        "map", "max", "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
-        "selectattr", "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
-        "upper", "urlencode", "wordcount",
-    }
-)  # fmt: skip
-# String methods whose arguments size the result (padding, format widths, repeated replacement, joins).
-_UNSAFE_STR_METHODS = frozenset(
-    {"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
-)
 FORBIDDEN_TAGS: dict[type[nodes.Node], str] = {
     nodes.Macro: "{% macro %}",
     nodes.CallBlock: "{% call %}",
@@ -45,8 +38,13 @@ FORBIDDEN_TAGS: dict[type[nodes.Node], str] = {
 }
 FORBIDDEN_NAMES = frozenset({"self", "lipsum", "cycler", "joiner", "namespace", "dict"})
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
-LOOP_BUDGET_FILTER = "loop_budget"
 SOURCE_PREVIEW_CHARS = 80
+
+_ITERATE = "aob:iterate"
+_CONCAT = "aob:concat"
+_EMIT = "aob:emit"
+# Method results that are data already there (a JSON object's values, an argument of loop.cycle): not measured.
+_SELECTING_METHODS = frozenset({"get", "items", "keys", "values", "cycle"})
 
 
 class _StrictUndefined(StrictUndefined):
@@ -68,9 +66,10 @@ class _StrictUndefined(StrictUndefined):
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox with JSON-first lookups and guards against operators that allocate unboundedly."""
+    """Jinja's immutable sandbox with JSON-first lookups, allowlisted attributes and budgeted operations."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):
@@ -85,12 +84,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr in _UNSAFE_STR_METHODS:
-            return False
-        return super().is_safe_attribute(obj, attr, value)
+        return attr in allowed_attributes(obj)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        # `str.format` is refused by is_safe_attribute; never hand out a wrapped one.
+        # `str.format` is not on the allowlist; never hand out a wrapped one.
         return None
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
@@ -102,54 +99,138 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         )
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _check_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        budget = current_budget()
+        budget.tick()
+        sized = check_binop(budget, operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        return result if sized else _checked(budget, result, f"the value of {operator}")
+
+    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
+        current_budget().tick()
+        return super().call_unop(context, operator, arg)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = current_budget()
+        budget.tick()
+        args = check_method(budget, __obj, args)
+        result = super().call(__context, __obj, *args, **kwargs)
+        name = getattr(__obj, "__name__", "")
+        if name in _SELECTING_METHODS:
+            return result
+        return _checked(budget, result, f"the value of {name or 'the call'}()")
 
 
-def _check_binop(operator: str, left: Any, right: Any) -> None:
-    if operator == "%" and isinstance(left, str):
-        raise SecurityError("string formatting with '%' is not allowed (use filters such as round or join)")
-    if operator == "*":
-        _check_repeat(left, right)
-        _check_repeat(right, left)
-    if operator == "**" and _power_bits(left, right) > MAX_POWER_BITS:
-        raise SecurityError(f"{left} ** {right} is not allowed (result larger than {MAX_POWER_BITS} bits)")
+def budget_ast(node: nodes.Node) -> None:
+    """Route ``node``'s loops, ``~`` and output through the budget (in place)."""
+    _Budgeted().visit(node)
 
 
-def _check_repeat(sequence: Any, times: Any) -> None:
-    if not (isinstance(sequence, str | list | tuple) and isinstance(times, int)):
-        return
-    if len(sequence) * times > MAX_OUTPUT_CHARS:
-        raise SecurityError(
-            f"repeating a {type(sequence).__name__} of length {len(sequence)} {times} times"
-            f" is not allowed (result larger than {MAX_OUTPUT_CHARS})"
-        )
+class _Budgeted(NodeTransformer):
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _internal(_ITERATE, node.iter)  # type: ignore[arg-type]  # For.iter is typed as a Node
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _internal(_CONCAT, nodes.Tuple(node.nodes, "load", lineno=node.lineno))
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [_internal(_EMIT, child) for child in node.nodes]
+        return node
 
 
-def _power_bits(base: Any, exponent: Any) -> int:
-    """Roughly how many bits ``base ** exponent`` needs; 0 when it is not an integer power."""
-    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
-        return 0
-    return max(abs(base), 2).bit_length() * exponent
+def _internal(name: str, node: nodes.Expr) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
 
-class LoopBudget:
-    """Iterations left for the loops of one render, so nested loops cannot spin for hours."""
-
-    def __init__(self) -> None:
-        self.left = MAX_LOOP_ITERATIONS
-
-
-loop_budget: ContextVar[LoopBudget] = ContextVar("aob_template_loop_budget")
+def _checked(budget: Budget, result: Any, what: str) -> Any:
+    """``result`` measured against the value limit; lazy results tick a step per item instead."""
+    if isinstance(result, Iterator):
+        return budget.iterate(result)
+    budget.measure(result, what)
+    return result
 
 
-def _budgeted(iterable: Any) -> Iterator[Any]:
-    budget = loop_budget.get()
-    for item in iterable:
-        budget.left -= 1
-        if budget.left < 0:
-            raise SecurityError(f"more than {MAX_LOOP_ITERATIONS} loop iterations are not allowed")
-        yield item
+@pass_context
+def _iterate(context: Context, items: Iterable[Any]) -> Iterator[Any]:
+    return current_budget().iterate(items)
+
+
+@pass_context
+def _concat(context: Context, parts: tuple[Any, ...]) -> str:
+    budget = current_budget()
+    budget.tick()
+    budget.allow(total_size(budget, parts), "the value of ~")
+    return "".join(map(str, parts))
+
+
+@pass_context
+def _emit(context: Context, value: Any) -> str:
+    """Output text for ``value``, counted against the output limit; JSON-shaped values are written as JSON."""
+    budget = current_budget()
+    budget.emit(value)
+    if value is None or isinstance(value, bool | dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+@pass_environment
+def _sum(environment: Environment, iterable: Iterable[Any], attribute: str | int | None = None, start: Any = 0) -> Any:
+    """Jinja's ``sum``, but lists and tuples are joined once (``sum`` adds them pairwise, quadratic in time)."""
+    budget = current_budget()
+    items = budget.materialize(iterable)
+    if attribute is not None:
+        getter = make_attrgetter(environment, attribute)
+        items = [getter(item) for item in items]
+    if not isinstance(start, list | tuple):
+        return sum(items, start)
+    budget.allow(total_size(budget, [start, *items]), "the value of the sum filter")
+    for item in items:
+        if not isinstance(item, type(start)):
+            raise TypeError(f"can only add {type(start).__name__} to {type(start).__name__}, not {type(item).__name__}")
+    return type(start)(chain(start, *items))
+
+
+def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    passes = _passed(func)
+
+    @pass_context
+    def guarded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = current_budget()
+        budget.tick()
+        if name in SELECTING_FILTERS:
+            value = check_filter(budget, name, value, args, kwargs)
+            return func(*passes(context), value, *args, **kwargs)
+        budget.measure(value, f"the input of the {name} filter")
+        value = check_filter(budget, name, value, args, kwargs)
+        return _checked(budget, func(*passes(context), value, *args, **kwargs), f"the value of the {name} filter")
+
+    return guarded
+
+
+def _guard_test(func: Callable[..., Any]) -> Callable[..., Any]:
+    passes = _passed(func)
+
+    @pass_context
+    def guarded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        current_budget().tick()
+        return func(*passes(context), value, *args, **kwargs)
+
+    return guarded
+
+
+def _passed(func: Callable[..., Any]) -> Callable[[Context], tuple[Any, ...]]:
+    """What Jinja passes before the value to ``func``, by its ``pass_*`` decorator."""
+    kind = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+    if kind == "context":
+        return lambda context: (context,)
+    if kind == "eval_context":
+        return lambda context: (context.eval_ctx,)
+    if kind == "environment":
+        return lambda context: (context.environment,)
+    return lambda context: ()
 
 
 def _bounded_range(*args: int) -> range:
@@ -160,35 +241,14 @@ def _bounded_range(*args: int) -> range:
 
 
 def _make_environment() -> _Sandbox:
-    env = _Sandbox(undefined=_StrictUndefined, autoescape=False, finalize=_finalize)
-    join, replace = env.filters["join"], env.filters["replace"]
-
-    @pass_eval_context
-    def bounded_join(eval_ctx: EvalContext, value: Any, d: str = "", attribute: str | int | None = None) -> Any:
-        items = list(value)
-        if len(d) * len(items) > MAX_OUTPUT_CHARS:
-            raise SecurityError(f"joining {len(items)} items with a {len(d)}-character separator is not allowed")
-        return join(eval_ctx, items, d, attribute)
-
-    @pass_eval_context
-    def bounded_replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None) -> Any:
-        text = str(s)
-        occurrences = text.count(str(old)) if count is None else min(count, text.count(str(old)))
-        if len(text) + occurrences * len(str(new)) > MAX_OUTPUT_CHARS:
-            raise SecurityError(f"replace producing more than {MAX_OUTPUT_CHARS} characters is not allowed")
-        return replace(eval_ctx, s, old, new, count)
-
-    env.filters = {name: env.filters[name] for name in _ALLOWED_FILTERS if name in env.filters}
-    env.filters.update({"join": bounded_join, "replace": bounded_replace, LOOP_BUDGET_FILTER: _budgeted})
+    env = _Sandbox(undefined=_StrictUndefined, autoescape=False)
+    builtin = {**env.filters, "sum": _sum}
+    env.filters = {name: _guard_filter(name, builtin[name]) for name in FILTERS}
+    env.filters.update({_ITERATE: _iterate, _CONCAT: _concat, _EMIT: _emit})
+    tests: dict[str, Any] = env.tests
+    env.tests = {name: _guard_test(tests[name]) for name in TESTS}
     env.globals = {"range": _bounded_range, "null": None}
     return env
-
-
-def _finalize(value: Any) -> Any:
-    """Print JSON-shaped values as JSON (``true``, ``null``, ``{"a": 1}``) rather than as Python reprs."""
-    if value is None or isinstance(value, bool | dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return value
 
 
 SANDBOX = _make_environment()

@@ -21,35 +21,39 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from common.errors import TemplateError
+from common.settings import TemplateFields
+from common.workflow._template_budget import TemplateLimits as TemplateLimits
+from common.workflow._template_budget import current_budget, evaluation
 from common.workflow._template_compat import may_hold_reference, translate_condition, translate_template
 from common.workflow._template_sandbox import (
     FORBIDDEN_NAMES,
     FORBIDDEN_TAGS,
-    LOOP_BUDGET_FILTER,
-    MAX_OUTPUT_CHARS,
     SANDBOX,
     SOURCE_PREVIEW_CHARS,
     TEMPLATE_MARKERS,
-    LoopBudget,
-    loop_budget,
+    budget_ast,
 )
 
 
 @dataclass
 class TemplateScope:
-    """What templates can see: run ``inputs``, upstream ``nodes`` (id -> output) and ``extra`` top-level names."""
+    """What templates can see: run ``inputs``, upstream ``nodes`` (id -> output) and ``extra`` top-level names;
+    ``limits`` bound each evaluation (the process's ``template_*`` settings)."""
 
     inputs: dict[str, Any]
     nodes: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: TemplateLimits = field(default_factory=TemplateFields)
 
 
 def render_value(value: Any, scope: TemplateScope) -> Any:
     """Render every template string inside ``value`` (dicts and lists walked); raises ``TemplateError``.
 
     A string that is exactly one ``{{ expr }}`` (or one ``$nodes…`` reference) keeps the value's JSON type.
+    The whole of ``value`` is one evaluation under ``scope.limits``.
     """
-    return _render(value, _template_vars(scope), "")
+    with evaluation(scope.limits):
+        return _render(value, _template_vars(scope), "")
 
 
 def evaluate_condition(expr: str, output: Any, scope: TemplateScope | None = None) -> bool:
@@ -57,10 +61,11 @@ def evaluate_condition(expr: str, output: Any, scope: TemplateScope | None = Non
     variables = _template_vars(scope) if scope is not None else {}
     variables["output"] = output
     try:
-        result = _compile_condition(expr)(variables)
-        if isinstance(result, Undefined):
-            result._fail_with_undefined_error()
-        return bool(result)
+        with evaluation(scope.limits if scope is not None else TemplateFields()):
+            result = _compile_condition(expr)(variables)
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+            return bool(result)
     except Exception as exc:
         raise _evaluation_error(exc, "", expr) from exc
 
@@ -116,9 +121,10 @@ def _compile_template(text: str) -> _Compiled:
         single = _single_expression(ast)
         if single is not None:
             expression = _expression(single)
-            return _Compiled(lambda variables: _json_value(expression(variables)), _node_ids(ast))
-        _budget_loops(ast)
-        return _Compiled(functools.partial(_render_bounded, SANDBOX.from_string(ast)), _node_ids(ast))
+            return _Compiled(lambda variables: _typed_result(expression(variables)), _node_ids(ast))
+        budget_ast(ast)
+        ast.set_environment(SANDBOX)
+        return _Compiled(functools.partial(_render_text, SANDBOX.from_string(ast)), _node_ids(ast))
     except (TemplateSyntaxError, SecurityError) as exc:
         raise TemplateError(_syntax_message(exc, source)) from exc
 
@@ -165,15 +171,10 @@ def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
 
 def _expression(node: nodes.Expr) -> TemplateExpression:
     # The same construction as Environment.compile_expression, from an already checked AST.
+    budget_ast(node)
     body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), node, lineno=1)], lineno=1)
     body.set_environment(SANDBOX)
     return TemplateExpression(SANDBOX.from_string(body), undefined_to_none=False)
-
-
-def _budget_loops(ast: nodes.Template) -> None:
-    for loop in ast.find_all(nodes.For):
-        loop.iter = nodes.Filter(loop.iter, LOOP_BUDGET_FILTER, [], [], None, None, lineno=loop.lineno)
-    ast.set_environment(SANDBOX)
 
 
 def _node_ids(ast: nodes.Template) -> frozenset[str]:
@@ -229,19 +230,18 @@ def _render_string(text: str, variables: dict[str, Any], path: str) -> Any:
         raise _evaluation_error(exc, path, text) from exc
 
 
-def _render_bounded(template: Template, variables: dict[str, Any]) -> str:
-    token = loop_budget.set(LoopBudget())
-    try:
-        chunks: list[str] = []
-        size = 0
-        for chunk in template.generate(variables):
-            size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
-                raise TemplateError(f"rendered text is longer than {MAX_OUTPUT_CHARS} characters")
-            chunks.append(chunk)
-        return "".join(chunks)
-    finally:
-        loop_budget.reset(token)
+def _render_text(template: Template, variables: dict[str, Any]) -> str:
+    # Every piece of output was counted against the budget as the template wrote it.
+    return "".join(template.generate(variables))
+
+
+def _typed_result(value: Any) -> Any:
+    """The JSON value of a single expression, counted against the output limit before it is copied."""
+    budget = current_budget()
+    if isinstance(value, Iterator):
+        value = budget.materialize(value)
+    budget.emit(value)
+    return _json_value(value)
 
 
 def _json_value(value: Any) -> Any:
