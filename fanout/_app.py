@@ -19,7 +19,7 @@ from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.keys import Keys
 from common.metrics import Metrics
-from common.serving import readiness, serve_until_cancelled
+from common.serving import all_ready, readiness, serve_until_cancelled
 from common.settings import FanoutSettings
 from fanout._ws import SocketHandler
 
@@ -67,9 +67,9 @@ def create_fanout_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        failed = await readiness(request.app.state.redis, request.app.state.pool)
-        if failed:
-            return JSONResponse({"status": "not ready", "failed": failed}, status_code=503)
+        states = await readiness(request.app.state.redis, request.app.state.pool)
+        if not all_ready(states):
+            return JSONResponse({"status": "unavailable", **states}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
