@@ -20,6 +20,7 @@ from common.runs.scripts import Scripts
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._headers import SecurityHeadersMiddleware
+from orchestrator._input_guard import InputGuardMiddleware
 from orchestrator._middleware import RequestMetricsMiddleware
 from orchestrator._ratelimit import RateLimiter
 from orchestrator._state import AppState
@@ -71,6 +72,7 @@ def create_app(
     app = FastAPI(title="aob", version="1", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost, so that every answer carries the headers, refusals of the middlewares inside included.
     docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
