@@ -56,7 +56,9 @@ def body_problems(body: bytes) -> list[dict[str, str]]:
         elif isinstance(value, dict):
             for key, item in value.items():
                 if _BAD_TEXT.search(key):
-                    problems.append({"path": f"{path}.{key!r}", "message": "key: " + TEXT_MESSAGE})
+                    # Escaped: the path itself goes into the answer, which must be valid UTF-8.
+                    key = ascii(key)
+                    problems.append({"path": f"{path}.{key}", "message": "key: " + TEXT_MESSAGE})
                 pending.append((f"{path}.{key}", item))
         elif isinstance(value, list):
             pending.extend((f"{path}.{index}", item) for index, item in enumerate(value))

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from hypothesis import strategies as st
 
 from common.db import create_pool, migrate
 from common.redis_client import connect_redis
@@ -58,6 +59,7 @@ HOSTILE: tuple[Any, ...] = (
     ["\x00"],
     {"\x00": 1},
     {"k": "\ud800"},
+    {"\ud800": {"x": "\x00"}},
     _nested(200),
 )
 # The values of HOSTILE that have broken a route before (or came closest), for sweeps that must stay short.
@@ -77,6 +79,7 @@ class Operation:
     path_params: tuple[str, ...]
     query_params: tuple[str, ...]
     body_properties: tuple[str, ...] | None
+    body_schema: dict[str, Any] | None = None
 
     def url(self, values: dict[str, str]) -> str:
         path = self.path
@@ -100,9 +103,17 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                     path_params=tuple(re.findall(r"{([^}:]+)(?::path)?}", path)),
                     query_params=tuple(p["name"] for p in params if p["in"] == "query"),
                     body_properties=_body_properties(schema, spec) if "requestBody" in spec else None,
+                    body_schema=_body_schema(spec),
                 )
             )
     return found
+
+
+def _body_schema(spec: dict[str, Any]) -> dict[str, Any] | None:
+    schema: dict[str, Any] | None = (
+        spec.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    )
+    return schema
 
 
 def _body_properties(schema: dict[str, Any], spec: dict[str, Any]) -> tuple[str, ...]:
@@ -177,6 +188,12 @@ class ApiUnderFuzz:
     def operations(self) -> list[Operation]:
         return operations(self.app.openapi())
 
+    @property
+    def components(self) -> dict[str, Any]:
+        """The schemas ``$ref`` names in the live OpenAPI schema."""
+        schemas: dict[str, Any] = self.app.openapi()["components"]["schemas"]
+        return schemas
+
     async def answer(self, method: str, url: str, timeout_s: float, **kwargs: Any) -> httpx.Response | None:
         """The response, or None when it did not complete in ``timeout_s`` (the transport returns whole bodies,
         so a live event stream of a run that has not ended never completes)."""
@@ -199,3 +216,42 @@ def check_answer(response: httpx.Response | None, url: str, what: str) -> None:
     assert response.status_code < 500, f"{what} -> {response.status_code} {response.text[:500]}"
     if response.status_code >= 400:
         assert set(response.json()["error"]) == {"code", "message", "details"}, f"{what}: {response.text[:500]}"
+
+
+def shaped(schema: dict[str, Any], components: dict[str, Any], free: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Values that follow ``schema`` (an OpenAPI component or part of one), with ``free`` wherever any JSON goes,
+    so that a fuzz also reaches the code behind the validation of the request's shape."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return st.deferred(lambda: shaped(components[name], components, free))
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return st.one_of([shaped(option, components, free) for option in options])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "const" in schema:
+        return st.just(schema["const"])
+    kind = schema.get("type")
+    if kind == "string":
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], fullmatch=True).filter(lambda s: len(s) <= 200)
+        return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40))
+    if kind == "integer":
+        low, high = schema.get("minimum"), schema.get("maximum")
+        return st.integers(None if low is None else int(low), None if high is None else int(high))
+    if kind == "number":
+        return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "null":
+        return st.none()
+    if kind == "array":
+        return st.lists(shaped(schema.get("items", {}), components, free), max_size=3)
+    if kind == "object" and "properties" in schema:
+        properties = {name: shaped(part, components, free) for name, part in schema["properties"].items()}
+        required = set(schema.get("required", ()))
+        return st.fixed_dictionaries(
+            {name: value for name, value in properties.items() if name in required},
+            optional={name: value for name, value in properties.items() if name not in required},
+        )
+    return free

@@ -36,6 +36,15 @@ def test_storable_or_unparsable_bodies_pass(body: bytes) -> None:
     assert body_problems(body) == []
 
 
+def test_a_bad_key_is_escaped_in_every_path_under_it() -> None:
+    body = json.dumps({"\ud800": {"x": "\x00"}}).encode()
+    assert body_problems(body) == [
+        {"path": "body.'\\ud800'", "message": "key: " + TEXT_MESSAGE},
+        {"path": "body.'\\ud800'.x", "message": TEXT_MESSAGE},
+    ]
+    json.dumps(body_problems(body)).encode()
+
+
 def test_a_deep_document_is_walked_without_recursion() -> None:
     document: object = "\x00"
     for _ in range(900):
