@@ -115,11 +115,12 @@ class SocketHandler:
         return principal, after
 
     async def _raw_key(self, websocket: WebSocket) -> str:
+        # Refused even beside a header: the key is in logs already, and its owner should learn to stop.
+        if "token" in websocket.query_params:
+            raise _Refused(CLOSE_UNAUTHORIZED, 'API key in the URL refused: send {"token": "<api key>"} first')
         scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and key.strip():
             return key.strip()
-        if "token" in websocket.query_params:
-            raise _Refused(CLOSE_UNAUTHORIZED, 'API key in the URL refused: send {"token": "<api key>"} first')
         # Browsers cannot set headers on a WebSocket: they send {"token": ...} first.
         try:
             async with asyncio.timeout(self.settings.auth_timeout_s):

@@ -103,6 +103,9 @@ async def test_fanout_refuses_a_key_in_the_url(
         async with connect(f"{url}/ws/tenant?token={ADMIN_KEY}") as ws:
             code, reason = await _closed(ws, 5)
         assert code == 4401 and "URL" in reason
+        bearer = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with connect(f"{url}/ws/tenant?token={ADMIN_KEY}", additional_headers=bearer) as ws:
+            assert (await _closed(ws, 5))[0] == 4401
         # The first message still authenticates.
         async with connect(f"{url}/ws/tenant") as ws:
             await ws.send(json.dumps({"token": ADMIN_KEY}))
