@@ -49,7 +49,7 @@ def content_security_policy(settings: UiFields, page_host: str) -> str:
     directives = (
         "default-src 'self'",
         "script-src 'self'",
-        # React sets style properties through the CSSOM, which 'self' allows; no inline <style> or style="".
+        # React sets styles through the CSSOM, which CSP does not restrict: no inline <style> or style="" needed.
         "style-src 'self'",
         "img-src 'self' data:",
         "connect-src " + " ".join(["'self'", *fanout_origins(settings, page_host)]),

@@ -11,6 +11,7 @@ import asyncio
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +70,8 @@ def _request(data: st.DataObject, api: ApiUnderFuzz, operation: Operation) -> tu
     return operation.url(values), kwargs
 
 
+# The suite's per-test timeout fits the default; longer runs get about a second per request.
+@pytest.mark.timeout(max(120, 60 + EXAMPLES))
 def test_random_requests_never_get_a_5xx() -> None:
     with asyncio.Runner() as runner:
         api = runner.run(ApiUnderFuzz().__aenter__())
