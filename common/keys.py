@@ -153,6 +153,10 @@ class Keys:
     def token_budget(self, tenant_id: str, day: str) -> str:
         return f"{self.prefix}tokens:{tenant_id}:{day}"
 
+    def key_revocations(self) -> str:
+        """Pub/sub channel: the id of each API key revoked, for the processes holding its streams open."""
+        return f"{self.prefix}keys:revoked"
+
     def agent_token(self, token_hash: str) -> str:
         """A run-scoped API token minted for one agent execution, by the sha256 of the token."""
         return f"{self.prefix}agent_token:{token_hash}"

@@ -16,15 +16,26 @@ READY_TIMEOUT_S = 2.0
 
 
 async def readiness(redis: aioredis.Redis, pool: asyncpg.Pool, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
-    """Why Redis or Postgres did not answer within ``timeout_s``, by name; empty when both are ready."""
+    """``"ok"`` or ``"down"`` for Redis and Postgres, by name: down unless it answered within ``timeout_s``.
+
+    Why a dependency is down is logged here and never returned: exception text names hosts, and sometimes more.
+    """
     checks = {"redis": redis.ping(), "postgres": pool.fetchval("SELECT 1")}
-    failed = {}
+    states = {}
     for name, check in checks.items():
         try:
             await asyncio.wait_for(check, timeout_s)
-        except Exception as exc:  # any failure means not ready; the reason goes back to the prober
-            failed[name] = f"{type(exc).__name__}: {exc}"
-    return failed
+        except Exception:  # any failure means not ready
+            logger.warning("readiness: %s is down", name, exc_info=True)
+            states[name] = "down"
+        else:
+            states[name] = "ok"
+    return states
+
+
+def all_ready(states: dict[str, str]) -> bool:
+    """Whether every dependency in ``readiness``'s answer is ok."""
+    return all(state == "ok" for state in states.values())
 
 
 async def serve_until_cancelled(config: uvicorn.Config, service: str) -> None:

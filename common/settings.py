@@ -26,6 +26,14 @@ AdminKey = Annotated[
 ApiHost = Annotated[str, Field(default="127.0.0.1", description="orchestrator (REST, SSE, UI) address")]
 ApiPort = Annotated[int, Field(default=8080, ge=0, le=65535, description="orchestrator port (0: any free port)")]
 FanoutHost = Annotated[str, Field(default="127.0.0.1", description="WebSocket fanout address")]
+KeyRecheck = Annotated[
+    float,
+    Field(
+        default=1.0,
+        gt=0,
+        description="re-check the API keys of open streams this often (revocations also arrive at once)",
+    ),
+]
 FanoutPort = Annotated[int, Field(default=8081, ge=0, le=65535, description="WebSocket fanout port")]
 MaxAgents = Annotated[int, Field(default=5, ge=0, description="agent nodes allowed in one run")]
 DlqMaxLen = Annotated[
@@ -97,6 +105,7 @@ class ApiSettings(CommonSettings, RateLimitFields, DefinitionLimitFields, UiFiel
     api_port: ApiPort
     admin_key: AdminKey
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies get 413")
+    key_recheck_s: KeyRecheck
     max_agents: MaxAgents
 
 
@@ -274,6 +283,7 @@ class FanoutSettings(CommonSettings):
     reader_batch: int = Field(default=500, ge=1, description="entries read per stream per XREAD")
     backlog_page: int = Field(default=500, ge=1, description="entries per backlog read")
     auth_timeout_s: float = Field(default=10.0, gt=0, description="wait for a first-message token")
+    key_recheck_s: KeyRecheck
     pending_run_timeout_s: float = Field(default=300.0, gt=0, description="wait for a run that has not started")
     resync_send_timeout_s: float = Field(default=30.0, gt=0, description="wait to deliver a resync to a slow client")
 

@@ -17,9 +17,10 @@ from starlette.websockets import WebSocket
 from common.clients import open_clients
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
+from common.key_watch import KeyWatch
 from common.keys import Keys
 from common.metrics import Metrics
-from common.serving import readiness, serve_until_cancelled
+from common.serving import all_ready, readiness, serve_until_cancelled
 from common.settings import FanoutSettings
 from fanout._ws import SocketHandler
 
@@ -38,9 +39,10 @@ def create_fanout_app(
         async with AsyncExitStack() as stack:
             # API keys live in Postgres, so the fanout needs it to authenticate anyone.
             redis_client, db = await open_clients(stack, settings, "fanout", redis=redis, pool=pool)
+            keys = Keys(settings.key_prefix)
             streams = EventStreams(
                 redis_client,
-                Keys(settings.key_prefix),
+                keys,
                 db,
                 queue_size=settings.queue_size,
                 block_ms=settings.reader_block_ms,
@@ -48,7 +50,9 @@ def create_fanout_app(
                 page_size=settings.backlog_page,
             )
             await stack.enter_async_context(streams)
-            handler = SocketHandler(settings, streams, db, stream_metrics)
+            key_watch = KeyWatch(redis_client, db, keys, settings.key_recheck_s, metrics=metrics)
+            await stack.enter_async_context(key_watch)
+            handler = SocketHandler(settings, streams, db, stream_metrics, key_watch)
             app.state.redis, app.state.pool = redis_client, db
             yield
 
@@ -67,9 +71,9 @@ def create_fanout_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        failed = await readiness(request.app.state.redis, request.app.state.pool)
-        if failed:
-            return JSONResponse({"status": "not ready", "failed": failed}, status_code=503)
+        states = await readiness(request.app.state.redis, request.app.state.pool)
+        if not all_ready(states):
+            return JSONResponse({"status": "unavailable", **states}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:

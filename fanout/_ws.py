@@ -1,9 +1,12 @@
 """The WebSocket endpoints: authenticate, check the tenant, then pump a feed to the client.
 
-Close codes: 1000 after a run's terminal event; 4400 bad ``after`` cursor; 4401 missing, unknown or revoked
-API key; 4404 a run that does not exist or belongs to another tenant (also: not started within
-``pending_run_timeout_s``); 4408 the client fell behind, after a ``{"type": "resync", "after": <last id sent>}``
-message: reconnect with that ``after``.
+The key comes in the first message, ``{"token": "<api key>"}`` (or, from clients that can set headers, as
+``Authorization: Bearer``); never in the URL, where proxies and browser histories keep it.
+
+Close codes: 1000 after a run's terminal event; 1008 the key was revoked while the socket was open; 4400 bad
+``after`` cursor; 4401 missing, unknown or revoked API key, or a key in the URL; 4404 a run that does not exist or
+belongs to another tenant (also: not started within ``pending_run_timeout_s``); 4408 the client fell behind, after a
+``{"type": "resync", "after": <last id sent>}`` message: reconnect with that ``after``.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from common.events.frames import START_ID, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
+from common.key_watch import KeyWatch
 from common.settings import FanoutSettings
 
 logger = logging.getLogger(__name__)
 
 CLOSE_DONE = 1000
+CLOSE_POLICY = 1008
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -51,12 +56,18 @@ class SocketHandler:
     """Serves ``/ws/runs/{run_id}`` and ``/ws/tenant`` for one process."""
 
     def __init__(
-        self, settings: FanoutSettings, streams: EventStreams, pool: asyncpg.Pool, metrics: StreamMetrics
+        self,
+        settings: FanoutSettings,
+        streams: EventStreams,
+        pool: asyncpg.Pool,
+        metrics: StreamMetrics,
+        key_watch: KeyWatch,
     ) -> None:
         self.settings = settings
         self.streams = streams
         self.pool = pool
         self.metrics = metrics
+        self.key_watch = key_watch
 
     async def run_endpoint(self, websocket: WebSocket) -> None:
         """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end."""
@@ -87,8 +98,9 @@ class SocketHandler:
             feed = self.streams.run_feed(run_id, after)
         self.metrics.clients.inc()
         try:
-            async with feed:
-                await self._pump(websocket, feed, principal, None if tenant_known else run_id)
+            with self.key_watch.watch(principal) as revoked:
+                async with feed:
+                    await self._pump(websocket, feed, principal, None if tenant_known else run_id, revoked)
         finally:
             self.metrics.clients.dec()
 
@@ -103,11 +115,12 @@ class SocketHandler:
         return principal, after
 
     async def _raw_key(self, websocket: WebSocket) -> str:
+        # Refused even beside a header: the key is in logs already, and its owner should learn to stop.
+        if "token" in websocket.query_params:
+            raise _Refused(CLOSE_UNAUTHORIZED, 'API key in the URL refused: send {"token": "<api key>"} first')
         scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and key.strip():
             return key.strip()
-        if websocket.query_params.get("token"):
-            return websocket.query_params["token"]
         # Browsers cannot set headers on a WebSocket: they send {"token": ...} first.
         try:
             async with asyncio.timeout(self.settings.auth_timeout_s):
@@ -122,12 +135,20 @@ class SocketHandler:
             raise _Refused(CLOSE_UNAUTHORIZED, 'expected a first message {"token": "<api key>"}')
         return token
 
-    async def _pump(self, websocket: WebSocket, feed: EventFeed, principal: Principal, pending_run: str | None) -> None:
+    async def _pump(
+        self,
+        websocket: WebSocket,
+        feed: EventFeed,
+        principal: Principal,
+        pending_run: str | None,
+        revoked: asyncio.Event,
+    ) -> None:
         progress = _Progress(feed.after)
         sender = asyncio.create_task(self._send_all(websocket, feed, progress, principal, pending_run))
         receiver = asyncio.create_task(_until_disconnect(websocket))
         overflow = asyncio.create_task(feed.overflowed.wait())
-        tasks = {sender, receiver, overflow}
+        revocation = asyncio.create_task(revoked.wait())
+        tasks = {sender, receiver, overflow, revocation}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -135,6 +156,9 @@ class SocketHandler:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if receiver in done:
+            return
+        if revocation in done:
+            await _close(websocket, CLOSE_POLICY, "API key revoked")
             return
         error = sender.exception() if sender in done and not sender.cancelled() else None
         if overflow in done or isinstance(error, Overflowed):

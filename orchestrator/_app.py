@@ -19,6 +19,8 @@ from common.runs.cas import Cas
 from common.runs.scripts import Scripts
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
+from orchestrator._headers import SecurityHeadersMiddleware
+from orchestrator._input_guard import InputGuardMiddleware
 from orchestrator._middleware import RequestMetricsMiddleware
 from orchestrator._ratelimit import RateLimiter
 from orchestrator._state import AppState
@@ -70,7 +72,11 @@ def create_app(
     app = FastAPI(title="aob", version="1", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost, so that every answer carries the headers, refusals of the middlewares inside included.
+    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=[path for path in docs if path])
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
     return app

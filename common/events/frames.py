@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +42,15 @@ def id_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+_MAX_ID_PART = 2**64 - 1
+_STREAM_ID = re.compile(r"[0-9]{1,20}(?:-[0-9]{1,20})?")
+
+
 def valid_id(event_id: str) -> bool:
     """Whether ``event_id`` is a stream id a client may resume from."""
-    try:
-        ms, seq = id_key(event_id)
-    except ValueError:
+    # ASCII digits only: int() also reads " 5", "1_0" and other scripts' digits, which Redis refuses.
+    if not _STREAM_ID.fullmatch(event_id):
         return False
-    return ms >= 0 and seq >= 0
+    ms, seq = id_key(event_id)
+    # Redis refuses either part past 64 bits unsigned.
+    return 0 <= ms <= _MAX_ID_PART and 0 <= seq <= _MAX_ID_PART

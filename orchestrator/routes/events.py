@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -18,6 +18,7 @@ from common.events.frames import START_ID, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
+from common.key_watch import KeyWatch
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
 from orchestrator._state import AppState, Caller, State
@@ -33,8 +34,12 @@ MAX_JSON_LIMIT = 10_000
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs inside the app's own lifespan, so the clients on ``app.state.aob`` exist already.
     state: AppState = app.state.aob
-    async with EventStreams(state.redis, state.keys, state.pool) as streams:
-        app.state.aob_events = (streams, StreamMetrics(state.metrics, "sse"))
+    recheck_s = state.settings.key_recheck_s
+    async with (
+        EventStreams(state.redis, state.keys, state.pool) as streams,
+        KeyWatch(state.redis, state.pool, state.keys, recheck_s, metrics=state.metrics) as key_watch,
+    ):
+        app.state.aob_events = (streams, StreamMetrics(state.metrics, "sse"), key_watch)
         yield
 
 
@@ -52,16 +57,17 @@ async def run_events(
     limit: int = Query(default=1000, ge=1, le=MAX_JSON_LIMIT, description="events per JSON page"),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=50)] = None,
 ) -> StreamingResponse | dict[str, Any]:
-    """SSE: events after the cursor, then live ones, closing after the terminal event. JSON: one page of history."""
+    """SSE: events after the cursor, then live ones, closing after the terminal event (or after a
+    ``{"type": "revoked"}`` message once the caller's key is revoked). JSON: one page of history."""
     await find_run(state, caller.tenant_id, run_id)
     cursor = last_event_id or after or START_ID
     if not valid_id(cursor):
         source = "Last-Event-ID" if last_event_id else "after"
         raise ApiError(400, f"{source}: expected an event id like 1700000000000-0, got {cursor!r}")
-    streams, metrics = request.app.state.aob_events
+    streams, metrics, key_watch = request.app.state.aob_events
     if format == "json":
         return await _history_page(streams, run_id, cursor, limit)
-    frames = _frames(streams.run_feed(run_id, cursor), metrics)
+    frames = _frames(streams.run_feed(run_id, cursor), metrics, key_watch.watch(caller))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
@@ -77,10 +83,24 @@ async def _history_page(streams: EventStreams, run_id: str, cursor: str, limit: 
     return {"items": items, "next_cursor": items[-1]["id"] if more else None}
 
 
-async def _frames(feed: EventFeed, metrics: StreamMetrics) -> AsyncIterator[str]:
+async def _frames(
+    feed: EventFeed, metrics: StreamMetrics, watching: contextlib.AbstractContextManager[asyncio.Event]
+) -> AsyncIterator[str]:
     # One `id:` and one JSON `data:` line per event: json.dumps never emits a raw newline, so no frame injection.
     metrics.clients.inc()
+    try:
+        with watching as revoked:
+            frames = _feed_frames(feed, metrics, revoked)
+            async with contextlib.aclosing(frames):
+                async for frame in frames:
+                    yield frame
+    finally:
+        metrics.clients.dec()
+
+
+async def _feed_frames(feed: EventFeed, metrics: StreamMetrics, revoked: asyncio.Event) -> AsyncGenerator[str, None]:
     last_sent = feed.after
+    revocation = asyncio.ensure_future(revoked.wait())
     try:
         async with feed:
             deliveries = feed.deliveries()
@@ -89,7 +109,10 @@ async def _frames(feed: EventFeed, metrics: StreamMetrics) -> AsyncIterator[str]
                 pending: asyncio.Future[Any] = asyncio.ensure_future(anext(deliveries))
                 try:
                     while True:
-                        done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_S)
+                        done, _ = await asyncio.wait({pending, revocation}, timeout=HEARTBEAT_S)
+                        if revocation in done:
+                            yield f"data: {json.dumps({'type': 'revoked'})}\n\n"
+                            return
                         if not done:
                             yield ": keep-alive\n\n"
                             continue
@@ -110,4 +133,4 @@ async def _frames(feed: EventFeed, metrics: StreamMetrics) -> AsyncIterator[str]
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Overflowed):
                         await pending
     finally:
-        metrics.clients.dec()
+        revocation.cancel()

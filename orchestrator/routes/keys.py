@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from common.auth import ensure_tenant, generate_api_key, hash_api_key
+from common.key_watch import publish_revocation
 from orchestrator._errors import ApiError, not_found
 from orchestrator._models import ApiKeyCreate
 from orchestrator._state import Admin, Caller, State
@@ -84,4 +85,5 @@ async def revoke_key(key_id: str, state: State, caller: Admin) -> Response:
     )
     if done == "UPDATE 0":
         raise not_found("api key", key_id)
+    await publish_revocation(state.redis, state.keys, key_id)
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from common.serving import readiness
+from common.serving import all_ready, readiness
 from orchestrator._errors import ApiError
 from orchestrator._state import State
 
@@ -19,10 +19,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: State) -> dict[str, str]:
-    """Redis and Postgres answer; 503 naming the one that does not."""
-    failed = await readiness(state.redis, state.pool)
-    if failed:
-        raise ApiError(503, "not ready: " + ", ".join(failed), details=failed)
+    """Redis and Postgres answer; 503 naming the one that does not (details: ``{"redis": "down", ...}``)."""
+    states = await readiness(state.redis, state.pool)
+    if not all_ready(states):
+        down = ", ".join(name for name, up in states.items() if up != "ok")
+        raise ApiError(503, f"not ready: {down} down", details=states)
     return {"status": "ready"}
 
 

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from common.settings import UiFields
@@ -32,6 +33,34 @@ def fanout_url(settings: UiFields) -> str | None:
     return f"ws://{host}:{settings.fanout_port}"
 
 
+def fanout_origins(settings: UiFields, page_host: str) -> list[str]:
+    """Where the page may open WebSockets to: the fanout's origin (on the page's host, as the page computes it,
+    when ``fanout_url`` is null), under both schemes when the page decides (ws on http, wss on https)."""
+    base = fanout_url(settings)
+    if base is not None:
+        parts = urlsplit(base)
+        return [f"{parts.scheme}://{parts.netloc}"]
+    host = f"[{page_host}]" if ":" in page_host else page_host
+    return [f"{scheme}://{host}:{settings.fanout_port}" for scheme in ("ws", "wss")]
+
+
+def content_security_policy(settings: UiFields, page_host: str) -> str:
+    """The UI page's policy: its own scripts only, requests to the API and the fanout only, never framed."""
+    directives = (
+        "default-src 'self'",
+        "script-src 'self'",
+        # React sets styles through the CSSOM, which CSP does not restrict: no inline <style> or style="" needed.
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src " + " ".join(["'self'", *fanout_origins(settings, page_host)]),
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+    return "; ".join(directives)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # FastAPI runs an included router's lifespan inside the app's own, so the app state is built by now.
@@ -52,13 +81,14 @@ async def ui_config(state: State) -> dict[str, Any]:
 
 
 @router.get("/", include_in_schema=False, response_model=None)
-async def index(state: State) -> Response:
+async def index(request: Request, state: State) -> Response:
     """The UI's page, or a page saying how to build it when the assets are missing."""
     dist = state.settings.ui_dist_dir
     page = dist / "index.html"
     if not page.is_file():
-        return HTMLResponse(_missing_page(dist), status_code=503)
-    return FileResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(_missing_page(dist), status_code=503, headers={"Content-Security-Policy": _MISSING_POLICY})
+    policy = content_security_policy(state.settings, request.url.hostname or "localhost")
+    return FileResponse(page, headers={"Cache-Control": "no-cache", "Content-Security-Policy": policy})
 
 
 @router.get("/assets/{name:path}", include_in_schema=False)
@@ -69,6 +99,9 @@ async def asset(name: str, state: State) -> FileResponse:
     if not path.is_relative_to(root) or not path.is_file():
         raise not_found("asset", name)
     return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+_MISSING_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def _missing_page(dist: Path) -> str:

@@ -78,7 +78,9 @@ class Client:
             await self._enough.wait()
 
     async def watch(self, url: str, run_id: str, key: str, ready: asyncio.Event) -> None:
-        async with connect(f"{url}/ws/runs/{run_id}?token={key}", max_queue=None) as ws:
+        async with connect(
+            f"{url}/ws/runs/{run_id}", additional_headers={"Authorization": f"Bearer {key}"}, max_queue=None
+        ) as ws:
             ready.set()
             async for message in ws:
                 event = json.loads(message)

@@ -23,16 +23,19 @@ from tests.support.streaming import free_port
 
 
 async def test_ready_when_both_answer(redis: aioredis.Redis, pg_pool: asyncpg.Pool) -> None:
-    assert await readiness(redis, pg_pool) == {}
+    assert await readiness(redis, pg_pool) == {"redis": "ok", "postgres": "ok"}
 
 
-async def test_names_the_client_that_does_not_answer(pg_pool: asyncpg.Pool) -> None:
+async def test_names_the_client_that_does_not_answer_and_logs_why(
+    pg_pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = connect_redis(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        failed = await readiness(dead, pg_pool, timeout_s=1.0)
+        states = await readiness(dead, pg_pool, timeout_s=1.0)
     finally:
         await dead.aclose()
-    assert list(failed) == ["redis"] and "Error" in failed["redis"]
+    assert states == {"redis": "down", "postgres": "ok"}
+    assert "redis is down" in caplog.text and "Error" in caplog.text
 
 
 async def test_cancel_finishes_the_request_in_flight_then_propagates() -> None:

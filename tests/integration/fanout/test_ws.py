@@ -186,13 +186,18 @@ async def test_auth_and_tenant_isolation(deployment: Deployment, redis: aioredis
                 return ws.close_code, ids
 
         assert await read(f"/ws/runs/{run_id}", headers={"Authorization": "Bearer nope"}) == (4401, [])
-        assert await read(f"/ws/runs/{run_id}?token={stranger}") == (4404, [])
-        assert await read(f"/ws/runs/{run_id}?token=aob_admin") == (4404, [])  # the bootstrap key is tenant default
-        assert await read(f"/ws/runs/{run_id}?after=banana&token={key}") == (4400, [])
-        assert await read(f"/ws/runs/{run_id}?token={key}") == (1000, history)
+        assert await read(f"/ws/runs/{run_id}", first=json.dumps({"token": stranger})) == (4404, [])
+        # The bootstrap key is tenant default.
+        assert await read(f"/ws/runs/{run_id}", headers={"Authorization": "Bearer aob_admin"}) == (4404, [])
+        assert await read(f"/ws/runs/{run_id}?after=banana", headers={"Authorization": f"Bearer {key}"}) == (4400, [])
+        assert await read(f"/ws/runs/{run_id}?token={key}") == (4401, [])  # never in the URL
+        assert await read(f"/ws/runs/{run_id}", headers={"Authorization": f"Bearer {key}"}) == (1000, history)
         assert await read(f"/ws/runs/{run_id}", first=json.dumps({"token": key})) == (1000, history)
         assert await read(f"/ws/runs/{run_id}", first="hello") == (4401, [])
-        assert await read(f"/ws/runs/{run_id}?after={history[1]}&token={key}") == (1000, history[2:])
+        assert await read(f"/ws/runs/{run_id}?after={history[1]}", first=json.dumps({"token": key})) == (
+            1000,
+            history[2:],
+        )
 
 
 async def test_tenant_feed_carries_run_level_events(
@@ -202,7 +207,7 @@ async def test_tenant_feed_carries_run_level_events(
     async with (
         fanout_server(fanout_test_settings(deployment), redis, pg_pool) as url,
         Engine(deployment, redis) as engine,
-        connect(f"{url}/ws/tenant?token={key}") as ws,
+        connect(f"{url}/ws/tenant", additional_headers={"Authorization": f"Bearer {key}"}) as ws,
     ):
         await eventually(lambda: _at_least(url, "aob_stream_clients", 1))
         run_id = await engine.run_to_end(delay_chain(2, 0.01))

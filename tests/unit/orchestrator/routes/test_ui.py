@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from common.settings import ApiSettings
 from orchestrator._errors import install_error_handlers
 from orchestrator.routes import ui
-from orchestrator.routes.ui import fanout_url
+from orchestrator.routes.ui import fanout_origins, fanout_url
 
 
 def test_fanout_url_from_host_and_port_or_explicit() -> None:
@@ -19,6 +19,17 @@ def test_fanout_url_from_host_and_port_or_explicit() -> None:
     assert fanout_url(ApiSettings(fanout_host="::1", fanout_port=9001)) == "ws://[::1]:9001"
     assert fanout_url(ApiSettings(fanout_host="0.0.0.0")) is None
     assert fanout_url(ApiSettings(ui_fanout_url="wss://aob.example/")) == "wss://aob.example"
+
+
+def test_the_page_may_connect_to_the_fanout_origin_only() -> None:
+    explicit = ApiSettings(ui_fanout_url="wss://events.example:8443/base/")
+    assert fanout_origins(explicit, "aob.example") == ["wss://events.example:8443"]
+    assert fanout_origins(ApiSettings(fanout_host="10.0.0.5", fanout_port=9001), "aob.example") == [
+        "ws://10.0.0.5:9001"
+    ]
+    on_page_host = ApiSettings(fanout_host="0.0.0.0", fanout_port=9001)
+    assert fanout_origins(on_page_host, "aob.example") == ["ws://aob.example:9001", "wss://aob.example:9001"]
+    assert fanout_origins(on_page_host, "::1") == ["ws://[::1]:9001", "wss://[::1]:9001"]
 
 
 def _client(dist: Path) -> TestClient:
