@@ -6,7 +6,9 @@ from typing import Any
 
 import asyncpg
 
+from common.errors import ValidationFailed
 from common.workflow import store
+from common.workflow.child_run_limits import ChildRunLimits, child_run_limit_errors
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from orchestrator._errors import ApiError, not_found
 from orchestrator._state import AppState
@@ -31,8 +33,12 @@ async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, 
 
 
 def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
-    """Validate and compile ``definition`` under the API's agent limit (raises ``ValidationFailed``)."""
-    return compile_definition(definition, max_agents=state.settings.max_agents, version=version, name=name)
+    """Validate and compile ``definition`` under the API's agent and child-run limits (raises ``ValidationFailed``)."""
+    result = compile_definition(definition, max_agents=state.settings.max_agents, version=version, name=name)
+    errors = child_run_limit_errors(result.definition.to_json(), ChildRunLimits.of(state.settings))
+    if errors:
+        raise ValidationFailed(errors)
+    return result
 
 
 async def compiled_version(state: AppState, workflow: asyncpg.Record, version: int) -> CompileResult:
