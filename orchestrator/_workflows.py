@@ -6,9 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from common.errors import ValidationFailed
 from common.workflow import store
-from common.workflow.child_run_limits import ChildRunLimits, child_run_limit_errors
+from common.workflow.child_run_limits import ChildRunLimits, check_child_run_limits
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from orchestrator._errors import ApiError, not_found
 from orchestrator._state import AppState
@@ -35,9 +34,7 @@ async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, 
 def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
     """Validate and compile ``definition`` under the API's agent and child-run limits (raises ``ValidationFailed``)."""
     result = compile_definition(definition, max_agents=state.settings.max_agents, version=version, name=name)
-    errors = child_run_limit_errors(result.definition.to_json(), ChildRunLimits.of(state.settings))
-    if errors:
-        raise ValidationFailed(errors)
+    check_child_run_limits(result.definition.to_json(), ChildRunLimits.of(state.settings))
     return result
 
 

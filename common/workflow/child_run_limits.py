@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.errors import ValidationFailed
 from common.settings import RunQuotaFields
 
 
@@ -49,6 +50,13 @@ def child_run_limit_errors(definition: Any, limits: ChildRunLimits, at: str = ""
         if isinstance(config.get("body"), dict):
             errors += child_run_limit_errors(config["body"], limits, at=f"{path}.body.")
     return errors
+
+
+def check_child_run_limits(definition: Any, limits: ChildRunLimits) -> None:
+    """Raise ``ValidationFailed`` listing every value of ``definition`` above ``limits``."""
+    errors = child_run_limit_errors(definition, limits)
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def _map_errors(config: dict[str, Any], limits: ChildRunLimits, path: str) -> list[str]:
