@@ -244,9 +244,11 @@ class Advancer:
         if others_running:
             return
         now = int(await redis_now_ms(self._redis))
-        waited_s = (now - await self._store.waiting_since(state, now)) / 1000
+        since = await self._store.waiting_since(state, now)
+        if since == now:
+            logger.info("run %s node %s: a child waits for %s", state.run_id, state.node_id, verdict.refused_by)
+        waited_s = (now - since) / 1000
         limit_s = self._settings.child_admission_wait_s
-        logger.info("run %s node %s: child waits for admission (%s)", state.run_id, state.node_id, verdict.refused_by)
         if waited_s >= limit_s:
             message = (
                 f"child run not admitted: {verdict.refusal(self._admission.window_s)}; waited {waited_s:g} s"
