@@ -65,15 +65,35 @@ class CommonSettings(BaseSettings):
 
 
 class RateLimitFields(BaseModel):
-    """Rate limits (per minute unless named otherwise)."""
+    """Request rate limits: per minute, counted together in one script call per request."""
 
     rate_global_per_min: int = Field(default=6000, ge=1, description="all requests, all tenants")
+    rate_tenant_per_min: int = Field(default=3000, ge=1, description="requests per tenant, all its keys together")
     rate_key_per_min: int = Field(default=1200, ge=1, description="requests per API key")
-    rate_runs_no_agents_per_min: int = Field(default=100, ge=1, description="run submissions per key, no agents")
-    rate_runs_few_agents_per_min: int = Field(default=20, ge=1, description="run submissions per key, 1-2 agents")
-    rate_runs_many_agents_per_min: int = Field(default=5, ge=1, description="run submissions per key, 3+ agents")
-    max_active_runs_per_tenant: int = Field(default=100, ge=1, description="runs queued or running at once")
+
+
+class RunQuotaFields(BaseModel):
+    """Run quotas per tenant: run trees (a run and every child run under it) count as a whole; the API and the
+    control worker both apply them.
+    """
+
+    rate_runs_no_agents_per_min: int = Field(
+        default=100, ge=1, description="run starts per key, no agents (child runs count under their starter's key)"
+    )
+    rate_runs_few_agents_per_min: int = Field(default=20, ge=1, description="run starts per key, 1-2 agents")
+    rate_runs_many_agents_per_min: int = Field(default=5, ge=1, description="run starts per key, 3+ agents")
+    max_active_runs_per_tenant: int = Field(
+        default=100, ge=1, description="runs queued or running at once, child runs included"
+    )
     rate_window_s: int = Field(default=60, ge=1, description="length of a rate-limit window")
+    child_admission_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a control node with no child in flight waits this long for a quota, then fails (quota_exceeded)",
+    )
+    max_map_concurrency: int = Field(default=50, ge=1, le=1_000, description="child runs one map node runs at once")
+    max_map_items: int = Field(default=1_000, ge=1, le=100_000, description="items one map node takes")
+    max_loop_iterations: int = Field(default=1_000, ge=1, le=10_000, description="iterations one loop node runs")
 
 
 class DefinitionLimitFields(BaseModel):
@@ -98,7 +118,7 @@ class UiFields(BaseModel):
     fanout_port: FanoutPort
 
 
-class ApiSettings(CommonSettings, RateLimitFields, DefinitionLimitFields, UiFields):
+class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
 
     api_host: ApiHost
@@ -252,7 +272,13 @@ class ControlNodeFields(BaseModel):
 
 
 class WorkerSettings(
-    CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields, TemplateFields
+    CommonSettings,
+    HttpNodeFields,
+    AgentNodeFields,
+    HitlNodeFields,
+    ControlNodeFields,
+    RunQuotaFields,
+    TemplateFields,
 ):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 

@@ -9,6 +9,7 @@ import asyncpg
 
 from common.settings import ApiSettings
 from common.workflow import store
+from common.workflow.child_run_limits import ChildRunLimits, check_child_run_limits
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from common.workflow.limits import DefinitionLimits, DefinitionTooLarge
 from orchestrator._errors import ApiError, not_found
@@ -44,10 +45,10 @@ def definition_limits(settings: ApiSettings) -> DefinitionLimits:
 
 
 def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
-    """Validate and compile ``definition`` under the API's limits: 413 naming each limit it goes over,
-    ``ValidationFailed`` (422) for anything else."""
+    """Validate and compile ``definition`` under the API's size, agent and child-run limits: 413 naming each size
+    limit it goes over, ``ValidationFailed`` (422) for anything else."""
     try:
-        return compile_definition(
+        result = compile_definition(
             definition,
             max_agents=state.settings.max_agents,
             version=version,
@@ -58,6 +59,8 @@ def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -
         details = [{"path": e.where, "setting": e.setting, "value": e.value, "limit": e.limit} for e in exc.exceeded]
         message = f"definition too large: {exc.message}"
         raise ApiError(413, message, code="definition_too_large", details=details) from None
+    check_child_run_limits(result.definition.to_json(), ChildRunLimits.of(state.settings))
+    return result
 
 
 async def compile_off_loop(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:

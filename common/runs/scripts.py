@@ -54,7 +54,13 @@ class Scripts:
         tasks = KeyTemplate.of(keys.tasks).for_lua()
         self._tasks_template = json.dumps(tasks)
         # ARGV[1] of the run-state scripts: the keys they name from data they read (see _lib.lua).
-        self._templates = json.dumps({"tasks": tasks, "tenant_events": KeyTemplate.of(keys.tenant_events).for_lua()})
+        self._templates = json.dumps(
+            {
+                "tasks": tasks,
+                "tenant_events": KeyTemplate.of(keys.tenant_events).for_lua(),
+                "tenant_active_runs": KeyTemplate.of(keys.tenant_active_runs).for_lua(),
+            }
+        )
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in RUN_SCRIPTS + STANDALONE_SCRIPTS
         }

@@ -10,6 +10,7 @@ from typing import Any
 
 from common.errors import ValidationFailed
 from common.settings import ApiSettings, load_settings
+from common.workflow.child_run_limits import ChildRunLimits, check_child_run_limits
 from common.workflow.compiler import compile_definition
 
 
@@ -33,10 +34,12 @@ def run_validate(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    # Without --max-agents, the limit the API compiles submitted definitions under.
-    max_agents = args.max_agents if args.max_agents is not None else load_settings(ApiSettings).max_agents
+    # The limits the API compiles submitted definitions under (--max-agents overrides the agent limit).
+    settings = load_settings(ApiSettings)
+    max_agents = args.max_agents if args.max_agents is not None else settings.max_agents
     try:
         result = compile_definition(definition, max_agents=max_agents)
+        check_child_run_limits(result.definition.to_json(), ChildRunLimits.of(settings))
     except ValidationFailed as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)

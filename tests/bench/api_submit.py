@@ -83,6 +83,7 @@ async def bench(clients: int, per_client: int) -> dict[str, float]:
         "AOB_LOG_LEVEL": "WARNING",
         "AOB_RATE_GLOBAL_PER_MIN": limits,
         "AOB_RATE_KEY_PER_MIN": limits,
+        "AOB_RATE_TENANT_PER_MIN": limits,
         "AOB_RATE_RUNS_NO_AGENTS_PER_MIN": limits,
         "AOB_MAX_ACTIVE_RUNS_PER_TENANT": limits,
     }

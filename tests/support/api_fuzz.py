@@ -154,6 +154,7 @@ class ApiUnderFuzz:
             admin_key=ADMIN_KEY,
             rate_global_per_min=10**9,
             rate_key_per_min=10**9,
+            rate_tenant_per_min=10**9,
             rate_runs_no_agents_per_min=10**9,
             max_active_runs_per_tenant=10**9,
         )

@@ -3,6 +3,12 @@
 Every step is idempotent, so whoever holds a reason to look (the handler, a child's end, the sweeper) just
 calls ``advance``; repeating it after a crash, or running it twice at once, changes nothing twice.
 
+Each child is admitted (``common.runs.admission``) just before it starts, like a run submitted through the API:
+it takes a slot of the tenant's active runs and counts against its starter's submission tier. A child refused
+stays claimed and is tried again at the next advance while the node has another child running (that one's end
+frees what it held, so waiting cannot deadlock); with none running, the node waits ``child_admission_wait_s``
+and then fails with ``quota_exceeded``, so a parent holding the tenant's last slot never waits for ever.
+
 A node whose run was rebuilt from Postgres after Redis lost it runs again with the same token, so its children
 keep their ids: one that already ended is counted from its hash or, gone from Redis, from its ``runs`` row,
 never started again.
@@ -20,6 +26,7 @@ import redis.asyncio as aioredis
 from common.errors import TemplateError
 from common.json_schema import InvalidSchema, instance_errors
 from common.keys import Keys
+from common.runs.admission import Admission, Verdict
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
 from common.runs.clock import redis_now_ms
@@ -69,6 +76,7 @@ class Advancer:
         self._cas = cas
         self._settings = settings
         self._scripts = Scripts(redis, keys)
+        self._admission = Admission(redis, keys, settings)
 
     async def advance(self, run_id: str, node_id: str) -> None:
         """Bring the node's children and outcome up to date with its state."""
@@ -134,7 +142,8 @@ class Advancer:
                 if e is not None and e.status != "succeeded"
             ]
             return Outcome(status="succeeded", output={"results": results, "errors": errors})
-        await self._start(state, await self._store.claim(state, total, config.concurrency))
+        concurrency = min(config.concurrency, self._settings.max_map_concurrency)
+        await self._start(state, await self._store.claim(state, total, concurrency))
         return None
 
     async def _step_loop(self, state: ControlState) -> Outcome | None:
@@ -157,10 +166,11 @@ class Advancer:
         result = {"output": end.outputs, "iterations": last + 1}
         if done:
             return Outcome(status="succeeded", output=result)
-        if last + 1 >= config.max_iterations:
+        max_iterations = min(config.max_iterations, self._settings.max_loop_iterations)
+        if last + 1 >= max_iterations:
             if config.on_max == "succeed":
                 return Outcome(status="succeeded", output=result)
-            message = f"config.until still false after max_iterations ({config.max_iterations}) iterations"
+            message = f"config.until still false after max_iterations ({max_iterations}) iterations"
             return _failed(NodeError(type="max_iterations", message=message, retryable=False))
         await self._start(state, await self._store.claim(state, last + 2, 1, expected_next=last + 1))
         return None
@@ -177,7 +187,9 @@ class Advancer:
             pipe.hget(self._keys.run(state.run_id), "rebuilt_ms")
             *children, rebuilt = await pipe.execute()
         missing = []
+        running = False
         for index, (status, outputs, error) in zip(indexes, children, strict=True):
+            running = running or (status is not None and status not in TERMINAL_RUN_STATUSES)
             if status is None:
                 missing.append(index)
             elif status in TERMINAL_RUN_STATUSES and (status != "succeeded" or outputs is not None):
@@ -199,6 +211,12 @@ class Advancer:
         for index in missing:
             inputs = await self._child_inputs(state, ir, items, index)
             meta = state.meta
+            verdict = await self._admission.admit_run(
+                meta.tenant_id, state.child_id(index), agent_count=ir.agent_count, started_by=meta.started_by
+            )
+            if not verdict.allowed:
+                await self._wait_for_admission(state, verdict, others_running=running)
+                break
             start = RunStart(
                 run_id=state.child_id(index),
                 tenant_id=meta.tenant_id,
@@ -212,10 +230,31 @@ class Advancer:
             )
             await start_run(self._scripts, start, ir, max_agents=self._settings.max_agents)
             logger.info("run %s node %s started child %s (index %d)", state.run_id, state.node_id, start.run_id, index)
+            running = True
+        if running:
+            await self._store.stop_waiting(state)
         # A parent cancelled while these started may have missed them: its cascade read the set before.
         status = await self._redis.hget(self._keys.run(state.run_id), "status")
         if status is None or status in TERMINAL_RUN_STATUSES:
             await self._cancel_children(state, f"parent run {state.run_id} {status or 'expired'}")
+
+    async def _wait_for_admission(self, state: ControlState, verdict: Verdict, *, others_running: bool) -> None:
+        """Leave a refused child claimed for a later advance; raise ``_Refused`` (quota_exceeded) once the node
+        waited ``child_admission_wait_s`` with no other child running."""
+        if others_running:
+            return
+        now = int(await redis_now_ms(self._redis))
+        since = await self._store.waiting_since(state, now)
+        if since == now:
+            logger.info("run %s node %s: a child waits for %s", state.run_id, state.node_id, verdict.refused_by)
+        waited_s = (now - since) / 1000
+        limit_s = self._settings.child_admission_wait_s
+        if waited_s >= limit_s:
+            message = (
+                f"child run not admitted: {verdict.refusal(self._admission.window_s)}; waited {waited_s:g} s"
+                f" (AOB_CHILD_ADMISSION_WAIT_S = {limit_s:g}) with no other child of this node running"
+            )
+            raise _Refused(NodeError(type="quota_exceeded", message=message, retryable=False))
 
     async def _count_recorded_ends(self, state: ControlState, indexes: list[int]) -> list[int]:
         """Count the children at ``indexes`` that Postgres holds as ended (Redis lost them with the parent's

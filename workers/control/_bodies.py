@@ -10,6 +10,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from common.errors import NodeFailed, ValidationFailed
+from common.workflow.child_run_limits import ChildRunLimits, child_run_limit_errors
 from common.workflow.compiler import compile_definition
 from common.workflow.ir import IR
 from common.workflow.store import find_stored_workflow
@@ -38,9 +39,11 @@ class Body:
 class BodyResolver:
     """Loads and compiles bodies; compiled stored versions are cached (they never change)."""
 
-    def __init__(self, pool: asyncpg.Pool, max_agents: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_agents: int, limits: ChildRunLimits) -> None:
         self._pool = pool
         self._max_agents = max_agents
+        # Bodies saved before the limits were lowered, and inline ones, meet them here.
+        self._limits = limits
         self._compiled: OrderedDict[tuple[str, int], Body] = OrderedDict()
 
     async def stored(self, tenant_id: str, ref: str, version: int | None, *, at: str) -> Body:
@@ -68,8 +71,14 @@ class BodyResolver:
 
     def _compile(self, definition: Any, name: str, *, at: str) -> IR:
         try:
-            return compile_definition(definition, max_agents=self._max_agents, name=name).ir
+            result = compile_definition(definition, max_agents=self._max_agents, name=name)
         except ValidationFailed as exc:
             raise NodeFailed(
                 f"{at}: body does not compile: {'; '.join(exc.errors)}", retryable=False, error_type="invalid_config"
             ) from None
+        errors = child_run_limit_errors(result.definition.to_json(), self._limits)
+        if errors:
+            raise NodeFailed(
+                f"{at}: body is over a limit: {'; '.join(errors)}", retryable=False, error_type="quota_exceeded"
+            )
+        return result.ir

@@ -21,6 +21,7 @@ from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.clock import redis_now_ms
 from common.settings import WorkerSettings
+from common.workflow.child_run_limits import ChildRunLimits, limit_error
 from common.workflow.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
 from common.workflow.templates import TemplateScope, render_value
 from workers._handler import NodeContext, NodeResult, validated_config
@@ -80,12 +81,12 @@ class ControlHandler:
         items: list[Any] = []
         total = 1
         if isinstance(config, MapConfig):
-            items = _items(config, scope)
+            items = _items(config, scope, self._settings.max_map_items)
             total = len(items)
             if not items:
                 return NodeResult(output={"results": [], "errors": []})
         elif isinstance(config, LoopConfig):
-            total = config.max_iterations
+            total = min(config.max_iterations, self._settings.max_loop_iterations)
         # The deadline is compared with the Redis clock, like every due time.
         started_at = await redis_now_ms(self._redis)
         token = ctx.token
@@ -152,7 +153,7 @@ def _render_ref(ref: str, scope: TemplateScope, at: str) -> str:
     return rendered
 
 
-def _items(config: MapConfig, scope: TemplateScope) -> list[Any]:
+def _items(config: MapConfig, scope: TemplateScope, tenant_limit: int) -> list[Any]:
     try:
         items = render_value(config.items, scope)
     except TemplateError as exc:
@@ -160,6 +161,12 @@ def _items(config: MapConfig, scope: TemplateScope) -> list[Any]:
     if not isinstance(items, list):
         raise NodeFailed(
             f"config.items: expected a list, got {type(items).__name__}", retryable=False, error_type="invalid_items"
+        )
+    if len(items) > tenant_limit:
+        raise NodeFailed(
+            limit_error("config.items", "item count ", len(items), tenant_limit, "max_map_items"),
+            retryable=False,
+            error_type="quota_exceeded",
         )
     if len(items) > config.max_items:
         raise NodeFailed(
@@ -193,7 +200,8 @@ async def control_handler(
     await consumer.ensure_group()
     task = asyncio.create_task(consumer.run(), name="children-consumer")
     try:
-        yield ControlHandler(redis, keys, store, advancer, BodyResolver(pool, settings.max_agents), settings)
+        bodies = BodyResolver(pool, settings.max_agents, ChildRunLimits.of(settings))
+        yield ControlHandler(redis, keys, store, advancer, bodies, settings)
     finally:
         await consumer.shutdown()
         try:

@@ -3,7 +3,8 @@
 Fields: ``token_id``; ``meta`` (what the node runs, JSON); ``ir`` (the body's IR); ``items`` (map items);
 ``next`` (children claimed so far, by index); ``ndone``/``nfailed`` (children ended / not succeeded);
 ``inflight`` (indexes claimed and not ended, space-separated); ``c:<child run id>`` -> index;
-``r:<index>`` -> the child's end (JSON); ``outcome`` (the node's decided result, JSON); ``signalled``.
+``r:<index>`` -> the child's end (JSON); ``outcome`` (the node's decided result, JSON); ``signalled``;
+``admission_wait_ms`` (Redis time since when a child waits for a quota with no other child running).
 A child's index is claimed (and ``child_run_started`` appended) before the child is started, so a crash in
 between leaves a claimed index whose start is simply repeated: child run ids are fixed per index.
 """
@@ -237,6 +238,16 @@ class ControlStore:
             return []
         values = await self._redis.hmget(self._key(state.run_id, state.node_id), [f"r:{i}" for i in indexes])
         return [ChildRunEnded.model_validate_json(v) if v is not None else None for v in values]
+
+    async def waiting_since(self, state: ControlState, now_ms: int) -> int:
+        """When the node began waiting for a child's admission (``now_ms`` if it just began)."""
+        key = self._key(state.run_id, state.node_id)
+        await self._redis.hsetnx(key, "admission_wait_ms", now_ms)
+        return int(await self._redis.hget(key, "admission_wait_ms") or now_ms)
+
+    async def stop_waiting(self, state: ControlState) -> None:
+        """A child was admitted: the next refusal starts a new wait."""
+        await self._redis.hdel(self._key(state.run_id, state.node_id), "admission_wait_ms")
 
     async def decide(self, state: ControlState, outcome: Outcome) -> None:
         """Record the node's outcome unless one was recorded first."""

@@ -1,8 +1,8 @@
 -- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
 -- Callers pass KEYS[1..11] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines, delayed, children
 -- (a script that handles several runs passes eleven keys per run and binds each run in turn with bind_run),
--- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}} for the keys named by
--- data the scripts read (a token's type, the run's tenant). The remaining ARGV are the
+-- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}, tenant_active_runs =
+-- {head, tail}} for the keys named by data the scripts read (a token's type, the run's tenant). The remaining ARGV are the
 -- script's own. No key name is spelled here: common/keys.py builds them all.
 -- A "graph" argument is IR.topology(): {n = {node -> {indegree, join_any, routing, {{to, on_failure}...}}},
 -- o = 1 when the workflow has `outputs` templates}.
@@ -51,6 +51,12 @@ local function emit_event(etype, node_id, data)
     redis.call('XADD', key_for(KEY_TEMPLATES.tenant_events, tenant), 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e',
       body)
   end
+end
+
+-- A run counts in its tenant's active runs (see common/runs/admission.py) from its start to its end.
+local function count_active(active)
+  local key = key_for(KEY_TEMPLATES.tenant_active_runs, redis.call('HGET', K_RUN, 'tenant'))
+  if active then redis.call('ZADD', key, NOW, run_id()) else redis.call('ZREM', key, run_id()) end
 end
 
 local function ledger(entry)
@@ -135,6 +141,7 @@ local function end_run(status, err)
   redis.call('HSET', K_RUN, 'status', status, 'ended_ms', NOW)
   if err then redis.call('HSET', K_RUN, 'error', cjson.encode(err)) end
   redis.call('ZREM', K_DEADLINES, run_id())
+  count_active(false)
   local data = {}
   if err then data.error = err end
   emit_event('run_' .. status, nil, data)

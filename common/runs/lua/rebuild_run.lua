@@ -16,6 +16,7 @@ redis.call('DEL', K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_CHILD_RUNS)
 local fields = cjson.decode(ARGV[2])
 for k, v in pairs(fields) do redis.call('HSET', K_RUN, k, v) end
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'rebuilt_ms', NOW)
+count_active(true)
 redis.call('SET', K_IR, ARGV[3])
 if fields.deadline_ms then redis.call('ZADD', K_DEADLINES, fields.deadline_ms, fields.run_id) end
 

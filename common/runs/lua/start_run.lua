@@ -8,6 +8,7 @@ local fields = cjson.decode(ARGV[2])
 for k, v in pairs(fields) do redis.call('HSET', K_RUN, k, v) end
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'epoch', 0,
   'started_ms', NOW, 'agents_started', 0)
+count_active(true)
 redis.call('SET', K_IR, ARGV[3])
 local timeout_ms = tonumber(ARGV[7])
 if timeout_ms > 0 then

@@ -63,6 +63,8 @@ async def test_loops_and_maps_survive_killed_services(
         AOB_CONTROL_RECLAIM_IDLE_S="1.5",
         AOB_CONTROL_SWEEP_INTERVAL_S="0.5",
         AOB_CONTROL_BLOCK_MS="200",
+        # Child runs count against run-start quotas; this test is about surviving kills, not about those.
+        AOB_RATE_RUNS_NO_AGENTS_PER_MIN="1000000",
     )
     services = {
         "coord-a": ServiceProcess(["coordinator"], env, tmp_path / "coord-a.log"),

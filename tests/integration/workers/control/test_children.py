@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
+from common.workflow.child_run_limits import ChildRunLimits
 from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.faults import Flaky, errors
@@ -40,7 +41,9 @@ async def test_redis_errors_are_retried_and_counted(
     # The sweeper lists waiting nodes with SSCAN; the consumer reads with XREADGROUP: both meet an outage.
     store = ControlStore(Flaky(redis, "sscan_iter", times=2), keys)
     advancer = Advancer(redis, keys, store, Cas(redis, keys, pg_pool), settings)
-    handler = ControlHandler(redis, keys, store, advancer, BodyResolver(pg_pool, 5), settings)
+    handler = ControlHandler(
+        redis, keys, store, advancer, BodyResolver(pg_pool, 5, ChildRunLimits.of(settings)), settings
+    )
     consumer = ChildrenConsumer(Flaky(redis, "xreadgroup", times=3), keys, store, advancer, settings, "ctl-1",
                                 metrics=metrics)  # fmt: skip
     async with Engine(local, redis, handlers=[handler], pool=pg_pool) as engine:

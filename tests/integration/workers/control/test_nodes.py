@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from common.keys import CONTROL_GROUP, Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
+from common.workflow.child_run_limits import ChildRunLimits
 from common.workflow.references import check_workflow_references
 from tests.support.deployment import Deployment
 from tests.support.engine import Engine
@@ -365,7 +366,9 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
     keys = Keys(control_settings.key_prefix)
     store = ControlStore(redis, keys)
     advancer = Advancer(redis, keys, store, Cas(redis, keys, pg_pool), control_settings)
-    handler = ControlHandler(redis, keys, store, advancer, BodyResolver(pg_pool, 5), control_settings)
+    handler = ControlHandler(
+        redis, keys, store, advancer, BodyResolver(pg_pool, 5, ChildRunLimits.of(control_settings)), control_settings
+    )
     live = ChildrenConsumer(redis, keys, store, advancer, control_settings, "live")
     await live.ensure_group()
     definition = {"name": "fan", "nodes": [{"id": "each", "type": "map",

@@ -92,3 +92,13 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_not_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(_write(tmp_path, [1, 2])) == 1
     assert capsys.readouterr().err.startswith("error: definition: Input should be a valid dictionary")
+
+
+def test_map_limits_of_the_api_apply_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOB_MAX_MAP_CONCURRENCY", "5")
+    body = {"nodes": [{"id": "n", "type": "noop"}]}
+    definition = {"nodes": [{"id": "each", "type": "map", "config": {"items": [1], "body": body, "concurrency": 6}}]}
+    assert _run(_write(tmp_path, definition)) == 1
+    assert "nodes[0].config.concurrency: 6 is above the limit of 5 (AOB_MAX_MAP_CONCURRENCY)" in capsys.readouterr().err

@@ -1,13 +1,16 @@
--- Checks every rate limit of one request and, only if all pass, counts it: one atomic round trip.
+-- Admission: checks every limit of one request or run start and, only if all pass, counts it: one atomic call.
 -- KEYS[1..n] = fixed-window counters; KEYS[n+1] = the tenant's active-run zset (when ARGV[3] ~= '').
 -- ARGV[1] = window ms, ARGV[2] = run key template (JSON {head, tail}: head .. run id .. tail),
--- ARGV[3] = run id to reserve or '', ARGV[4] = active-run cap, ARGV[5] = grace ms for reserved runs not yet
+-- ARGV[3] = run id to admit or '', ARGV[4] = active-run cap, ARGV[5] = grace ms for admitted runs not yet
 -- started, ARGV[6..] = limit of KEYS[i].
--- Returns {allowed (1|0), index of the limit that refused (0 = concurrency, -1 = none), limit, remaining, reset ms}.
+-- Returns {allowed (1|0), index of the limit that refused (0 = active runs, -1 = none), limit, remaining, reset ms}.
 local window = tonumber(ARGV[1])
 local n = #ARGV - 5
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local active = KEYS[n + 1]
+-- A run admitted before (a child start repeated after a crash) is not counted twice.
+if ARGV[3] ~= '' and redis.call('ZSCORE', active, ARGV[3]) then return { 1, -1, -1, -1, window } end
 local tightest_limit, tightest_remaining, tightest_reset = -1, -1, window
 for i = 1, n do
   local limit = tonumber(ARGV[5 + i])
@@ -21,17 +24,19 @@ for i = 1, n do
   end
 end
 if ARGV[3] ~= '' then
-  local active = KEYS[n + 1]
   local cap = tonumber(ARGV[4])
   local grace = tonumber(ARGV[5])
   local run_key = cjson.decode(ARGV[2])
   local terminal = { succeeded = true, failed = true, cancelled = true, timed_out = true }
-  local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
-  -- Ended runs leave the set lazily here; a reserved run whose hot state never appeared leaves after the grace.
-  for j = 1, #members, 2 do
-    local status = redis.call('HGET', run_key[1] .. members[j] .. run_key[2], 'status')
-    if (status and terminal[status]) or (not status and now - tonumber(members[j + 1]) > grace) then
-      redis.call('ZREM', active, members[j])
+  -- Runs leave the set when they end (end_run); this also drops runs whose hot state is gone (pruned, expired,
+  -- lost) and admitted runs whose hot state never appeared (their start failed) once the grace has passed.
+  if redis.call('ZCARD', active) >= cap then
+    local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
+    for j = 1, #members, 2 do
+      local status = redis.call('HGET', run_key[1] .. members[j] .. run_key[2], 'status')
+      if (status and terminal[status]) or (not status and now - tonumber(members[j + 1]) > grace) then
+        redis.call('ZREM', active, members[j])
+      end
     end
   end
   if redis.call('ZCARD', active) >= cap then return { 0, 0, cap, 0, 1000 } end

@@ -1,10 +1,10 @@
-"""Rate-limit tiers and headers, without servers."""
+"""Admission tiers and rate-limit headers, without servers."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator._ratelimit import Verdict, agent_tier
+from common.runs.admission import Verdict, agent_tier
 
 TIERS = [(0, "no_agents"), (1, "few_agents"), (2, "few_agents"), (3, "many_agents")]
 
