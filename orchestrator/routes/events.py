@@ -109,7 +109,9 @@ async def _feed_frames(feed: EventFeed, metrics: StreamMetrics, revoked: asyncio
                 pending: asyncio.Future[Any] = asyncio.ensure_future(anext(deliveries))
                 try:
                     while True:
-                        done, _ = await asyncio.wait({pending, revocation}, timeout=HEARTBEAT_S)
+                        done, _ = await asyncio.wait(
+                            {pending, revocation}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED
+                        )
                         if revocation in done:
                             yield f"data: {json.dumps({'type': 'revoked'})}\n\n"
                             return
