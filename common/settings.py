@@ -68,6 +68,21 @@ class RateLimitFields(BaseModel):
     rate_window_s: int = Field(default=60, ge=1, description="length of a rate-limit window")
 
 
+class SecretsFields(BaseModel):
+    """The secrets store's encryption keys (the API encrypts, workers decrypt)."""
+
+    secrets_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated Fernet keys: the first encrypts, all decrypt (rotation: put a new key first,"
+        " run `aob secrets rotate`, then drop the old one); unset = no secrets store; aob up generates one",
+    )
+
+    @field_validator("secrets_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
 class UiFields(BaseModel):
     """The UI: its built assets, and where browsers find the fanout (``GET /api/v1/config``)."""
 
@@ -81,7 +96,7 @@ class UiFields(BaseModel):
     fanout_port: FanoutPort
 
 
-class ApiSettings(CommonSettings, RateLimitFields, UiFields):
+class ApiSettings(CommonSettings, RateLimitFields, UiFields, SecretsFields):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
 
     api_host: ApiHost
@@ -215,7 +230,7 @@ class ControlNodeFields(BaseModel):
     )
 
 
-class WorkerSettings(CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields):
+class WorkerSettings(CommonSettings, HttpNodeFields, AgentNodeFields, HitlNodeFields, ControlNodeFields, SecretsFields):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 
     worker_concurrency: int = Field(default=16, ge=1, description="tokens one worker process handles at once")

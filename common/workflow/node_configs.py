@@ -9,6 +9,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from common.redaction import safe_url
+
 AGENT_TOOLS = ("http_request", "get_context", "execute_pipeline", "patch_workflow", "finish")
 AgentTool = Literal["http_request", "get_context", "execute_pipeline", "patch_workflow", "finish"]
 HITL_BRANCHES = ("approved", "rejected")
@@ -54,7 +56,7 @@ class HttpConfig(_Config):
             return url
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not a valid URL (got {url!r}); expected http:// or https://")
+            raise ValueError(f"not a valid URL (got {safe_url(url)!r}); expected http:// or https://")
         return url
 
     @field_validator("query")
