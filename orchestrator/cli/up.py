@@ -16,6 +16,7 @@ from typing import Any
 from common.db import migrate
 from common.errors import AobError
 from common.logging import configure_logging
+from common.redaction import Redactor
 from common.secrets import KEYS_VARIABLE, Keyring
 from common.settings import load_settings
 from devstack.embedded import EmbeddedServers, free_port
@@ -71,8 +72,9 @@ async def _up(
             raise AobError("aob up: embedded servers started without URLs")
         applied = await migrate(database_url, settings.db_schema)
         admin_key = settings.admin_key or "aob_" + secrets.token_urlsafe(32)
-        print(f"redis: {redis_url}", flush=True)
-        print(f"postgres: {database_url} (schema {settings.db_schema})", flush=True)
+        # Configured URLs may carry passwords; they are shown without them.
+        print(f"redis: {Redactor.redact_patterns(redis_url)}", flush=True)
+        print(f"postgres: {Redactor.redact_patterns(database_url)} (schema {settings.db_schema})", flush=True)
         print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
         if settings.admin_key is None:
             print(f"admin key: {admin_key}  (generated; set AOB_ADMIN_KEY to keep one across restarts)", flush=True)
