@@ -93,7 +93,7 @@ async def rotate_secrets(state: State, caller: Admin, body: RotateRequest | None
         try:
             count = await SecretStore(state.pool, state.keyring).rotate(tenant_id)
         except SecretsUnavailable as exc:
-            raise ApiError(503, exc.message) from None
+            raise _unconfigured(exc) from None
         outcome["rotated"] = count
     return {"rotated": count, "all_tenants": every}
 
@@ -105,9 +105,14 @@ async def _put(state: AppState, caller: Principal, name: str, value: str) -> tup
                 caller.tenant_id, name, value, by=caller.key_id
             )
         except SecretsUnavailable as exc:
-            raise ApiError(503, exc.message) from None
+            raise _unconfigured(exc) from None
         outcome["created"] = created
     return info, created
+
+
+def _unconfigured(exc: SecretsUnavailable) -> ApiError:
+    # A 409, not a 503: the deployment will not store secrets until it has a key, however often the call is retried.
+    return ApiError(409, exc.message, code="secrets_unavailable")
 
 
 def _shown(info: SecretInfo) -> dict[str, Any]:

@@ -199,3 +199,13 @@ async def test_refused_urls_do_not_echo_credentials_or_query_values(
     assert caught.value.error_type in {"ssrf_blocked", "invalid_config"}
     assert "pa55w0rd" not in caught.value.message
     assert "k3y-123456" not in caught.value.message
+
+
+async def test_without_a_key_writes_are_refused_with_a_4xx(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+) -> None:
+    async with stack(deployment.replace(secrets_keys=""), redis, pg_pool) as api:
+        refused = await put(api, "API_KEY", VALUE)
+        posted = await api.request("POST", "/api/v1/secrets", json={"name": "API_KEY", "value": VALUE})
+    assert (refused.status_code, posted.status_code) == (409, 409)
+    assert "AOB_SECRETS_KEYS is not set" in refused.text and VALUE not in refused.text
