@@ -1,4 +1,8 @@
-"""Process-wide logging: JSON lines or readable text, with the run, node and token ids of the current context."""
+"""Process-wide logging: JSON lines or readable text, with the run, node and token ids of the current context.
+
+Every line is redacted on its way out: credential-like strings always, and the secret values of the execution
+in progress (``redacting``), so a library that logs a request with its headers cannot leak them.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ from datetime import UTC, datetime
 from json import dumps
 from typing import Any
 
+from common.redaction import Redactor
+
 run_id_var: ContextVar[str | None] = ContextVar("aob_run_id", default=None)
 node_id_var: ContextVar[str | None] = ContextVar("aob_node_id", default=None)
 token_id_var: ContextVar[str | None] = ContextVar("aob_token_id", default=None)
+
+redactor_var: ContextVar[Redactor | None] = ContextVar("aob_redactor", default=None)
 
 _CONTEXT_VARS = {"run_id": run_id_var, "node_id": node_id_var, "token_id": token_id_var}
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
@@ -38,6 +46,23 @@ def log_context(
             var.reset(token)
 
 
+@contextmanager
+def redacting(redactor: Redactor) -> Iterator[None]:
+    """Redact ``redactor``'s secret values from every record logged inside the block (handlers format in the
+    caller's context, so tasks started inside the block keep redacting)."""
+    token = redactor_var.set(redactor)
+    try:
+        yield
+    finally:
+        redactor_var.reset(token)
+
+
+def redact_line(line: str) -> str:
+    """``line`` as it may be written: the current execution's secret values and credential-like strings gone."""
+    redactor = redactor_var.get()
+    return redactor.redact(line) if redactor is not None else Redactor.redact_patterns(line)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ts, level, logger, msg, the context ids that are set, extra fields, exc."""
 
@@ -52,7 +77,7 @@ class JsonFormatter(logging.Formatter):
         payload.update(_extra_fields(record))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return dumps(payload, ensure_ascii=False, default=str)
+        return redact_line(dumps(payload, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -65,7 +90,7 @@ class TextFormatter(logging.Formatter):
         line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}{pairs}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact_line(line)
 
 
 class _AobHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -105,6 +105,21 @@ class DefinitionLimitFields(BaseModel):
     max_node_config_bytes: int = Field(default=131_072, ge=1, description="one node's config as compact JSON")
 
 
+class SecretsFields(BaseModel):
+    """The secrets store's encryption keys (the API encrypts, workers decrypt)."""
+
+    secrets_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated Fernet keys: the first encrypts, all decrypt (rotation: put a new key first,"
+        " run `aob secrets rotate`, then drop the old one); unset = no secrets store; aob up generates one",
+    )
+
+    @field_validator("secrets_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
 class UiFields(BaseModel):
     """The UI: its built assets, and where browsers find the fanout (``GET /api/v1/config``)."""
 
@@ -118,7 +133,7 @@ class UiFields(BaseModel):
     fanout_port: FanoutPort
 
 
-class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields):
+class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields, SecretsFields):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
 
     api_host: ApiHost
@@ -279,6 +294,7 @@ class WorkerSettings(
     ControlNodeFields,
     RunQuotaFields,
     TemplateFields,
+    SecretsFields,
 ):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 

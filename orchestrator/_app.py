@@ -17,6 +17,7 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
+from common.secrets import Keyring
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._headers import SecurityHeadersMiddleware
@@ -41,6 +42,7 @@ ROUTERS = (
     "orchestrator.routes.dead_letters",
     "orchestrator.routes.audit",
     "orchestrator.routes.prune",
+    "orchestrator.routes.secrets",
     "orchestrator.routes.ui",
 )
 
@@ -50,6 +52,8 @@ def create_app(
 ) -> FastAPI:
     """The orchestrator app; clients not given are created by its lifespan from ``settings`` and closed after."""
     metrics = Metrics()
+    # A malformed AOB_SECRETS_KEYS stops the start, rather than failing requests later.
+    keyring = Keyring.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +70,7 @@ def create_app(
                 cas=Cas(redis_client, keys, db),
                 metrics=metrics,
                 limiter=RateLimiter(redis_client, keys, settings),
+                keyring=keyring,
             )
             yield
 

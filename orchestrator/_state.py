@@ -15,6 +15,7 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
+from common.secrets import Keyring
 from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
@@ -35,6 +36,7 @@ class AppState:
     cas: Cas
     metrics: Metrics
     limiter: RateLimiter
+    keyring: Keyring
     # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
     compiled: OrderedDict[tuple[str, int], CompileResult] = field(default_factory=OrderedDict)
 

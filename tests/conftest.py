@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.redis_client import connect_redis
-from tests.support.deployment import ADMIN_KEY, Deployment
+from tests.support.deployment import ADMIN_KEY, SECRETS_KEY, Deployment
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("AOB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -87,6 +87,7 @@ def deployment(key_prefix: str, migrated_schema: str) -> Deployment:
             "key_prefix": key_prefix,
             "db_schema": migrated_schema,
             "admin_key": ADMIN_KEY,
+            "secrets_keys": SECRETS_KEY,
             "visibility_timeout_s": 5.0,
             "coordinator_heartbeat_s": 1.0,
             "timer_interval_s": 0.05,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from common.errors import NodeFailed
 from common.keys import Keys
 from common.runs.messages import Token
+from common.secrets import SecretSlots
 from common.workflow.ir import IrNode
 
 
@@ -19,7 +20,8 @@ from common.workflow.ir import IrNode
 class NodeContext:
     """Everything a handler may use for one execution: the token, resolved config, run inputs.
 
-    ``upstream`` holds the outputs of the node's predecessors and of the nodes its config refers to.
+    ``upstream`` holds the outputs of the node's predecessors and of the nodes its config refers to;
+    ``secret_slots`` fills the config's ``{{ secrets.NAME }}`` references (left as placeholders by templates).
     """
 
     token: Token
@@ -34,6 +36,7 @@ class NodeContext:
     keys: Keys
     worker_id: str
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    secret_slots: SecretSlots = field(default_factory=SecretSlots)
 
     @property
     def run_id(self) -> str:

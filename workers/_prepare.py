@@ -24,6 +24,7 @@ from common.runs.messages import (
     unsupported_version,
 )
 from common.runs.scripts import now_ms
+from common.secrets import SECRET_FIELDS, SecretSlots
 from common.workflow.ir import CONTROL_TYPES, IrNode
 from common.workflow.templates import TemplateLimits, TemplateScope, referenced_nodes, render_value
 from workers._handler import NodeContext
@@ -171,11 +172,16 @@ class Preparer:
             if ref is not None:
                 upstream[node_id] = await self._cas.load_output(ref)
         inputs = json.loads(run["inputs"] or "{}")
+        # Secret references the author wrote become placeholders before templates run: see common.secrets.references.
+        slots = SecretSlots()
         try:
             config = (
                 node.config
                 if node.type in CONTROL_TYPES
-                else render_value(node.config, TemplateScope(inputs, upstream, limits=self._template_limits))
+                else render_value(
+                    slots.shield(node.config, SECRET_FIELDS.get(node.type, ())),
+                    TemplateScope(inputs, upstream, limits=self._template_limits),
+                )
             )
         except TemplateError as exc:
             error = NodeError(type="template_error", message=f"config: {exc.message}", retryable=False)
@@ -195,6 +201,7 @@ class Preparer:
             redis=self._redis,
             keys=self._keys,
             worker_id=self._worker_id,
+            secret_slots=slots,
         )
 
 

@@ -15,6 +15,7 @@ from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
 from common.runs.cas import Cas
+from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
 from workers._handler import NodeHandler
 from workers._runtime import Worker
@@ -32,7 +33,8 @@ async def _handler_for(
     elif node_type == "http":
         from workers.http import http_handler
 
-        async with http_handler(settings) as handler:
+        secrets = SecretStore(pool, Keyring.from_settings(settings))
+        async with http_handler(settings, secrets=secrets) as handler:
             yield handler
     elif node_type == "hitl":
         from workers.hitl import hitl_handler

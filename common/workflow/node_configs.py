@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.json_schema import checked_schema
+from common.redaction import safe_url
 
 AGENT_TOOLS = ("http_request", "get_context", "execute_pipeline", "patch_workflow", "finish")
 AgentTool = Literal["http_request", "get_context", "execute_pipeline", "patch_workflow", "finish"]
@@ -43,7 +44,7 @@ class HttpConfig(_Config):
             return url
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not a valid URL (got {url!r}); expected http:// or https://")
+            raise ValueError(f"not a valid URL (got {safe_url(url)!r}); expected http:// or https://")
         return url
 
     @field_validator("query")

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.approvals",
     "orchestrator.cli.dlq",
     "orchestrator.cli.retention",
+    "orchestrator.cli.secrets",
 )
 
 

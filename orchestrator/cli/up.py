@@ -16,6 +16,8 @@ from typing import Any
 from common.db import migrate
 from common.errors import AobError
 from common.logging import configure_logging
+from common.redaction import Redactor
+from common.secrets import KEYS_VARIABLE, Keyring
 from common.settings import load_settings
 from devstack.embedded import EmbeddedServers, free_port
 from devstack.supervisor import ChildSpec, Supervisor, UpSettings, parse_services
@@ -58,18 +60,21 @@ async def _up(
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         redis_url, database_url = settings.redis_url, settings.database_url
+        key_dir: Path | None = None
         if not redis_url or not database_url:
             servers = EmbeddedServers(settings.data_dir, redis=not redis_url, postgres=not database_url)
             print(f"starting embedded servers under {servers.data_dir}", flush=True)
             await stack.enter_async_context(servers)
+            key_dir = servers.data_dir
             redis_url = redis_url or servers.redis_url
             database_url = database_url or servers.database_url
         if redis_url is None or database_url is None:
             raise AobError("aob up: embedded servers started without URLs")
         applied = await migrate(database_url, settings.db_schema)
         admin_key = settings.admin_key or "aob_" + secrets.token_urlsafe(32)
-        print(f"redis: {redis_url}", flush=True)
-        print(f"postgres: {database_url} (schema {settings.db_schema})", flush=True)
+        # Configured URLs may carry passwords; they are shown without them.
+        print(f"redis: {Redactor.redact_patterns(redis_url)}", flush=True)
+        print(f"postgres: {Redactor.redact_patterns(database_url)} (schema {settings.db_schema})", flush=True)
         print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
         if settings.admin_key is None:
             print(f"admin key: {admin_key}  (generated; set AOB_ADMIN_KEY to keep one across restarts)", flush=True)
@@ -77,6 +82,9 @@ async def _up(
             print("admin key: from AOB_ADMIN_KEY", flush=True)
         # Children get the resolved URLs, so embedded servers are shared rather than started again per service.
         env = {**os.environ, "AOB_REDIS_URL": redis_url, "AOB_DATABASE_URL": database_url, "AOB_ADMIN_KEY": admin_key}
+        if not env.get(KEYS_VARIABLE):
+            env[KEYS_VARIABLE], origin = _dev_secrets_key(key_dir)
+            print(f"secrets key: {origin}", flush=True)
         children = [ChildSpec.for_service(service) for service in services]
         if ("worker", "agent") in services and not (env.get("AOB_LLM_API_KEY") or env.get("AOB_LLM_BASE_URL")):
             children.append(_demo_llm(env))
@@ -101,6 +109,21 @@ async def _up(
         await running
     print("aob up: stopped", flush=True)
     return 0
+
+
+def _dev_secrets_key(key_dir: Path | None) -> tuple[str, str]:
+    """A key for the dev stack's secrets store, and where it came from: kept beside the embedded servers' data
+    (so stored secrets stay readable across restarts), or for this session only when the servers are configured."""
+    if key_dir is None:
+        return Keyring.generate_key(), f"generated for this session only (set {KEYS_VARIABLE} to keep one)"
+    path = key_dir / "secrets.key"
+    if path.exists():
+        return path.read_text().strip(), f"from {path}"
+    key = Keyring.generate_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(key + "\n")
+    return key, f"generated, kept in {path}"
 
 
 def _demo_llm(env: dict[str, str]) -> ChildSpec:

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings
 from common.settings import ApiSettings, CoordinatorSettings, FanoutSettings, WorkerSettings
 
 ADMIN_KEY = "aob_test_admin_key"
+# A fixed Fernet key (32 bytes, url-safe base64) for the secrets store of test deployments.
+SECRETS_KEY = "dGVzdC1zZWNyZXRzLWtleS0wMDAwMDAwMDAwMDAwMDA="
 PROCESS_SETTINGS: tuple[type[BaseSettings], ...] = (ApiSettings, CoordinatorSettings, WorkerSettings, FanoutSettings)
 _KNOWN = frozenset(name for cls in PROCESS_SETTINGS for name in cls.model_fields)
 

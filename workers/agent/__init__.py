@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from workers.agent._budget import TokenBudget
     from workers.agent._handler import AgentHandler, agent_handler
     from workers.agent._logs import NodeLog
-    from workers.agent._redact import Redactor
     from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
     from workers.agent._runtime_factory import RuntimeFactory
 
@@ -21,7 +20,6 @@ __all__ = [
     "AgentHandler",
     "AgentRuntime",
     "NodeLog",
-    "Redactor",
     "RuntimeFactory",
     "RuntimeFailure",
     "RuntimeJob",
@@ -34,7 +32,6 @@ _HOMES = {
     "AgentHandler": "workers.agent._handler",
     "agent_handler": "workers.agent._handler",
     "NodeLog": "workers.agent._logs",
-    "Redactor": "workers.agent._redact",
     "AgentRuntime": "workers.agent._runtime_api",
     "RuntimeFactory": "workers.agent._runtime_factory",
     "RuntimeFailure": "workers.agent._runtime_api",

@@ -19,13 +19,13 @@ from pydantic import ValidationError
 from common.agent_protocol import AgentResult, parse_result_line
 from common.errors import NodeFailed
 from common.keys import Keys
+from common.redaction import Redactor
 from common.settings import WorkerSettings
 from common.workflow.node_configs import AgentConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.agent._budget import TokenBudget
 from workers.agent._credentials import AgentCredentials
 from workers.agent._logs import NodeLog
-from workers.agent._redact import Redactor
 from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
 from workers.agent._runtime_factory import RuntimeFactory
 from workers.agent.program import AgentJob

@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 
 from common.agent_protocol import LineKind, classify_line
 from common.keys import Keys
+from common.redaction import Redactor
 from common.runs.messages import Event
-from workers.agent._redact import Redactor
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """The ``http`` node type: an SSRF-guarded HTTP client and the handler the worker runtime calls."""
 
-from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
+from common.redaction import safe_url as display_url
+from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._handler import HttpHandler, http_handler
 from workers.http._ssrf import CheckedTarget, Resolver, SsrfBlocked, SsrfGuard, normalise_path, resolve_host
 from workers.http._transport import create_http_client

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 import httpx
 
 from common.errors import NodeFailed
+from common.redaction import safe_url
 from workers.http._ssrf import CheckedTarget, SsrfGuard
 from workers.http._transport import pinned_addresses
 
@@ -51,11 +52,6 @@ class FetchedResponse:
             except ValueError:
                 return self.text
         return self.text
-
-
-def display_url(url: httpx.URL) -> str:
-    """``url`` for messages and logs: no credentials, no query (either may hold secrets)."""
-    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
 
 
 class HttpFetcher:
@@ -116,7 +112,7 @@ class HttpFetcher:
                 for name in _CREDENTIAL_HEADERS:
                     hops.headers.pop(name, None)
             url = target.url.copy_merge_params(dict(params)) if params and previous_origin is None else target.url
-            hops.shown = display_url(url)
+            hops.shown = safe_url(url)
             response = await self._send(hops, target, url, timeout_s)
             try:
                 location = response.headers.get("location")
@@ -162,8 +158,7 @@ class _Hops:
     def __init__(self, method: str, url: str, headers: httpx.Headers, body: bytes | None) -> None:
         self.method = method
         self.url = url
-        # Until the guard has parsed the URL, show it without its query, which may hold secrets.
-        self.shown = url.partition("?")[0]
+        self.shown = safe_url(url)
         self.headers = headers
         self.body = body
         self.count = 0

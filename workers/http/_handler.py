@@ -11,10 +11,13 @@ from typing import Any, ClassVar
 import httpcore
 
 from common.errors import NodeFailed
+from common.logging import redacting
+from common.redaction import Redactor, safe_url
+from common.secrets import SecretStore, SecretsUnavailable
 from common.settings import HttpNodeFields
 from common.workflow.node_configs import HttpConfig
 from workers._handler import NodeContext, NodeResult, validated_config
-from workers.http._fetcher import FetchedResponse, HttpFetcher, display_url
+from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._ssrf import Resolver, SsrfGuard
 from workers.http._transport import create_http_client
 
@@ -27,11 +30,50 @@ class HttpHandler:
     node_type: ClassVar[str] = "http"
     reports_start: ClassVar[bool] = True
 
-    def __init__(self, fetcher: HttpFetcher) -> None:
+    def __init__(self, fetcher: HttpFetcher, secrets: SecretStore | None = None) -> None:
         self._fetcher = fetcher
+        self._secrets = secrets
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
         config = validated_config(HttpConfig, ctx.config)
+        values = await self._secret_values(ctx)
+        # Whatever this node produces (output, error, log lines) is scrubbed of the secrets it used.
+        redactor = Redactor(values.values())
+        with redacting(redactor):
+            try:
+                output = await self._fetch(ctx, _with_secrets(config, ctx, values))
+            except NodeFailed as exc:
+                raise NodeFailed(
+                    redactor.redact(exc.message), retryable=exc.retryable, error_type=exc.error_type
+                ) from None
+            except Exception as exc:
+                # Logged here, where the redactor applies, and reported as the runtime reports a crash.
+                log.exception("http node run=%s node=%s crashed", ctx.run_id, ctx.node_id)
+                raise NodeFailed(redactor.redact(f"{type(exc).__name__}: {exc}"), error_type="crash") from None
+        return NodeResult(output=redactor.redact_data(output))
+
+    async def _secret_values(self, ctx: NodeContext) -> dict[str, str]:
+        """The values of the secrets the config refers to; a non-retryable failure naming any that is unknown."""
+        names = ctx.secret_slots.names(ctx.config)
+        if not names:
+            return {}
+        if self._secrets is None:
+            raise NodeFailed("config: secrets are not available to this worker", retryable=False, error_type="secret")
+        try:
+            values = await self._secrets.values(ctx.tenant_id, names)
+        except SecretsUnavailable as exc:
+            raise NodeFailed(f"config: {exc.message}", retryable=False, error_type="secret") from None
+        missing = sorted(names - values.keys())
+        if missing:
+            listed = ", ".join(repr(name) for name in missing)
+            raise NodeFailed(
+                f"config: unknown secret {listed} (set it with `aob secrets set NAME`)",
+                retryable=False,
+                error_type="unknown_secret",
+            )
+        return values
+
+    async def _fetch(self, ctx: NodeContext, config: HttpConfig) -> dict[str, Any]:
         started = time.monotonic()
         extra: dict[str, Any] = {"json": config.json_body} if "json_body" in config.model_fields_set else {}
         response = await self._fetcher.request(
@@ -50,12 +92,27 @@ class HttpHandler:
             ctx.run_id,
             ctx.node_id,
             config.method.upper(),
-            display_url(response.url),
+            safe_url(response.url),
             response.status,
             (time.monotonic() - started) * 1000,
         )
         _check_status(config, response)
-        return NodeResult(output={"status": response.status, "headers": response.headers, "body": response.body()})
+        return {"status": response.status, "headers": response.headers, "body": response.body()}
+
+
+def _with_secrets(config: HttpConfig, ctx: NodeContext, values: dict[str, str]) -> HttpConfig:
+    """``config`` with its secret placeholders filled; only the fields secrets are allowed in are touched."""
+    if not values:
+        return config
+    return config.model_copy(
+        update={
+            "url": ctx.secret_slots.fill(config.url, values),
+            "headers": ctx.secret_slots.fill(config.headers, values),
+            "query": ctx.secret_slots.fill(config.query, values),
+            "body": ctx.secret_slots.fill(config.body, values),
+            "json_body": ctx.secret_slots.fill(config.json_body, values),
+        }
+    )
 
 
 def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
@@ -70,7 +127,7 @@ def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
         expected = str(config.expected_status)
     retryable = status >= 500 or (config.retry_on_4xx and 400 <= status < 500)
     raise NodeFailed(
-        f"status {status} not in {expected} ({config.method.upper()} {display_url(response.url)})",
+        f"status {status} not in {expected} ({config.method.upper()} {safe_url(response.url)})",
         retryable=retryable,
         error_type="http_status",
     )
@@ -80,15 +137,17 @@ def _check_status(config: HttpConfig, response: FetchedResponse) -> None:
 async def http_handler(
     settings: HttpNodeFields,
     *,
+    secrets: SecretStore | None = None,
     resolver: Resolver | None = None,
     network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> AsyncIterator[HttpHandler]:
     """Yield the ``http`` handler with the process's one pooled client, closed on exit.
 
-    ``resolver`` and ``network_backend`` replace DNS and sockets (tests use them); production passes neither.
+    ``secrets`` resolves ``{{ secrets.NAME }}`` references (without it they fail their node); ``resolver`` and
+    ``network_backend`` replace DNS and sockets (tests use them); production passes neither.
     """
     guard = SsrfGuard.from_settings(settings, resolver=resolver)
     async with create_http_client(
         max_connections=settings.http_max_connections, network_backend=network_backend
     ) as client:
-        yield HttpHandler(HttpFetcher(client, guard))
+        yield HttpHandler(HttpFetcher(client, guard), secrets)

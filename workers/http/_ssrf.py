@@ -14,6 +14,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import httpx
 
 from common.errors import ConfigError, NodeFailed
+from common.redaction import safe_url
 from common.settings import DEFAULT_DENY_PATHS, HttpNodeFields
 from workers.http._addresses import (
     IpAddress,
@@ -157,16 +158,16 @@ def _split(url: str) -> SplitResult:
     try:
         parts = urlsplit(url.strip())
     except ValueError as exc:
-        raise SsrfBlocked(f"blocked: {url!r} is not a valid URL ({exc})") from None
+        raise SsrfBlocked(f"blocked: {safe_url(url)!r} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
-        raise SsrfBlocked(f"blocked: scheme {scheme!r} is not allowed (expected http or https, in {url!r})")
+        raise SsrfBlocked(f"blocked: scheme {scheme!r} is not allowed (expected http or https, in {safe_url(url)!r})")
     return parts._replace(scheme=scheme)
 
 
 def _parse_url_host(parts: SplitResult, url: str) -> IpAddress | str:
     if not parts.hostname:
-        raise SsrfBlocked(f"blocked: {url!r} has no host")
+        raise SsrfBlocked(f"blocked: {safe_url(url)!r} has no host")
     try:
         return parse_host(parts.hostname)
     except ValueError as exc:
@@ -177,7 +178,7 @@ def _port(parts: SplitResult, url: str) -> int:
     try:
         port = parts.port
     except ValueError:
-        raise SsrfBlocked(f"blocked: {url!r} has an invalid port") from None
+        raise SsrfBlocked(f"blocked: {safe_url(url)!r} has an invalid port") from None
     return port if port is not None else _DEFAULT_PORTS[parts.scheme]
 
 
@@ -207,10 +208,10 @@ def _rebuild(parts: SplitResult, host: IpAddress | str, url: str) -> httpx.URL:
     try:
         rebuilt = httpx.URL(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
     except httpx.InvalidURL as exc:
-        raise SsrfBlocked(f"blocked: {url!r} is not a valid URL ({exc})") from None
+        raise SsrfBlocked(f"blocked: {safe_url(url)!r} is not a valid URL ({exc})") from None
     # httpx parses the rebuilt URL again; any disagreement with the checked host is refused, never sent.
     if _reparsed_host(rebuilt) != host:
-        raise SsrfBlocked(f"blocked: {url!r} does not parse to one unambiguous host")
+        raise SsrfBlocked(f"blocked: {safe_url(url)!r} does not parse to one unambiguous host")
     return rebuilt
 
 

@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "node_logs",
     "run_events",
     "audit_log",
+    "secrets",
 }
 
 

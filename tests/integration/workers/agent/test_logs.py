@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from common.keys import Keys
+from common.redaction import Redactor
 from workers.agent._logs import NodeLog
-from workers.agent._redact import Redactor
 
 CAP = 1_000
 

@@ -1,4 +1,4 @@
-"""Redaction of agent log lines: known secret values and credential-looking strings; ordinary text untouched."""
+"""The shared redactor on agent log lines: known secret values and credential-looking strings go, other text stays."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from workers.agent import Redactor
-from workers.agent._lines import LineSplitter
+from common.redaction import Redactor
 
 SECRET = 'p@ss"word\\with-quote'
 
@@ -63,11 +62,3 @@ def test_redact_values_keeps_json_data_parseable() -> None:
     redactor = Redactor(["llm-key-123456"])
     raw = json.dumps({"output": {"token": "visible-data", "note": "llm-key-123456"}})
     assert json.loads(redactor.redact_values(raw)) == {"output": {"token": "visible-data", "note": "[REDACTED]"}}
-
-
-def test_line_splitter_cuts_long_lines_and_keeps_partial_ones() -> None:
-    splitter = LineSplitter(max_line_bytes=256)
-    assert splitter.feed(b"one\r\ntw") == ["one"]
-    assert splitter.feed(b"o\n" + b"x" * 600) == ["two", "x" * 256, "x" * 256]
-    assert splitter.feed(b"\xc3") == []
-    assert splitter.end() == ["x" * 88 + "\ufffd"]
