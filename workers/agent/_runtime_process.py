@@ -177,3 +177,8 @@ class ProcessRuntime:
             self._stdin.close()
         if self._proc is not None:
             await self._proc.wait()
+            # Output pipes nobody read to their end (a start that failed, a follow cut short) would keep the
+            # transport open until the garbage collector finds it, after its loop may have closed.
+            transport = getattr(self._proc, "_transport", None)
+            if transport is not None:
+                transport.close()
