@@ -212,7 +212,9 @@ class AgentNodeFields(BaseModel):
 
     agent_runtime: AgentRuntimeName = Field(default="process", description="process, docker or kubernetes")
     llm_base_url: str = Field(default="https://api.openai.com/v1", description="OpenAI-compatible endpoint")
-    llm_api_key: SecretStr = Field(default=SecretStr(""), description="provider key, passed to agents on stdin")
+    llm_api_key: SecretStr = Field(
+        default=SecretStr(""), description="provider key; the worker makes its agents' model calls, agents never see it"
+    )
     llm_model: str = Field(default="gpt-4o-mini", description="model used when a node names none")
     llm_max_retries: int = Field(default=4, ge=0)
     llm_breaker_threshold: int = Field(default=5, ge=1)
@@ -226,6 +228,13 @@ class AgentNodeFields(BaseModel):
         default=(), description="comma-separated values redacted from every agent log"
     )
     agent_daily_token_budget: int = Field(default=1_000_000, ge=0, description="tokens per tenant per UTC day")
+    agent_max_call_tokens: int = Field(
+        default=4096, ge=1, description="reply cap of one model call; a call reserves this plus its prompt's estimate"
+    )
+    agent_process_user: str | None = Field(
+        default=None,
+        description="user a root worker runs process agents as; unset = uid 0 without capabilities (see security.md)",
+    )
     agent_process_command: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="comma-separated argv of the agent program; unset = python -m workers.agent.program",
@@ -233,7 +242,7 @@ class AgentNodeFields(BaseModel):
     agent_docker_url: str | None = Field(default=None, description="Docker API URL; unset = the environment's")
     agent_docker_image: str = "aob-agent:latest"
     agent_docker_command: Annotated[tuple[str, ...], NoDecode] = ("python3", "-m", "workers.agent.program")
-    agent_docker_network: str = Field(default="bridge", description="network_mode of agent containers")
+    agent_docker_user: str = Field(default="65534:65534", description="uid:gid of agent containers (never root)")
     agent_docker_memory: str = "512m"
     agent_docker_cpus: float = Field(default=1.0, gt=0)
     agent_docker_mounts: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -247,6 +256,7 @@ class AgentNodeFields(BaseModel):
     agent_k8s_pod_start_timeout_s: float = Field(default=120.0, gt=0)
     agent_k8s_memory: str = "512Mi"
     agent_k8s_cpu: str = "1"
+    agent_k8s_run_as_user: int = Field(default=65534, ge=1, description="uid of agent pods (runAsNonRoot)")
 
     @field_validator(
         "agent_secret_values",

@@ -1,4 +1,5 @@
-"""The ``agent`` node: runs the agent program in a runtime, streams its log, and turns its result into the node's."""
+"""The ``agent`` node: runs the agent program in a runtime, carries out its calls, streams its log, and turns its
+result into the node's."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import asyncpg
+import httpx
 import redis.asyncio as aioredis
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from common.agent_protocol import AgentResult, parse_result_line
+from common.agent_protocol import AgentResult, ProtocolWriter, classify_line, parse_result_line
 from common.errors import NodeFailed
 from common.keys import Keys
 from common.redaction import Redactor
@@ -24,16 +26,21 @@ from common.settings import WorkerSettings
 from common.workflow.node_configs import AgentConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers.agent._budget import TokenBudget
+from workers.agent._calls import CallDispatcher, LogSink
 from workers.agent._credentials import AgentCredentials
 from workers.agent._logs import NodeLog
+from workers.agent._mediator import CallMediator, Charge, PatchAccess
+from workers.agent._provider import ChatModel, ModelAccess
 from workers.agent._runtime_api import AgentRuntime, RuntimeFailure, RuntimeJob
 from workers.agent._runtime_factory import RuntimeFactory
-from workers.agent.program import AgentJob
+from workers.agent.program import AgentJob, forbid_inspection
+from workers.http import HttpFetcher, SsrfGuard, create_http_client
 
 logger = logging.getLogger(__name__)
 
 # Failures worth another attempt under the node's retry policy; every other reason would fail the same way again.
 RETRYABLE_ERRORS = frozenset({"provider_error", "crash", "runtime_error"})
+_API_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -66,6 +73,9 @@ class AgentHandler:
         self._runtimes = runtimes or RuntimeFactory(settings)
         self._budget = TokenBudget(redis, self._keys, settings.agent_daily_token_budget)
         self._credentials = AgentCredentials(redis, self._keys)
+        self._guard = SsrfGuard.from_settings(settings)
+        # The worker holds credentials its agent programs must not read through /proc/<worker>/environ or mem.
+        forbid_inspection()
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
         config = validated_config(AgentConfig, ctx.config)
@@ -81,10 +91,13 @@ class AgentHandler:
                 node_id=ctx.node_id,
                 ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
             )
-        llm_key = settings.llm_api_key.get_secret_value()
-        secrets = [llm_key, *(value.get_secret_value() for value in settings.agent_secret_values)]
+        access = self.model_access(config)
+        secrets = [
+            access.api_key.get_secret_value(),
+            *(value.get_secret_value() for value in settings.agent_secret_values),
+        ]
         redactor = Redactor([*secrets, *([api_token] if api_token else [])])
-        payload = self._job_payload(ctx, config, api_token)
+        payload = self._job_payload(ctx, config, api_token is not None)
         job = RuntimeJob(ctx.run_id, ctx.node_id, ctx.token.attempt, payload, deadline_s)
         runtime = self._runtimes()
         started = time.monotonic()
@@ -98,16 +111,40 @@ class AgentHandler:
             cap_bytes=settings.agent_log_cap_bytes,
             ttl_s=settings.agent_log_ttl_s,
         )
+        patch = PatchAccess(settings.api_url, ctx.run_id, SecretStr(api_token)) if api_token else None
+        charge = Charge(ctx.tenant_id, self._keys.token_charge(ctx.token.token_id, ctx.run_id))
         try:
-            async with log:
-                execution = await self._execute(runtime, job, log)
+            async with log, AsyncExitStack() as stack:
+                sink = LogSink(log)
+                writer = ProtocolWriter(sink)
+                model = ChatModel(access, writer, drain=sink.drain)
+                stack.push_async_callback(model.close)
+                http_client = await stack.enter_async_context(create_http_client())
+                api_client = await stack.enter_async_context(httpx.AsyncClient(timeout=_API_TIMEOUT_S, trust_env=False))
+                mediator = CallMediator(
+                    model=model,
+                    budget=self._budget,
+                    charge=charge,
+                    max_call_tokens=settings.agent_max_call_tokens,
+                    node_max_tokens=config.max_tokens,
+                    fetcher=HttpFetcher(http_client, self._guard),
+                    max_response_bytes=settings.http_max_response_bytes,
+                    api_client=api_client,
+                    patch=patch,
+                    writer=writer,
+                )
+                calls = CallDispatcher(mediator, runtime.send, writer, sink.drain)
+                stack.push_async_callback(calls.aclose)
+                execution = await self._execute(runtime, job, log, calls)
         finally:
             # Shielded: a cancelled node (its run ended) still stops its program and keeps its log.
             await asyncio.shield(self._clean_up(runtime, log, api_token))
         elapsed_s = time.monotonic() - started
         result = self._outcome(execution, config, redactor)
-        charge = self._keys.token_charge(ctx.token.token_id, ctx.run_id)
-        await self._budget.add(ctx.tenant_id, result.usage.total_tokens, charge_key=charge)
+        # The worker's own account wins over what the program says: it made every model call.
+        result = result.model_copy(update={"usage": mediator.usage})
+        if mediator.refusal is not None:
+            result = result.model_copy(update={"status": "failed", "error": mediator.refusal})
         logger.info(
             "agent %s/%s attempt %d: %s in %.2fs, %d steps, %d tokens, %d log lines%s",
             ctx.run_id,
@@ -140,7 +177,19 @@ class AgentHandler:
                 error_type="budget_exceeded",
             )
 
-    def _job_payload(self, ctx: NodeContext, config: AgentConfig, api_token: str | None) -> bytes:
+    def model_access(self, config: AgentConfig) -> ModelAccess:
+        """The model a node's calls go to and the key they use: the one place the worker reads the provider key."""
+        settings = self._settings
+        return ModelAccess(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            model=config.model or settings.llm_model,
+            max_call_tokens=settings.agent_max_call_tokens,
+            max_retries=settings.llm_max_retries,
+            breaker_threshold=settings.llm_breaker_threshold,
+        )
+
+    def _job_payload(self, ctx: NodeContext, config: AgentConfig, patch: bool) -> bytes:
         settings = self._settings
         job: dict[str, Any] = {
             "v": 1,
@@ -156,27 +205,18 @@ class AgentHandler:
             "timeout_s": config.timeout_s,
             "output_schema": config.output_schema,
             "context": {"inputs": ctx.inputs, "upstream": ctx.upstream},
-            "llm": {
-                "base_url": settings.llm_base_url,
-                "api_key": settings.llm_api_key.get_secret_value(),
-                "max_retries": settings.llm_max_retries,
-                "breaker_threshold": settings.llm_breaker_threshold,
-            },
-            "api": {"url": settings.api_url, "token": api_token} if api_token else None,
-            "http": {
-                "allowlist": sorted(settings.http_allowlist),
-                "deny_paths": sorted(settings.http_deny_paths),
-                "max_response_bytes": settings.http_max_response_bytes,
-            },
+            "patch": patch,
+            "max_call_bytes": settings.agent_max_line_bytes,
         }
         try:
             AgentJob.model_validate(job)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise NodeFailed(f"agent job: {problems}", retryable=False, error_type="invalid_config") from None
-        return json.dumps(job, default=str).encode()
+        # One line: the program reads its job with one readline, then call replies on the same stdin.
+        return json.dumps(job, default=str).encode() + b"\n"
 
-    async def _execute(self, runtime: AgentRuntime, job: RuntimeJob, log: NodeLog) -> _Execution:
+    async def _execute(self, runtime: AgentRuntime, job: RuntimeJob, log: NodeLog, calls: CallDispatcher) -> _Execution:
         execution = _Execution()
         try:
             lines = await runtime.start(job)
@@ -185,7 +225,12 @@ class AgentHandler:
 
         async def follow() -> None:
             async for line in lines:
-                if await log.add(line) == "result":
+                kind = classify_line(line)
+                if kind == "call":
+                    await calls.submit(line)
+                    continue
+                await log.add(line)
+                if kind == "result":
                     execution.result_line = line
             execution.exit_status = await runtime.wait()
 

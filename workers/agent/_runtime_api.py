@@ -1,4 +1,4 @@
-"""The interface every agent runtime implements: a job in, its output lines out."""
+"""The interface every agent runtime implements: a job in, its output lines out, call replies in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class RuntimeJob:
-    """One execution to start: who it is for (names, labels) and the job JSON for the program's stdin."""
+    """One execution to start: who it is for (names, labels) and the job (one JSON line) for the program's stdin."""
 
     run_id: str
     node_id: str
@@ -23,10 +23,16 @@ class RuntimeFailure(Exception):
 
 
 class AgentRuntime(Protocol):
-    """Runs the agent program once: ``start`` yields its output lines as they come; ``wait``, ``kill``, ``close``."""
+    """Runs the agent program once, with no network and no credentials: ``start`` yields its output lines as they
+    come, ``send`` writes to its stdin; ``wait``, ``kill``, ``close``."""
 
     async def start(self, job: RuntimeJob) -> AsyncIterator[str]:
-        """Start the program with ``job``; the iterator yields its output lines and ends when the output does."""
+        """Start the program and write ``job.payload`` to its stdin, which stays open for ``send``; the iterator
+        yields its output lines and ends when the output does."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data`` (whole lines) to the program's stdin; raise ``RuntimeFailure`` when it is gone."""
         ...
 
     async def wait(self) -> int:

@@ -1,6 +1,8 @@
 """The ``docker`` runtime: the agent program in a container (Docker API; Podman's works too), removed after.
 
-The job reaches the program through a read-only mounted file fed to its stdin, never through the environment.
+The container holds no authority: a non-root user, a read-only root filesystem with a small tmpfs on ``/tmp``, no
+network (``network_mode: none``), no capabilities, ``no-new-privileges``. The job and the call replies reach the
+program on its stdin through an attach socket; its stdout is followed through the log stream.
 """
 
 from __future__ import annotations
@@ -8,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import tempfile
+import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -24,10 +24,9 @@ from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
 
 logger = logging.getLogger(__name__)
 
-JOB_DIR = "/run/aob"
-JOB_FILE = f"{JOB_DIR}/job.json"
 _STDERR_TAIL_LINES = 200
 _PIDS_LIMIT = 256
+TMPFS = {"/tmp": "rw,nosuid,nodev,noexec,size=64m"}
 
 
 def docker_client(settings: AgentNodeFields) -> docker.DockerClient:
@@ -38,11 +37,6 @@ def docker_client(settings: AgentNodeFields) -> docker.DockerClient:
         return docker.from_env()
     except DockerException as exc:
         raise RuntimeFailure(f"docker runtime: no container engine at {settings.agent_docker_url!r}: {exc}") from exc
-
-
-def stdin_from_job_file(command: tuple[str, ...]) -> list[str]:
-    """``command`` run by a shell that feeds it the mounted job file as stdin."""
-    return ["/bin/sh", "-c", f'exec "$@" < {JOB_FILE}', "sh", *command]
 
 
 def parse_mounts(mounts: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -57,27 +51,32 @@ def parse_mounts(mounts: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 
 class DockerRuntime:
-    """One container per execution: limited memory and CPU, no privileges, ``init`` so a kill is prompt."""
+    """One container per execution: limited memory and CPU, no authority (see the module), ``init`` so a kill is
+    prompt."""
 
     def __init__(self, settings: AgentNodeFields, client: docker.DockerClient) -> None:
         self._settings = settings
         self._client = client
         self._container: Container | None = None
-        self._job_dir: Path | None = None
+        self._stdin: socket.socket | None = None
 
-    def container_options(self, job: RuntimeJob, job_dir: Path) -> dict[str, Any]:
-        """The ``containers.create`` arguments for ``job`` with its job file in ``job_dir``."""
+    def container_options(self, job: RuntimeJob) -> dict[str, Any]:
+        """The ``containers.create`` arguments for ``job``."""
         s = self._settings
         return {
             "image": s.agent_docker_image,
-            "command": stdin_from_job_file(s.agent_docker_command),
-            "volumes": {str(job_dir): {"bind": JOB_DIR, "mode": "ro"}, **parse_mounts(s.agent_docker_mounts)},
+            "command": list(s.agent_docker_command),
+            "volumes": parse_mounts(s.agent_docker_mounts),
             "working_dir": s.agent_docker_workdir,
             "environment": {"PYTHONUNBUFFERED": "1"},
+            "stdin_open": True,
+            "user": s.agent_docker_user,
+            "read_only": True,
+            "tmpfs": dict(TMPFS),
             "mem_limit": s.agent_docker_memory,
             "nano_cpus": int(s.agent_docker_cpus * 1e9),
             "pids_limit": _PIDS_LIMIT,
-            "network_mode": s.agent_docker_network,
+            "network_mode": "none",
             "init": True,
             "privileged": False,
             "cap_drop": ["ALL"],
@@ -87,17 +86,32 @@ class DockerRuntime:
         }
 
     async def start(self, job: RuntimeJob) -> AsyncIterator[str]:
-        self._job_dir = Path(tempfile.mkdtemp(prefix="aob-agent-"))  # 0700: only the worker's user reads the job
-        job_file = self._job_dir / "job.json"
-        job_file.touch(mode=0o600)
-        job_file.write_bytes(job.payload)
-        options = self.container_options(job, self._job_dir)
+        options = self.container_options(job)
         try:
             self._container = await asyncio.to_thread(self._client.containers.create, **options)
+            # Attached before the start, as ``docker run -i`` does, so nothing the program reads is missed.
+            self._stdin = await asyncio.to_thread(self._attach_stdin, self._container)
             await asyncio.to_thread(self._container.start)
         except DockerException as exc:
             raise RuntimeFailure(f"docker runtime: could not start {options['image']!r}: {exc}") from exc
+        await self.send(job.payload)
         return self._lines(self._container)
+
+    def _attach_stdin(self, container: Container) -> socket.socket:
+        attached = self._client.api.attach_socket(str(container.id), params={"stdin": 1, "stream": 1})
+        # The SDK hands back the HTTP response's socket (wrapped in a SocketIO for plain sockets).
+        raw = getattr(attached, "_sock", attached)
+        if not isinstance(raw, socket.socket):
+            raise RuntimeFailure(f"docker runtime: the attach socket is a {type(raw).__name__}, not a socket")
+        return raw
+
+    async def send(self, data: bytes) -> None:
+        if self._stdin is None:
+            raise RuntimeFailure("docker runtime: send() before start()")
+        try:
+            await asyncio.to_thread(self._stdin.sendall, data)
+        except OSError as exc:
+            raise RuntimeFailure(f"docker runtime: the program's stdin broke off: {exc}") from exc
 
     async def _lines(self, container: Container) -> AsyncIterator[str]:
         splitter = LineSplitter(self._settings.agent_max_line_bytes)
@@ -134,6 +148,10 @@ class DockerRuntime:
             await asyncio.to_thread(self._container.kill)
 
     async def close(self) -> None:
+        if self._stdin is not None:
+            with contextlib.suppress(OSError):
+                self._stdin.close()
+            self._stdin = None
         container, self._container = self._container, None
         if container is not None:
             try:
@@ -142,6 +160,3 @@ class DockerRuntime:
                 pass
             except DockerException:
                 logger.exception("docker runtime: container %s was not removed", container.id)
-        if self._job_dir is not None:
-            shutil.rmtree(self._job_dir, ignore_errors=True)
-            self._job_dir = None

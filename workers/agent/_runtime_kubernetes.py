@@ -1,4 +1,12 @@
-"""The ``kubernetes`` runtime: the agent program as a Job, its input in a Secret volume, its log followed.
+"""The ``kubernetes`` runtime: the agent program as a Job whose pod holds no authority, its stdin attached, its log
+followed.
+
+The pod runs as a non-root user (``runAsNonRoot``) under the runtime's default seccomp profile, with a read-only root
+filesystem (a small memory ``emptyDir`` on ``/tmp``), no capabilities, no service-account token and no service links.
+A NetworkPolicy owned by the Job denies all its traffic; the Job is created suspended and released only once the
+policy exists, so the pod never runs without it, and Kubernetes deletes the policy with the Job (a crashed worker
+leaves nothing behind beyond ``ttlSecondsAfterFinished``). No Secret is made: the job, which holds no credential,
+and the call replies reach the program over an attach (websocket) to its stdin.
 
 The log is read with timestamps; when the stream breaks it is reopened with ``sinceTime`` (whole seconds, as the
 API takes it) and the lines already seen are skipped by their timestamps.
@@ -22,8 +30,8 @@ from workers.agent._runtime_api import RuntimeFailure, RuntimeJob
 logger = logging.getLogger(__name__)
 
 CONTAINER = "agent"
-JOB_DIR = "/run/aob"
-JOB_FILE = f"{JOB_DIR}/job.json"
+JOB_LABEL = "aob/job"
+TMP_SIZE = "64Mi"
 # Waiting reasons that will not fix themselves: fail at once rather than at the start timeout.
 FATAL_WAITING = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
@@ -33,8 +41,8 @@ _STATUS_WAIT_S = 30.0
 _READ_BYTES = 65_536
 
 
-def kubernetes_apis() -> tuple[Any, Any]:
-    """``(CoreV1Api, BatchV1Api)`` from the in-cluster service account, else from the kubeconfig."""
+def kubernetes_apis() -> tuple[Any, Any, Any]:
+    """``(CoreV1Api, BatchV1Api, NetworkingV1Api)`` from the in-cluster service account, else from the kubeconfig."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -42,7 +50,24 @@ def kubernetes_apis() -> tuple[Any, Any]:
         config.load_incluster_config()
     except ConfigException:
         config.load_kube_config()
-    return client.CoreV1Api(), client.BatchV1Api()
+    return client.CoreV1Api(), client.BatchV1Api(), client.NetworkingV1Api()
+
+
+def attach_stdin(core: Any, pod: str, namespace: str) -> Any:
+    """A websocket attached to the agent container's stdin (``kubernetes.stream``), for ``write_stdin``."""
+    from kubernetes.stream import stream
+
+    return stream(
+        core.connect_get_namespaced_pod_attach,
+        pod,
+        namespace,
+        container=CONTAINER,
+        stdin=True,
+        stdout=False,
+        stderr=False,
+        tty=False,
+        _preload_content=False,
+    )
 
 
 def timestamp_key(ts: str) -> tuple[str, int]:
@@ -59,59 +84,92 @@ def _is_gone(exc: Exception) -> bool:
 class KubernetesRuntime:
     """One Job per execution (``backoffLimit: 0``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``)."""
 
-    def __init__(self, settings: AgentNodeFields, core: Any, batch: Any, *, poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        settings: AgentNodeFields,
+        core: Any,
+        batch: Any,
+        networking: Any,
+        *,
+        poll_s: float = 0.5,
+        attach: Any = attach_stdin,
+    ) -> None:
         self._settings = settings
         self._core = core
         self._batch = batch
+        self._networking = networking
         self._poll_s = poll_s
+        self._attach = attach
         self._ns = settings.agent_k8s_namespace
         self.name: str | None = None
         self._pod: str | None = None
-
-    def secret_manifest(self, job: RuntimeJob, name: str) -> dict[str, Any]:
-        """The Secret holding the job JSON (the provider key and API token are in it)."""
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "labels": self._labels(job)},
-            "type": "Opaque",
-            "stringData": {"job.json": job.payload.decode()},
-        }
+        self._stdin: Any = None
 
     def job_manifest(self, job: RuntimeJob, name: str) -> dict[str, Any]:
-        """The Job running the program once with the Secret mounted and fed to its stdin."""
+        """The Job running the program once, created suspended (see ``network_policy_manifest``)."""
         s = self._settings
-        command = ["/bin/sh", "-c", f'exec "$@" < {JOB_FILE}', "sh", *s.agent_k8s_command]
+        no_privileges = {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         container = {
             "name": CONTAINER,
             "image": s.agent_k8s_image,
-            "command": command,
+            "command": list(s.agent_k8s_command),
             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-            "volumeMounts": [{"name": "job", "mountPath": JOB_DIR, "readOnly": True}],
+            # stdinOnce: the program's stdin ends when the worker's attach does.
+            "stdin": True,
+            "stdinOnce": True,
+            "tty": False,
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             "resources": {"limits": {"memory": s.agent_k8s_memory, "cpu": s.agent_k8s_cpu}},
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "privileged": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": no_privileges,
         }
+        labels = self._labels(job) | {JOB_LABEL: name}
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": name, "labels": self._labels(job)},
+            "metadata": {"name": name, "labels": labels},
             "spec": {
+                "suspend": True,
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": max(1, math.ceil(job.deadline_s)),
                 "ttlSecondsAfterFinished": s.agent_k8s_ttl_after_finished_s,
                 "template": {
-                    "metadata": {"labels": self._labels(job)},
+                    "metadata": {"labels": labels},
                     "spec": {
                         "restartPolicy": "Never",
                         "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": s.agent_k8s_run_as_user,
+                            "runAsGroup": s.agent_k8s_run_as_user,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [container],
-                        "volumes": [{"name": "job", "secret": {"secretName": name, "defaultMode": 0o400}}],
+                        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": TMP_SIZE}}],
                     },
                 },
+            },
+        }
+
+    def network_policy_manifest(self, job: RuntimeJob, name: str, job_uid: str) -> dict[str, Any]:
+        """Deny every packet to and from the Job's pod; owned by the Job, so deleted with it."""
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid, "blockOwnerDeletion": True}
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "labels": self._labels(job), "ownerReferences": [owner]},
+            "spec": {
+                "podSelector": {"matchLabels": {JOB_LABEL: name}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [],
+                "egress": [],
             },
         }
 
@@ -120,14 +178,30 @@ class KubernetesRuntime:
         return {"app.kubernetes.io/name": "aob-agent", "aob/node": job.node_id[:63], "aob/attempt": str(job.attempt)}
 
     async def start(self, job: RuntimeJob) -> AsyncIterator[str]:
-        self.name = f"aob-agent-{job.run_id[:12].lower()}-{uuid.uuid4().hex[:8]}"
+        name = self.name = f"aob-agent-{job.run_id[:12].lower()}-{uuid.uuid4().hex[:8]}"
         try:
-            await asyncio.to_thread(self._core.create_namespaced_secret, self._ns, self.secret_manifest(job, self.name))
-            await asyncio.to_thread(self._batch.create_namespaced_job, self._ns, self.job_manifest(job, self.name))
+            created = await asyncio.to_thread(self._batch.create_namespaced_job, self._ns, self.job_manifest(job, name))
+            policy = self.network_policy_manifest(job, name, str(created.metadata.uid))
+            await asyncio.to_thread(self._networking.create_namespaced_network_policy, self._ns, policy)
+            # Released only now: its pod never runs before the policy that cuts it off exists.
+            await asyncio.to_thread(self._batch.patch_namespaced_job, name, self._ns, {"spec": {"suspend": False}})
         except Exception as exc:
-            raise RuntimeFailure(f"kubernetes runtime: could not create Job {self.name}: {exc}") from exc
-        self._pod = await self._wait_for_pod(self.name)
+            raise RuntimeFailure(f"kubernetes runtime: could not create Job {name}: {exc}") from exc
+        self._pod = await self._wait_for_pod(name)
+        try:
+            self._stdin = await asyncio.to_thread(self._attach, self._core, self._pod, self._ns)
+        except Exception as exc:
+            raise RuntimeFailure(f"kubernetes runtime: could not attach to pod {self._pod}: {exc}") from exc
+        await self.send(job.payload)
         return self._follow(self._pod)
+
+    async def send(self, data: bytes) -> None:
+        if self._stdin is None:
+            raise RuntimeFailure("kubernetes runtime: send() before start()")
+        try:
+            await asyncio.to_thread(self._stdin.write_stdin, data.decode())
+        except Exception as exc:
+            raise RuntimeFailure(f"kubernetes runtime: the program's stdin broke off: {exc}") from exc
 
     async def _wait_for_pod(self, name: str) -> str:
         """The Job's pod once its container runs (or already ended); fails when it cannot or does not start."""
@@ -234,10 +308,12 @@ class KubernetesRuntime:
         await self._delete_job()
 
     async def close(self) -> None:
-        await self._delete_job()
-        if self.name is not None:
+        if self._stdin is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._core.delete_namespaced_secret, self.name, self._ns)
+                await asyncio.to_thread(self._stdin.close)
+            self._stdin = None
+        # Its pod and NetworkPolicy go with it (the pod by propagation, the policy by its owner reference).
+        await self._delete_job()
 
     async def _delete_job(self) -> None:
         if self.name is None:

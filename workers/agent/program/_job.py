@@ -1,43 +1,17 @@
-"""The job the worker writes to the agent program's stdin: prompt, tools, limits, provider and API access."""
+"""The job the worker writes to the agent program's stdin: prompt, tools and limits, and no credentials: the
+program reaches the model, the network and the API only through the worker (``common.agent_protocol``)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.json_schema import checked_schema
-from common.settings import DEFAULT_DENY_PATHS
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LlmAccess(_Strict):
-    """Where the model is served and how hard to try; the key is a ``SecretStr`` so it never shows in a repr."""
-
-    base_url: str = Field(min_length=1)
-    api_key: SecretStr
-    max_retries: int = Field(default=4, ge=0, le=20)
-    breaker_threshold: int = Field(default=5, ge=1)
-    backoff_base_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=30.0, gt=0)
-
-
-class ApiAccess(_Strict):
-    """The orchestrator API and a token scoped to this run, used by ``patch_workflow``."""
-
-    url: str = Field(min_length=1)
-    token: SecretStr
-
-
-class HttpAccess(_Strict):
-    """The SSRF guard's settings for ``http_request`` and pipeline fetches."""
-
-    allowlist: list[str] = Field(default_factory=list)
-    deny_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY_PATHS))
-    max_response_bytes: int = Field(default=1024 * 1024, ge=1)
 
 
 class JobContext(_Strict):
@@ -63,9 +37,10 @@ class AgentJob(_Strict):
     timeout_s: float = Field(default=300.0, gt=0)
     output_schema: dict[str, Any] | None = None
     context: JobContext = Field(default_factory=JobContext)
-    llm: LlmAccess
-    api: ApiAccess | None = None
-    http: HttpAccess = Field(default_factory=HttpAccess)
+    patch: bool = False
+    """Whether the worker will carry out ``patch_workflow`` calls (it holds a run-scoped token for this execution)."""
+    max_call_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """The longest call line the worker reads whole: a bigger call fails at once instead of being cut."""
 
     @field_validator("output_schema")
     @classmethod

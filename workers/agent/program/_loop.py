@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from common.agent_protocol import AgentError, AgentResult, Usage
+from common.agent_protocol import AgentError, AgentResult, ModelReply, ToolCall, Usage
 from common.errors import AobError
+from workers.agent.program._channel import CallRefused
 from workers.agent.program._job import AgentJob
-from workers.agent.program._provider import ModelTurn, ProviderFailed, tool_message
 from workers.agent.program._tools import ToolContext, ToolRegistry
 
 SYSTEM_PREAMBLE = (
@@ -22,9 +23,10 @@ NUDGE = "You did not call a tool. Continue the task, and call finish with the re
 
 
 class TurnModel(Protocol):
-    """What the loop needs from a model: the next reply to a conversation, given the tool schemas."""
+    """What the loop needs from a model: the next reply to a conversation, given the tool schemas (the worker's
+    ``WorkerChannel.model_turn`` in the program)."""
 
-    async def turn(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelTurn: ...
+    async def model_turn(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelReply: ...
 
 
 class AgentFailed(AobError):
@@ -57,7 +59,7 @@ async def run_agent(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: T
     except TimeoutError:
         error = AgentError(type="timeout", message=f"wall timeout of {job.timeout_s:g}s exceeded")
         return _failed(error, None, progress)
-    except ProviderFailed as exc:
+    except CallRefused as exc:
         return _failed(AgentError(type=exc.error_type, message=exc.message), None, progress)
     except AgentFailed as exc:
         return _failed(AgentError(type=exc.error_type, message=exc.message, details=exc.details), exc.output, progress)
@@ -76,10 +78,12 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
     for step in range(1, job.max_steps + 1):
         progress.steps = step
         writer.log("INFO", "model call", step=step, messages=len(messages))
-        turn = await model.turn(messages, schemas)
+        turn = await model.model_turn(messages, schemas)
         progress.usage = progress.usage.add(turn.usage)
         if not turn.usage_reported:
-            writer.log("WARNING", "provider reported no usage; the token budget cannot count this turn", step=step)
+            writer.log(
+                "WARNING", "provider reported no usage; the worker charged the call's whole reservation", step=step
+            )
         writer.log(
             "INFO",
             "model replied",
@@ -103,3 +107,9 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
         if finish.done:
             return finish.result
     raise AgentFailed("max_steps", f"exceeded max_steps={job.max_steps}")
+
+
+def tool_message(call: ToolCall, content: Any) -> dict[str, Any]:
+    """The ``tool`` message answering ``call``; non-string content is sent as JSON."""
+    body = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+    return {"role": "tool", "tool_call_id": call.id, "content": body}

@@ -8,15 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
-from common.agent_protocol import AgentError, ProtocolWriter
+from common.agent_protocol import AgentError, HttpCall, PatchCall, ProtocolWriter, ToolCall
 from common.errors import AobError, ValidationFailed
 from common.json_schema import instance_errors
+from workers.agent.program._channel import WorkerChannel
 from workers.agent.program._job import AgentJob
 from workers.agent.program._pipeline import PIPELINE_SCHEMA, FetchStep, execute_pipeline
-from workers.agent.program._provider import ToolCall
-from workers.http import HttpFetcher, display_url
 
 MAX_REPAIRS = 2
 MAX_TOOL_BODY_CHARS = 32_000
@@ -38,12 +35,11 @@ class FinishState:
 
 @dataclass
 class ToolContext:
-    """What tools may use: the job, the guarded fetcher, the API client (if any), the log writer."""
+    """What tools may use: the job, the channel to the worker (network and API go through it), the log writer."""
 
     job: AgentJob
-    fetcher: HttpFetcher
+    worker: WorkerChannel
     writer: ProtocolWriter
-    api_client: httpx.AsyncClient | None = None
     finish: FinishState = field(default_factory=FinishState)
 
 
@@ -150,7 +146,7 @@ def _shown_body(body: Any) -> tuple[Any, bool]:
 class HttpRequestTool:
     name = "http_request"
     description = (
-        "Send an HTTP request (through the platform's SSRF guard). body: a string, or JSON sent as "
+        "Send an HTTP request (the worker sends it through the platform's SSRF guard). body: a string, or JSON sent as "
         "application/json. Returns {status, content_type, body} with a JSON body parsed."
     )
     parameters: dict[str, Any] = {
@@ -167,18 +163,17 @@ class HttpRequestTool:
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         body = args.get("body")
-        response = await ctx.fetcher.request(
-            args["method"],
-            args["url"],
+        call = HttpCall(
+            method=args["method"],
+            url=args["url"],
             headers=args.get("headers"),
-            **({"content": body} if isinstance(body, str) else {} if body is None else {"json": body}),
-            max_response_bytes=ctx.job.http.max_response_bytes,
+            body=body,
+            body_format="text" if isinstance(body, str) else "json",
         )
-        ctx.writer.log(
-            "INFO", "http response", method=args["method"], url=display_url(response.url), status=response.status
-        )
-        shown, truncated = _shown_body(response.body())
-        result = {"status": response.status, "content_type": response.headers.get("content-type"), "body": shown}
+        response = await ctx.worker.http(call)
+        ctx.writer.log("INFO", "http response", method=args["method"], url=response.url, status=response.status)
+        shown, truncated = _shown_body(response.body)
+        result = {"status": response.status, "content_type": response.content_type, "body": shown}
         return {**result, "truncated": True} if truncated else result
 
 
@@ -201,16 +196,11 @@ class ExecutePipelineTool:
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         async def fetch(step: FetchStep) -> Any:
-            response = await ctx.fetcher.request(
-                step.method,
-                step.url,
-                headers=step.headers,
-                **({} if step.body is None else {"json": step.body}),
-                max_response_bytes=ctx.job.http.max_response_bytes,
-            )
+            call = HttpCall(method=step.method, url=step.url, headers=step.headers, body=step.body)
+            response = await ctx.worker.http(call)
             if response.status >= 400:
-                raise ValidationFailed([f"fetch: {step.method} {display_url(response.url)} answered {response.status}"])
-            return response.body()
+                raise ValidationFailed([f"fetch: {step.method} {response.url} answered {response.status}"])
+            return response.body
 
         return await execute_pipeline(args["steps"], fetch)
 
@@ -245,27 +235,15 @@ class PatchWorkflowTool:
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> Any:
-        api = ctx.job.api
-        if api is None or ctx.api_client is None:
-            raise ValidationFailed(["patch_workflow: this job has no API access"])
-        url = f"{api.url.rstrip('/')}/api/v1/runs/{ctx.job.run_id}/patch"
-        try:
-            response = await ctx.api_client.post(
-                url,
-                json={"ops": args["ops"], "reason": args.get("reason")},
-                headers={"authorization": f"Bearer {api.token.get_secret_value()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise AobError(f"patch_workflow: API unreachable ({type(exc).__name__}: {exc})") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text[:2000]
-        ctx.writer.log("INFO", "patch_workflow answered", status=response.status_code, ops=len(args["ops"]))
-        if response.is_success:
+        if not ctx.job.patch:
+            raise ValidationFailed(["patch_workflow: this node may not patch its workflow"])
+        response = await ctx.worker.patch(PatchCall(ops=args["ops"], reason=args.get("reason")))
+        body = response.body
+        ctx.writer.log("INFO", "patch_workflow answered", status=response.status, ops=len(args["ops"]))
+        if 200 <= response.status < 300:
             return {"applied": True, **body} if isinstance(body, dict) else {"applied": True, "response": body}
         # The API's error body tells the model what to fix (unknown node, cycle, agent limit...).
-        return {"applied": False, "status": response.status_code, "error": body}
+        return {"applied": False, "status": response.status, "error": body}
 
 
 class FinishTool:

@@ -19,6 +19,7 @@ from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from workers.agent import AgentHandler, NodeLog, TokenBudget
+from workers.agent._budget import budget_day
 
 FAKE_AGENT = Path(__file__).resolve().parents[3] / "support" / "fake_agent.py"
 LLM_KEY = "llm-key-0123456789-very-secret"
@@ -112,13 +113,14 @@ async def test_lines_are_readable_while_the_program_runs(
     assert row["text"].split("\n")[1:4] == ["model line 0", "model line 1", "model line 2"]
     assert row["text"].split("\n")[-1].startswith("@@AOB_RESULT@@ ")
     assert await redis.ttl(keys.logs(run_id, "agent")) > 0
-    assert await TokenBudget(redis, keys, 100).used("tenant-test") == 15
+    # Only model calls the worker made are charged: the usage the program reports (15) counts for nothing.
+    assert await TokenBudget(redis, keys, 100).used("tenant-test") == 0
 
 
 async def test_secrets_never_reach_stored_logs_events_or_archive(
     engine: Engine, redis: aioredis.Redis, keys: Keys, pg_pool: asyncpg.Pool
 ) -> None:
-    script = {"echo_secrets": True, "result": {"status": "succeeded", "output": f"key {LLM_KEY}"}}
+    script = {"echo_secrets": LLM_KEY, "result": {"status": "succeeded", "output": f"key {LLM_KEY}"}}
     run_id = await submit(engine, script)
     assert await engine.wait_ended(run_id) == "succeeded"
 
@@ -127,7 +129,6 @@ async def test_secrets_never_reach_stored_logs_events_or_archive(
     text = (await archived(pg_pool, run_id))["text"]
     output = json.dumps(await engine.output(run_id, "agent"))
     assert "the provider key is [REDACTED] ok" in stored
-    assert "Authorization: Bearer [REDACTED]" in stored
     for where, content in (("stream", stored), ("events", events), ("node_logs", text), ("output", output)):
         for leak in LEAKS:
             assert leak not in content, f"{leak!r} leaked into the {where}"
@@ -169,8 +170,7 @@ async def test_failures_fail_the_node_and_keep_the_log(
 
 
 async def test_over_budget_tenant_fails_at_once(engine: Engine, redis: aioredis.Redis, keys: Keys) -> None:
-    budget = TokenBudget(redis, keys, 1_000_000)
-    await budget.add("tenant-test", 1_000_000, charge_key=keys.token_charge("earlier", "r-earlier"))
+    await redis.set(keys.token_budget("tenant-test", budget_day()), 1_000_000)
     run_id = await submit(engine, {"lines": 1})
     assert await engine.wait_ended(run_id) == "failed"
     error = (await engine.node_states(run_id))["agent"]["error"]

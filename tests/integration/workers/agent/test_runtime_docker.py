@@ -6,6 +6,7 @@ without them every test here is skipped with the reason, and ``.ci/run`` says so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from tests.integration.workers.agent.test_handler import LEAKS, agent_deployment, archived, stored_lines, submit
+from tests.integration.workers.agent.test_handler import (
+    LEAKS,
+    LLM_KEY,
+    agent_deployment,
+    archived,
+    stored_lines,
+    submit,
+)
 from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
@@ -54,10 +62,11 @@ async def engine(
         agent_docker_image=IMAGE,
         agent_docker_command=("python3", "/fake/fake_agent.py"),
         agent_docker_mounts=(f"{SUPPORT}:/fake:ro", f"{tmp_path}:{tmp_path}"),
-        agent_docker_network="none",
         agent_docker_memory="256m",
         agent_docker_cpus=0.5,
     )
+    # The container's user (never root) looks for the gate file here.
+    await asyncio.to_thread(tmp_path.chmod, 0o755)
     handler = AgentHandler(agent.worker(), pg_pool, redis)
     async with Engine(agent, redis, handlers=[handler], pool=pg_pool) as running:
         yield running
@@ -77,7 +86,7 @@ async def test_the_program_runs_in_a_container_and_streams_live(
     tmp_path: Path,
 ) -> None:
     gate = tmp_path / "gate"
-    script: dict[str, Any] = {"lines": 2, "echo_secrets": True, "gate": str(gate), "result": {"status": "succeeded"}}
+    script: dict[str, Any] = {"lines": 2, "echo_secrets": LLM_KEY, "gate": str(gate), "result": {"status": "succeeded"}}
     script["result"]["output"] = {"from": "container"}
     run_id = await submit(engine, script)
 
@@ -91,6 +100,8 @@ async def test_the_program_runs_in_a_container_and_streams_live(
     assert attrs["Memory"] == 256 * 1024 * 1024
     assert attrs["NanoCpus"] == 500_000_000
     assert attrs["NetworkMode"] == "none"
+    assert attrs["ReadonlyRootfs"] is True
+    assert running[0].attrs["Config"]["User"] == "65534:65534"
     assert not attrs["Privileged"]
     assert "PYTHONUNBUFFERED=1" in running[0].attrs["Config"]["Env"]
     assert not any("key" in env.lower() for env in running[0].attrs["Config"]["Env"])

@@ -1,4 +1,5 @@
-"""The kubernetes runtime against a fake API: its Job and Secret, a broken log stream, pods that never start."""
+"""The kubernetes runtime against a fake API: its Job and NetworkPolicy, the stdin attach, a broken log stream, pods
+that never start."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from common.settings import WorkerSettings
 from workers.agent import RuntimeFailure, RuntimeJob
 from workers.agent._runtime_kubernetes import KubernetesRuntime, timestamp_key
 
-JOB = RuntimeJob("RUN0123456789abcdef", "agent", 2, json.dumps({"llm": {"api_key": "k-secret"}}).encode(), 30.2)
+JOB = RuntimeJob("RUN0123456789abcdef", "agent", 2, json.dumps({"prompt": "p-secret"}).encode() + b"\n", 30.2)
 
 
 def pod(phase: str, *, waiting: str | None = None, exit_code: int | None = None, name: str = "p-1") -> NS:
@@ -37,8 +38,22 @@ class FakeLog:
             raise self.error
 
 
+class FakeStdin:
+    """The attach websocket: records what is written to the program's stdin."""
+
+    def __init__(self, requests: list[tuple[str, Any]]) -> None:
+        self.requests = requests
+
+    def write_stdin(self, data: str) -> None:
+        self.requests.append(("stdin", data))
+
+    def close(self) -> None:
+        self.requests.append(("stdin_closed", None))
+
+
 class FakeApi:
-    """CoreV1Api + BatchV1Api + ApiClient in one: records every request and answers from scripted replies."""
+    """CoreV1Api + BatchV1Api + NetworkingV1Api + ApiClient in one: records every request and answers from scripted
+    replies."""
 
     def __init__(self, pods: list[NS], logs: list[FakeLog], final: NS) -> None:
         self.requests: list[tuple[str, Any]] = []
@@ -47,11 +62,19 @@ class FakeApi:
         self._final = final
         self.api_client = self
 
-    def create_namespaced_secret(self, namespace: str, body: dict[str, Any]) -> None:
-        self.requests.append(("create_secret", body))
-
-    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> NS:
         self.requests.append(("create_job", body))
+        return NS(metadata=NS(uid="job-uid-1"))
+
+    def create_namespaced_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        self.requests.append(("create_policy", body))
+
+    def patch_namespaced_job(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.requests.append(("patch_job", (name, body)))
+
+    def attach(self, core: Any, pod: str, namespace: str) -> FakeStdin:
+        self.requests.append(("attach", (pod, namespace)))
+        return FakeStdin(self.requests)
 
     def list_namespaced_pod(self, namespace: str, label_selector: str) -> NS:
         self.requests.append(("list_pods", label_selector))
@@ -69,23 +92,20 @@ class FakeApi:
     def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str) -> None:
         self.requests.append(("delete_job", (name, propagation_policy)))
 
-    def delete_namespaced_secret(self, name: str, namespace: str) -> None:
-        self.requests.append(("delete_secret", name))
-
     def sent(self, kind: str) -> list[Any]:
         return [body for what, body in self.requests if what == kind]
 
 
 def runtime(api: FakeApi, **settings: Any) -> KubernetesRuntime:
     values = {"agent_k8s_namespace": "agents", "agent_k8s_image": "reg/aob-agent:1"} | settings
-    return KubernetesRuntime(WorkerSettings(**values), api, api, poll_s=0.001)
+    return KubernetesRuntime(WorkerSettings(**values), api, api, api, poll_s=0.001, attach=api.attach)
 
 
 async def collect(rt: KubernetesRuntime) -> list[str]:
     return [line async for line in await rt.start(JOB)]
 
 
-def test_the_job_runs_once_with_deadline_ttl_and_its_input_in_a_secret() -> None:
+def test_the_job_runs_once_with_deadline_and_ttl_and_takes_its_input_on_stdin() -> None:
     rt = runtime(FakeApi([], [], pod("Succeeded")), agent_k8s_ttl_after_finished_s=120)
     job = rt.job_manifest(JOB, "aob-agent-x")
     spec = job["spec"]
@@ -94,17 +114,34 @@ def test_the_job_runs_once_with_deadline_ttl_and_its_input_in_a_secret() -> None
     assert spec["ttlSecondsAfterFinished"] == 120
     pod_spec = spec["template"]["spec"]
     assert pod_spec["restartPolicy"] == "Never"
-    assert pod_spec["automountServiceAccountToken"] is False
-    assert pod_spec["volumes"] == [{"name": "job", "secret": {"secretName": "aob-agent-x", "defaultMode": 0o400}}]
     container = pod_spec["containers"][0]
     assert container["image"] == "reg/aob-agent:1"
-    assert container["command"][:3] == ["/bin/sh", "-c", 'exec "$@" < /run/aob/job.json']
-    assert container["command"][4:] == ["python3", "-m", "workers.agent.program"]
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    # The job (with the provider key) never travels in the environment.
-    assert "k-secret" not in json.dumps(container)
-    secret = rt.secret_manifest(JOB, "aob-agent-x")
-    assert json.loads(secret["stringData"]["job.json"]) == {"llm": {"api_key": "k-secret"}}
+    assert container["command"] == ["python3", "-m", "workers.agent.program"]
+    assert container["stdin"] is True and container["stdinOnce"] is True
+    # The job never travels in the manifest or the environment.
+    assert "p-secret" not in json.dumps(job)
+
+
+async def test_the_job_starts_suspended_until_its_network_policy_exists_then_gets_its_job_on_stdin() -> None:
+    api = FakeApi([pod("Running")], [FakeLog([b"2026-01-01T10:00:00Z done\n"])], pod("Succeeded", exit_code=0))
+    rt = runtime(api)
+    assert await collect(rt) == ["done"]
+    order = [what for what, _ in api.requests if what != "list_pods"]
+    assert order[:5] == ["create_job", "create_policy", "patch_job", "attach", "stdin"]
+    assert api.sent("create_job")[0]["spec"]["suspend"] is True
+    assert api.sent("patch_job") == [(rt.name, {"spec": {"suspend": False}})]
+    (policy,) = api.sent("create_policy")
+    assert (
+        policy["metadata"]["ownerReferences"][0] | {"uid": "job-uid-1", "kind": "Job", "name": rt.name}
+        == (policy["metadata"]["ownerReferences"][0])
+    )
+    assert api.sent("attach") == [("p-1", "agents")]
+    assert api.sent("stdin") == [JOB.payload.decode()]
+    await rt.send(b'{"v": 1, "id": 1}\n')
+    assert api.sent("stdin")[-1] == '{"v": 1, "id": 1}\n'
+    await rt.close()
+    assert ("stdin_closed", None) in api.requests
+    assert api.sent("delete_job") == [(rt.name, "Background")]
 
 
 async def test_a_broken_log_stream_is_reopened_with_since_time_and_no_line_twice() -> None:
@@ -132,7 +169,6 @@ async def test_a_broken_log_stream_is_reopened_with_since_time_and_no_line_twice
     assert api.sent("list_pods")[0] == f"job-name={rt.name}"
     await rt.close()
     assert api.sent("delete_job") == [(rt.name, "Background")]
-    assert api.sent("delete_secret") == [rt.name]
 
 
 async def test_a_pod_that_never_starts_fails_at_the_start_timeout() -> None:

@@ -1,17 +1,18 @@
-"""The agent program as a real subprocess against the scripted model, a local allowlisted server and a fake API."""
+"""The agent program as a real subprocess under a real worker side (which makes its model, HTTP and patch calls)
+against the scripted model, a local allowlisted server and a fake API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,10 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from common.agent_protocol import RESULT_PREFIX, AgentResult, classify_line, parse_result_line
+from common.keys import Keys
 from devstack.llm_scripted import ScriptedLLM
+from tests.support.agent_harness import WorkerSide, run_with_worker
 from tests.support.streaming import serving
 
-REPO = Path(__file__).resolve().parents[5]
 API_KEY = "sk-agenttest-0123456789abcdefXYZ"
 API_TOKEN = "run-token-fedcba9876543210"
 
@@ -51,7 +53,10 @@ class ProgramRun:
         return [line for line in self.lines if classify_line(line) == "text"]
 
 
-def make_job(llm: ScriptedLLM, *, max_retries: int = 4, **overrides: Any) -> dict[str, Any]:
+Run = Callable[..., Awaitable[ProgramRun]]
+
+
+def make_job(**overrides: Any) -> dict[str, Any]:
     job: dict[str, Any] = {
         "v": 1,
         "run_id": "run-1",
@@ -62,33 +67,23 @@ def make_job(llm: ScriptedLLM, *, max_retries: int = 4, **overrides: Any) -> dic
         "max_tokens": 100_000,
         "timeout_s": 20,
         "context": {"inputs": {"city": "Oslo"}, "upstream": {"fetch": {"ok": True}}},
-        "llm": {
-            "base_url": llm.base_url,
-            "api_key": API_KEY,
-            "max_retries": max_retries,
-            "backoff_base_s": 0.05,
-            "backoff_max_s": 0.2,
-        },
     }
     job.update(overrides)
     return job
 
 
-async def run_program(job: dict[str, Any], timeout_s: float = 30) -> ProgramRun:
-    """Run ``python -m workers.agent.program`` with ``job`` on stdin; the provider key must never be printed."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.agent.program",
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(json.dumps(job).encode()), timeout_s)
-    run = ProgramRun(code=proc.returncode or 0, stdout=out.decode(), stderr=err.decode())
-    for secret in (API_KEY, API_TOKEN):
-        assert secret not in run.stdout and secret not in run.stderr
+@pytest.fixture
+def run_program(redis: aioredis.Redis, keys: Keys) -> Callable[..., Awaitable[ProgramRun]]:
+    """Run the program with ``job`` under a real worker side; the provider key and API token are never printed."""
+
+    async def run(job: dict[str, Any], llm: ScriptedLLM, **worker: Any) -> ProgramRun:
+        side = WorkerSide(llm_url=llm.base_url, llm_key=API_KEY, **worker)
+        code, lines = await run_with_worker(job, side, redis, keys)
+        run = ProgramRun(code=code, stdout="\n".join(lines) + "\n", stderr="")
+        for secret in (API_KEY, API_TOKEN):
+            assert secret not in run.stdout
+        return run
+
     return run
 
 
@@ -110,7 +105,7 @@ def data_app() -> Starlette:
     return Starlette(routes=[Route("/weather", weather), Route("/items", items)])
 
 
-async def test_http_request_and_pipeline_run_concurrently_then_finish() -> None:
+async def test_http_request_and_pipeline_run_concurrently_then_finish(run_program: Run) -> None:
     async with local_server(data_app()) as host, ScriptedLLM() as llm:
         llm.script(
             [
@@ -143,7 +138,7 @@ async def test_http_request_and_pipeline_run_concurrently_then_finish() -> None:
                 },
             ]
         )
-        run = await run_program(make_job(llm, http={"allowlist": [host]}))
+        run = await run_program(make_job(), llm, allowlist=[host])
 
     assert run.code == 0, run.stdout + run.stderr
     assert run.result.status == "succeeded"
@@ -172,7 +167,7 @@ async def test_http_request_and_pipeline_run_concurrently_then_finish() -> None:
     assert llm.requests[0]["headers"]["authorization"] == f"Bearer {API_KEY}"
 
 
-async def test_finish_is_validated_against_the_output_schema_and_repaired() -> None:
+async def test_finish_is_validated_against_the_output_schema_and_repaired(run_program: Run) -> None:
     schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
     async with ScriptedLLM() as llm:
         llm.script(
@@ -184,7 +179,7 @@ async def test_finish_is_validated_against_the_output_schema_and_repaired() -> N
                 },
             ]
         )
-        run = await run_program(make_job(llm, output_schema=schema))
+        run = await run_program(make_job(output_schema=schema), llm)
 
     assert run.code == 0
     assert run.result.output == {"score": 9} and run.result.steps == 2
@@ -192,10 +187,10 @@ async def test_finish_is_validated_against_the_output_schema_and_repaired() -> N
     assert repair["accepted"] is False and '"high" is not of type "integer"' in repair["errors"][0]
 
 
-async def max_steps_scenario() -> None:
+async def max_steps_scenario(run_program: Run) -> None:
     async with ScriptedLLM() as llm:
         llm.script([{"tool_calls": [{"name": "get_context", "arguments": {}}]}] * 3)
-        run = await run_program(make_job(llm, max_steps=3))
+        run = await run_program(make_job(max_steps=3), llm)
 
     assert run.code == 1
     assert run.result.error is not None
@@ -203,11 +198,11 @@ async def max_steps_scenario() -> None:
     assert run.result.steps == 3 and len(llm.requests) == 3
 
 
-async def max_tokens_scenario() -> None:
+async def max_tokens_scenario(run_program: Run) -> None:
     usage = {"prompt_tokens": 500, "completion_tokens": 100}
     async with ScriptedLLM() as llm:
         llm.script([{"text": "thinking", "tool_calls": [{"name": "get_context", "arguments": {}}], "usage": usage}] * 2)
-        run = await run_program(make_job(llm, max_tokens=1000))
+        run = await run_program(make_job(max_tokens=1000), llm)
 
     assert run.code == 1
     assert run.result.error is not None
@@ -215,11 +210,11 @@ async def max_tokens_scenario() -> None:
     assert run.result.usage.model_dump() == {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}
 
 
-async def timeout_scenario() -> None:
+async def timeout_scenario(run_program: Run) -> None:
     async with ScriptedLLM() as llm:
         llm.script([{"text": "slow", "delay_s": 30}])
         started = time.monotonic()
-        run = await run_program(make_job(llm, timeout_s=1.0))
+        run = await run_program(make_job(timeout_s=1.0), llm)
         elapsed_s = time.monotonic() - started
 
     assert run.code == 1
@@ -228,12 +223,14 @@ async def timeout_scenario() -> None:
     assert elapsed_s < 15
 
 
-async def test_limits_end_the_agent_with_their_reason() -> None:
+async def test_limits_end_the_agent_with_their_reason(run_program: Run) -> None:
     # Each scenario is its own program; running them side by side keeps the suite fast.
-    await asyncio.gather(max_steps_scenario(), max_tokens_scenario(), timeout_scenario())
+    await asyncio.gather(
+        max_steps_scenario(run_program), max_tokens_scenario(run_program), timeout_scenario(run_program)
+    )
 
 
-async def retried_scenario() -> None:
+async def retried_scenario(run_program: Run) -> None:
     async with ScriptedLLM() as llm:
         llm.script(
             [
@@ -242,7 +239,7 @@ async def retried_scenario() -> None:
                 {"tool_calls": [{"name": "finish", "arguments": {"result": "ok"}}]},
             ]
         )
-        run = await run_program(make_job(llm))
+        run = await run_program(make_job(), llm)
 
     assert run.code == 0 and run.result.output == "ok"
     first, second, _ = llm.requests
@@ -252,20 +249,20 @@ async def retried_scenario() -> None:
     assert "HTTP 429" in retries[0]["reason"] and "HTTP 500" in retries[1]["reason"]
 
 
-async def retries_run_out_scenario() -> None:
+async def retries_run_out_scenario(run_program: Run) -> None:
     async with ScriptedLLM() as llm:
         llm.script([{"error": 503}] * 3)
-        run = await run_program(make_job(llm, max_retries=2))
+        run = await run_program(make_job(), llm, max_retries=2)
 
     assert run.code == 1
     assert run.result.error is not None and run.result.error.type == "provider_error"
     assert "after 3 attempts" in run.result.error.message and len(llm.requests) == 3
 
 
-async def breaker_scenario() -> None:
+async def breaker_scenario(run_program: Run) -> None:
     async with ScriptedLLM() as llm:
         llm.script([{"error": 500}] * 8)
-        run = await run_program(make_job(llm, max_retries=10))
+        run = await run_program(make_job(), llm, max_retries=10)
 
     assert run.code == 1
     assert run.result.error is not None and run.result.error.type == "circuit_open"
@@ -273,8 +270,10 @@ async def breaker_scenario() -> None:
     assert len(llm.requests) == 5
 
 
-async def test_provider_faults_are_retried_until_retries_or_the_breaker_stop_them() -> None:
-    await asyncio.gather(retried_scenario(), retries_run_out_scenario(), breaker_scenario())
+async def test_provider_faults_are_retried_until_retries_or_the_breaker_stop_them(run_program: Run) -> None:
+    await asyncio.gather(
+        retried_scenario(run_program), retries_run_out_scenario(run_program), breaker_scenario(run_program)
+    )
 
 
 def fake_api(received: list[dict[str, Any]]) -> Starlette:
@@ -289,7 +288,7 @@ def fake_api(received: list[dict[str, Any]]) -> Starlette:
     return Starlette(routes=[Route("/api/v1/runs/{run_id}/patch", patch, methods=["POST"])])
 
 
-async def test_patch_workflow_gets_the_refusal_back_and_its_correction_applies() -> None:
+async def test_patch_workflow_gets_the_refusal_back_and_its_correction_applies(run_program: Run) -> None:
     received: list[dict[str, Any]] = []
     bad = [{"op": "add", "path": "/edges/-", "value": {"from": "agent", "to": "sumary"}}]
     good = [{"op": "add", "path": "/edges/-", "value": {"from": "agent", "to": "summary"}}]
@@ -307,8 +306,7 @@ async def test_patch_workflow_gets_the_refusal_back_and_its_correction_applies()
                 },
             ]
         )
-        api = {"url": f"http://{host}", "token": API_TOKEN}
-        run = await run_program(make_job(llm, tools=["patch_workflow"], api=api))
+        run = await run_program(make_job(tools=["patch_workflow"]), llm, api_url=f"http://{host}", api_token=API_TOKEN)
 
     assert run.code == 0 and run.result.output == "patched"
     assert [r["path"] for r in received] == ["/api/v1/runs/run-1/patch"] * 2

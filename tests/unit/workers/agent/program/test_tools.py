@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from common.agent_protocol import ProtocolWriter
+from common.agent_protocol import HttpCall, HttpReply, PatchCall, PatchReply, ProtocolWriter, ToolCall
 from common.errors import AobError, ValidationFailed
 from workers.agent.program import AgentJob
-from workers.agent.program._provider import ToolCall
+from workers.agent.program._channel import CallRefused, WorkerChannel
 from workers.agent.program._tools import MAX_REPAIRS, ToolContext, ToolRegistry, default_registry
-from workers.http import HttpFetcher, SsrfGuard
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
@@ -26,21 +23,34 @@ def job(**overrides: Any) -> AgentJob:
         "node_id": "agent",
         "prompt": "p",
         "model": "m",
-        "llm": {"base_url": "http://llm/v1", "api_key": "sk-x"},
         "context": {"inputs": {"city": "Oslo"}, "upstream": {"fetch": [1, 2]}},
         **overrides,
     }
     return AgentJob.model_validate(raw)
 
 
+class FakeWorker(WorkerChannel):
+    """The worker's side of the tools' calls: records them and answers (or refuses) as scripted."""
+
+    def __init__(self) -> None:
+        super().__init__(ProtocolWriter(io.StringIO()), max_call_bytes=1024)
+        self.calls: list[HttpCall | PatchCall] = []
+        self.http_reply: HttpReply | CallRefused = HttpReply(status=200, url="http://x/", body={"ok": 1})
+
+    async def http(self, call: HttpCall) -> HttpReply:
+        self.calls.append(call)
+        if isinstance(self.http_reply, CallRefused):
+            raise self.http_reply
+        return self.http_reply
+
+    async def patch(self, call: PatchCall) -> PatchReply:
+        self.calls.append(call)
+        return PatchReply(status=422, body={"error": {"message": "edges[0].to: unknown node 'x'"}})
+
+
 @pytest.fixture
-async def ctx() -> AsyncIterator[ToolContext]:
-    async with httpx.AsyncClient() as client:
-        yield ToolContext(
-            job=job(output_schema=SCHEMA),
-            fetcher=HttpFetcher(client, SsrfGuard()),
-            writer=ProtocolWriter(io.StringIO()),
-        )
+def ctx() -> ToolContext:
+    return ToolContext(job=job(output_schema=SCHEMA), worker=FakeWorker(), writer=ProtocolWriter(io.StringIO()))
 
 
 def call(name: str, arguments: Any) -> ToolCall:
@@ -126,14 +136,31 @@ async def test_finish_gets_two_repairs_then_fails_with_the_raw_output(ctx: ToolC
     assert failure.details == {"errors": ['result: "n" is a required property'], "raw_output": {"m": 1}}
 
 
-async def test_patch_workflow_without_api_access_tells_the_model(ctx: ToolContext) -> None:
+async def test_patch_workflow_without_permission_tells_the_model(ctx: ToolContext) -> None:
     result = await default_registry().call(
         call("patch_workflow", {"ops": [{"op": "remove", "path": "/x"}]}), ctx, step=1
     )
-    assert result["error"]["message"] == "patch_workflow: this job has no API access"
+    assert result["error"]["message"] == "patch_workflow: this node may not patch its workflow"
+    assert isinstance(ctx.worker, FakeWorker) and ctx.worker.calls == []
 
 
-async def test_http_request_goes_through_the_ssrf_guard(ctx: ToolContext) -> None:
+async def test_patch_workflow_asks_the_worker_and_shows_the_api_refusal(ctx: ToolContext) -> None:
+    ctx.job = job(patch=True)
+    ops = [{"op": "add", "path": "/edges/-", "value": {"from": "agent", "to": "x"}}]
+    result = await default_registry().call(call("patch_workflow", {"ops": ops, "reason": "r"}), ctx, step=1)
+    assert result == {"applied": False, "status": 422, "error": {"error": {"message": "edges[0].to: unknown node 'x'"}}}
+    assert isinstance(ctx.worker, FakeWorker) and ctx.worker.calls == [PatchCall(ops=ops, reason="r")]
+
+
+async def test_http_request_asks_the_worker_and_its_refusal_reaches_the_model(ctx: ToolContext) -> None:
+    worker = ctx.worker
+    assert isinstance(worker, FakeWorker)
+    result = await default_registry().call(
+        call("http_request", {"method": "POST", "url": "http://x/", "body": "text"}), ctx, step=1
+    )
+    assert result == {"status": 200, "content_type": None, "body": {"ok": 1}}
+    assert worker.calls == [HttpCall(method="POST", url="http://x/", body="text", body_format="text")]
+    worker.http_reply = CallRefused("ssrf_blocked", "refused: 169.254.169.254 is link-local")
     result = await default_registry().call(
         call("http_request", {"method": "GET", "url": "http://169.254.169.254/latest/meta-data"}), ctx, step=1
     )

@@ -1,9 +1,9 @@
-"""Model calls: one streamed chat completion per turn, transient failures retried with backoff, a circuit breaker."""
+"""Model calls the worker makes for its agent program: one streamed chat completion per turn, transient failures
+retried with backoff, a circuit breaker. The program never sees the provider's address or key."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,10 +13,10 @@ from typing import Any, Literal, TypeVar
 
 import openai
 from openai import AsyncOpenAI
+from pydantic import SecretStr
 
-from common.agent_protocol import ProtocolWriter, Usage
+from common.agent_protocol import ModelReply, ProtocolWriter, ToolCall, Usage
 from common.errors import AobError
-from workers.agent.program._job import LlmAccess
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -35,32 +35,18 @@ class ProviderFailed(AobError):
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    """A tool call as the model made it; ``arguments`` is the raw JSON text."""
+class ModelAccess:
+    """Where one node's model is served, with which key and how hard to try; the key is a ``SecretStr`` so it never
+    shows in a repr. ``max_call_tokens`` caps each reply (the provider's ``max_tokens``)."""
 
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class ModelTurn:
-    """One assistant reply: its text, the tool calls it made and the usage the provider reported."""
-
-    text: str
-    tool_calls: list[ToolCall]
-    usage: Usage
-    usage_reported: bool = True
-
-    def as_message(self) -> dict[str, Any]:
-        """The assistant message to append to the conversation."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
-        if self.tool_calls:
-            message["tool_calls"] = [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-                for call in self.tool_calls
-            ]
-        return message
+    base_url: str
+    api_key: SecretStr
+    model: str
+    max_call_tokens: int
+    max_retries: int = 4
+    breaker_threshold: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
 
 
 @dataclass
@@ -207,36 +193,58 @@ class _CallSlot:
 
 
 class ChatModel:
-    """Streams one chat completion per turn through the ``openai`` SDK (the SDK's own retries off: ours apply)."""
+    """Streams one chat completion per turn through the ``openai`` SDK (the SDK's own retries off: ours apply).
 
-    def __init__(self, llm: LlmAccess, model: str, writer: ProtocolWriter, *, sleep: Sleep = asyncio.sleep) -> None:
-        self._client = AsyncOpenAI(base_url=llm.base_url, api_key=llm.api_key.get_secret_value(), max_retries=0)
-        self._model = model
+    Streamed text goes to ``writer`` as it arrives; ``drain`` is awaited after each chunk to pass it on (to the log).
+    """
+
+    def __init__(
+        self,
+        access: ModelAccess,
+        writer: ProtocolWriter,
+        *,
+        drain: Callable[[], Awaitable[None]],
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._client: AsyncOpenAI | None = None
+        self._access = access
         self._writer = writer
+        self._drain = drain
         self._caller = RetryingCaller(
-            max_retries=llm.max_retries,
-            breaker=CircuitBreaker(threshold=llm.breaker_threshold),
-            base_s=llm.backoff_base_s,
-            max_s=llm.backoff_max_s,
+            max_retries=access.max_retries,
+            breaker=CircuitBreaker(threshold=access.breaker_threshold),
+            base_s=access.backoff_base_s,
+            max_s=access.backoff_max_s,
             writer=writer,
             sleep=sleep,
         )
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
-    async def turn(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelTurn:
-        """The model's next reply to ``messages``; its text is streamed to the writer as it arrives."""
+    def _connected(self) -> AsyncOpenAI:
+        # Made at the first call: an agent that never calls its model needs no key (an empty one fails here).
+        if self._client is None:
+            access = self._access
+            self._client = AsyncOpenAI(
+                base_url=access.base_url, api_key=access.api_key.get_secret_value(), max_retries=0
+            )
+        return self._client
+
+    async def turn(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelReply:
+        """The model's next reply to ``messages``; raises ``ProviderFailed`` when it cannot be had."""
         return await self._caller.call(lambda: self._stream(messages, tools))
 
-    async def _stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelTurn:
+    async def _stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> ModelReply:
         # The SDK's TypedDict message types add nothing here: messages are built as plain dicts by the loop.
         request_messages: Any = list(messages)
         request_tools: Any = list(tools) if tools else openai.omit
-        stream = await self._client.chat.completions.create(
-            model=self._model,
+        stream = await self._connected().chat.completions.create(
+            model=self._access.model,
             messages=request_messages,
             tools=request_tools,
+            max_tokens=self._access.max_call_tokens,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -256,6 +264,7 @@ class ChatModel:
                     if delta.content:
                         text.append(delta.content)
                         self._writer.text(delta.content)
+                        await self._drain()
                     for call in delta.tool_calls or ():
                         slot = slots.setdefault(call.index, _CallSlot())
                         slot.id = slot.id or call.id or ""
@@ -265,14 +274,11 @@ class ChatModel:
         finally:
             self._writer.end_text()
             await stream.close()
+            await self._drain()
         calls = [
             ToolCall(id=slot.id or f"call_{index}", name=slot.name, arguments="".join(slot.arguments) or "{}")
             for index, slot in sorted(slots.items())
         ]
-        return ModelTurn(text="".join(text), tool_calls=calls, usage=usage or Usage(), usage_reported=usage is not None)
-
-
-def tool_message(call: ToolCall, content: Any) -> dict[str, Any]:
-    """The ``tool`` message answering ``call``; non-string content is sent as JSON."""
-    body = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
-    return {"role": "tool", "tool_call_id": call.id, "content": body}
+        return ModelReply(
+            text="".join(text), tool_calls=calls, usage=usage or Usage(), usage_reported=usage is not None
+        )

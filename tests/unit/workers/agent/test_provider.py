@@ -1,4 +1,4 @@
-"""Provider calls: the circuit breaker, backoff and Retry-After, and the retrying caller (fake clock and sleep)."""
+"""The worker's provider calls: circuit breaker, backoff and Retry-After, the retrying caller (fake clock, sleep)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from common.agent_protocol import ProtocolWriter
-from workers.agent.program._provider import (
+from workers.agent._provider import (
     CircuitBreaker,
     ProviderFailed,
     RetryingCaller,
