@@ -27,9 +27,10 @@ from common.agent_protocol import (
     Usage,
 )
 from common.errors import AobError
+from common.redaction import safe_url
 from workers.agent._budget import BudgetExceeded, TokenBudget
 from workers.agent._provider import ChatModel, ProviderFailed
-from workers.http import HttpFetcher, display_url
+from workers.http import HttpFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class CallMediator:
         )
         return HttpReply(
             status=response.status,
-            url=display_url(response.url),
+            url=safe_url(response.url),
             content_type=response.headers.get("content-type"),
             body=response.body(),
         )

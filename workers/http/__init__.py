@@ -1,6 +1,5 @@
 """The ``http`` node type: an SSRF-guarded HTTP client and the handler the worker runtime calls."""
 
-from common.redaction import safe_url as display_url
 from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._handler import HttpHandler, http_handler
 from workers.http._ssrf import CheckedTarget, Resolver, SsrfBlocked, SsrfGuard, normalise_path, resolve_host
@@ -15,7 +14,6 @@ __all__ = [
     "SsrfBlocked",
     "SsrfGuard",
     "create_http_client",
-    "display_url",
     "http_handler",
     "normalise_path",
     "resolve_host",
