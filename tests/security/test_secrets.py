@@ -90,7 +90,8 @@ async def test_secret_values_are_write_only_and_tenant_scoped(
 
 BAD_REQUESTS = [
     ("/api/v1/secrets/1BAD", {"value": VALUE}, "path.name"),
-    ("/api/v1/secrets/A%00B", {"value": VALUE}, "path.name"),
+    # NUL is refused for every route before routing, so the answer names the URL path rather than the parameter.
+    ("/api/v1/secrets/A%00B", {"value": VALUE}, '"path":"path"'),
     ("/api/v1/secrets/SHORT", {"value": "abc"}, "body.value"),
     ("/api/v1/secrets/EXTRA", {"value": VALUE, "shown": True}, "body.shown"),
 ]
