@@ -2,7 +2,8 @@
 in the test container). Its job's ``prompt`` is a JSON script:
 
 ``{"lines": N, "text": "...", "bulk_bytes": B, "echo_secrets": bool, "gate": PATH, "stderr": "...",
-"result": {...} | null, "exit": code, "hang": bool, "sleep_s": S}``
+"result": {...} | null, "exit": code, "hang": bool, "sleep_s": S, "report_api": bool}``; with ``report_api`` the
+default result's output says whether the job carried an API token.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
             time.sleep(1)
     if script.get("kill_self"):
         os.kill(os.getpid(), signal.SIGKILL)
-    result = script.get("result", {"status": "succeeded", "output": {"ok": True}})
+    output = {"api": bool(job.get("api"))} if script.get("report_api") else {"ok": True}
+    result = script.get("result", {"status": "succeeded", "output": output})
     if result is not None:
         result.setdefault("usage", {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
         result.setdefault("steps", 1)

@@ -72,14 +72,14 @@ class AgentHandler:
         await self._check_budget(ctx.tenant_id)
         settings = self._settings
         deadline_s = config.timeout_s + settings.agent_timeout_grace_s
-        wants_api = config.tools is None or "patch_workflow" in config.tools
         api_token = None
-        if wants_api:
+        if config.may_patch:
             api_token = await self._credentials.mint(
                 tenant_id=ctx.tenant_id,
                 run_id=ctx.run_id,
                 node_id=ctx.node_id,
                 ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
+                patch_types=config.patch.allowed_types,
             )
         llm_key = settings.llm_api_key.get_secret_value()
         secrets = [llm_key, *(value.get_secret_value() for value in settings.agent_secret_values)]
