@@ -100,7 +100,7 @@ class AgentConfig(_Config):
     tools: list[AgentTool] | None = Field(
         default=None, description="tools offered; unset = every tool except patch_workflow, which must be listed"
     )
-    patch: AgentPatchConfig = Field(default_factory=AgentPatchConfig)
+    patch: AgentPatchConfig | None = Field(default=None, description="what patch_workflow may add; unset = defaults")
     model: str | None = None
     max_steps: int = Field(default=10, ge=1, le=100)
     max_tokens: int = Field(default=20_000, ge=1)
@@ -111,6 +111,11 @@ class AgentConfig(_Config):
     def may_patch(self) -> bool:
         """Whether the agent gets a token to patch its run: only when ``tools`` lists ``patch_workflow``."""
         return self.tools is not None and "patch_workflow" in self.tools
+
+    @property
+    def patch_types(self) -> list[str]:
+        """The node types this agent's patches may add."""
+        return (self.patch or AgentPatchConfig()).allowed_types
 
     @field_validator("output_schema")
     @classmethod

@@ -79,7 +79,7 @@ class AgentHandler:
                 run_id=ctx.run_id,
                 node_id=ctx.node_id,
                 ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
-                patch_types=config.patch.allowed_types,
+                patch_types=config.patch_types,
             )
         llm_key = settings.llm_api_key.get_secret_value()
         secrets = [llm_key, *(value.get_secret_value() for value in settings.agent_secret_values)]
