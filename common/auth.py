@@ -8,25 +8,34 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
+from common.roles import Permission, Role, role_allows
+from common.workflow.node_configs import DEFAULT_PATCH_TYPES
 
 DEFAULT_TENANT = "default"
 BOOTSTRAP_KEY_ID = "bootstrap"
 KEY_PREFIX = "aob_"
 AGENT_TOKEN_PREFIX = "aob_agent_"
-Role = Literal["admin", "member", "agent"]
 # What a run-scoped agent token may call, ``{run}`` standing for its own run id.
 _AGENT_ROUTES = (("GET", "/api/v1/runs/{run}"), ("POST", "/api/v1/runs/{run}/patch"))
 
 
 @dataclass(frozen=True, slots=True)
+class AgentGrant:
+    """What a run-scoped agent token was minted for: its run, its agent node, and the node types it may add."""
+
+    run_id: str
+    node_id: str
+    patch_types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a request acts as: the key, its tenant and role."""
+    """Who a request acts as: the key, its tenant and role, and the person or service (``owner``) behind it."""
 
     key_id: str
     tenant_id: str
@@ -35,10 +44,22 @@ class Principal:
     is_bootstrap: bool = False
     # Set for agent tokens: the one run this principal acts on.
     run_id: str | None = None
+    # Who holds the key; several keys may share one. Unset, the key stands for itself.
+    owner: str | None = None
+    grant: AgentGrant | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def person(self) -> str:
+        """The identity approvals count and compare: the key's owner, else the key itself."""
+        return self.owner or self.key_id
+
+    def may(self, permission: Permission) -> bool:
+        """Whether this principal's role holds ``permission``."""
+        return role_allows(self.role, permission)
 
     def may_request(self, method: str, path: str) -> bool:
         """Whether this principal may call ``method path``: API keys anything, agent tokens only their own run."""
@@ -81,16 +102,24 @@ async def authenticate(
     tokens (``aob_agent_...``, minted by the agent worker) are recognised too.
     """
     if admin_key and hmac.compare_digest(raw_key.encode(), admin_key.encode()):
-        return Principal(BOOTSTRAP_KEY_ID, DEFAULT_TENANT, "admin", "bootstrap admin", is_bootstrap=True)
+        return Principal(
+            BOOTSTRAP_KEY_ID, DEFAULT_TENANT, "admin", "bootstrap admin", is_bootstrap=True, owner=BOOTSTRAP_KEY_ID
+        )
     if raw_key.startswith(AGENT_TOKEN_PREFIX):
         return await authenticate_agent_token(redis, keys or Keys(), raw_key) if redis is not None else None
     row = await pool.fetchrow(
-        "SELECT id, tenant_id, role, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        "SELECT id, tenant_id, role, name, owner FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         hash_api_key(raw_key),
     )
     if row is None:
         return None
-    return Principal(row["id"], row["tenant_id"], row["role"], row["name"])
+    return Principal(row["id"], row["tenant_id"], row["role"], row["name"], owner=row["owner"])
+
+
+async def owner_of_key(db: asyncpg.Pool | asyncpg.Connection, key_id: str) -> str:
+    """The owner of key ``key_id`` (revoked or not); the id itself for keys without a row (the bootstrap admin)."""
+    owner: str | None = await db.fetchval("SELECT owner FROM api_keys WHERE id = $1", key_id)
+    return owner or key_id
 
 
 def generate_agent_token() -> str:
@@ -112,4 +141,5 @@ async def authenticate_agent_token(redis: aioredis.Redis, keys: Keys, raw_token:
         role="agent",
         name=f"agent {grant['node_id']}",
         run_id=grant["run_id"],
+        grant=AgentGrant(grant["run_id"], grant["node_id"], tuple(grant.get("patch_types", DEFAULT_PATCH_TYPES))),
     )

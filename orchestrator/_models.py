@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.roles import KeyRole
+
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$"
 
 
@@ -69,5 +71,10 @@ class RunResume(Strict):
 
 class ApiKeyCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["admin", "member"] = "member"
+    role: KeyRole = "editor"
+    owner: str | None = Field(
+        default=None,
+        pattern=r"^[^\x00-\x1f\x7f]{1,200}$",
+        description="the person or service holding the key (several keys may share one); unset = the key's name",
+    )
     tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from fastapi import Depends, Request
 from common.auth import Principal, authenticate
 from common.keys import Keys
 from common.metrics import Metrics
+from common.roles import Permission, roles_with
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
 from common.secrets import Keyring
@@ -83,11 +85,23 @@ async def require_principal(request: Request, state: State) -> Principal:
 Caller = Annotated[Principal, Depends(require_principal)]
 
 
-async def require_admin(principal: Caller) -> Principal:
-    """The caller, who must hold the admin role (403 otherwise)."""
-    if not principal.is_admin:
-        raise ApiError(403, f"this needs role 'admin'; key '{principal.name}' has role '{principal.role}'")
-    return principal
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency giving the caller, who must hold ``permission`` (403 naming the roles that do otherwise)."""
+
+    async def check(principal: Caller) -> Principal:
+        if not principal.may(permission):
+            raise ApiError(
+                403,
+                f"this needs permission '{permission}' (roles: {', '.join(roles_with(permission))});"
+                f" key '{principal.name}' has role '{principal.role}'",
+            )
+        return principal
+
+    return check
 
 
-Admin = Annotated[Principal, Depends(require_admin)]
+# One guard per permission; every route takes exactly one of these (or ``Caller`` for /me).
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+Decider = Annotated[Principal, Depends(require(Permission.DECIDE))]
+Editor = Annotated[Principal, Depends(require(Permission.WRITE))]
+Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]

@@ -11,9 +11,10 @@ from typing import Any, Literal
 import asyncpg
 import redis.asyncio as aioredis
 
-from common.auth import Principal
+from common.auth import Principal, owner_of_key
 from common.errors import AobError
 from common.keys import Keys
+from common.roles import ROLES, Permission
 from common.runs.approval_store import (
     Approval,
     ApprovalRow,
@@ -72,7 +73,8 @@ async def decide_approval(
         row = await fetch_approval(conn, approval_id, tenant_id=principal.tenant_id, lock=True)
         if row is None:
             raise ApprovalNotFound(f"approval {approval_id!r}: not found")
-        _check_may_decide(row, principal)
+        starter = await owner_of_key(conn, row.created_by) if row.created_by is not None else None
+        _check_may_decide(row, principal, starter)
         if row.approval.status != "pending":
             raise ApprovalConflict(f"approval {approval_id}: already {row.approval.status}")
         run_status = await redis.hget(keys.run(row.approval.run_id), "status")
@@ -83,9 +85,13 @@ async def decide_approval(
             ended = run_status or "gone"
             await settle_approval(conn, row.id, "cancelled", row.approval.decisions)
         else:
-            if any(d.get("key_id") == principal.key_id for d in row.approval.decisions):
-                raise ApprovalConflict(f"approval {approval_id}: key {principal.name!r} has already decided")
-            entry = _entry(decision, principal.name or principal.key_id, comment, key_id=principal.key_id)
+            if any(_decider(d) == principal.person for d in row.approval.decisions):
+                raise ApprovalConflict(
+                    f"approval {approval_id}: {principal.person!r} has already decided (key {principal.name!r})"
+                )
+            entry = _entry(
+                decision, principal.name or principal.key_id, comment, key_id=principal.key_id, owner=principal.person
+            )
             decisions = [*row.approval.decisions, entry]
             settled = await settle_approval(conn, row.id, _status_after(row, decisions), decisions)
     if ended is not None:
@@ -136,35 +142,56 @@ def completion_for(row: ApprovalRow) -> CompletionSignal:
     return CompletionSignal.decided(row, output_ref, "approved" if approved else "rejected", ended_at_ms=now_ms())
 
 
-def _check_may_decide(row: ApprovalRow, principal: Principal) -> None:
+def approver_matches(entry: str, principal: Principal) -> bool:
+    """Whether an ``approvers`` entry names ``principal``: a role name its role, anything else its owner or key id."""
+    if entry in ROLES:
+        return principal.role == entry
+    return entry in (principal.person, principal.key_id)
+
+
+def _check_may_decide(row: ApprovalRow, principal: Principal, starter: str | None) -> None:
+    if not principal.may(Permission.DECIDE):
+        raise ApprovalForbidden(f"approval {row.id}: role {principal.role} may not decide approvals")
     approvers = row.approval.approvers
-    if approvers and principal.name not in approvers and principal.role not in approvers:
+    if approvers and not any(approver_matches(entry, principal) for entry in approvers):
         raise ApprovalForbidden(
             f"approval {row.id}: only {', '.join(approvers)} may decide"
-            f" (key {principal.name!r} with role {principal.role} is neither)"
+            f" ({principal.person!r}, key {principal.name!r} with role {principal.role}, is none of them)"
         )
-    if not row.allow_self_approval and row.created_by is not None and row.created_by == principal.key_id:
+    if not row.allow_self_approval and starter is not None and starter in (principal.person, principal.key_id):
         raise ApprovalForbidden(
-            f"approval {row.id}: the key that started run {row.approval.run_id} may not decide it"
-            " (allow_self_approval is false)"
+            f"approval {row.id}: {starter!r} started run {row.approval.run_id} and may not decide it with any of"
+            " their keys (allow_self_approval is false)"
         )
+
+
+def _decider(decision: dict[str, Any]) -> Any:
+    # Decisions recorded before owners existed carry only the key id.
+    return decision.get("owner") or decision.get("key_id")
 
 
 def _status_after(row: ApprovalRow, decisions: list[dict[str, Any]]) -> ApprovalStatus:
-    # One reject ends it; approvals count towards the quorum.
+    # One reject ends it; approvals count towards the quorum once per owner (a person's second key adds nothing).
     if decisions[-1]["decision"] == "reject":
         return "rejected"
-    approvals = sum(1 for d in decisions if d["decision"] == "approve")
-    return "approved" if approvals >= row.approval.required_approvals else "pending"
+    approvers = {_decider(d) for d in decisions if d["decision"] == "approve"}
+    return "approved" if len(approvers) >= row.approval.required_approvals else "pending"
 
 
 def _entry(
-    decision: Decision, decided_by: str, comment: str | None, *, key_id: str | None = None, reason: str | None = None
+    decision: Decision,
+    decided_by: str,
+    comment: str | None,
+    *,
+    key_id: str | None = None,
+    owner: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "decision": decision,
         "decided_by": decided_by,
         "key_id": key_id,
+        "owner": owner,
         "comment": comment,
         "decided_at": datetime.now(UTC).isoformat(),
     }

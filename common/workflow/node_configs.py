@@ -13,6 +13,9 @@ from common.redaction import safe_url
 AGENT_TOOLS = ("http_request", "get_context", "execute_pipeline", "patch_workflow", "finish")
 AgentTool = Literal["http_request", "get_context", "execute_pipeline", "patch_workflow", "finish"]
 HITL_BRANCHES = ("approved", "rejected")
+# Node types an agent with ``patch_workflow`` may add when its config does not say: none that gates, starts
+# other workflows or fans out (``hitl``, ``workflow``, ``loop``, ``map`` only when listed in ``patch.allowed_types``).
+DEFAULT_PATCH_TYPES = ("http", "agent", "noop", "transform", "delay", "branch")
 _TEMPLATE_MARKERS = ("{{", "{%", "$")
 
 
@@ -70,17 +73,39 @@ class HttpConfig(_Config):
         return self
 
 
+class AgentPatchConfig(_Config):
+    """What an agent with the ``patch_workflow`` tool may add to its run (it never changes what exists)."""
+
+    allowed_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PATCH_TYPES),
+        description="node types the agent may add downstream of itself",
+    )
+
+
 class AgentConfig(_Config):
     """Runs an LLM agent with tools until it calls ``finish`` or hits a limit."""
 
     prompt: str = Field(min_length=1)
     system: str | None = None
-    tools: list[AgentTool] | None = None
+    tools: list[AgentTool] | None = Field(
+        default=None, description="tools offered; unset = every tool except patch_workflow, which must be listed"
+    )
+    patch: AgentPatchConfig | None = Field(default=None, description="what patch_workflow may add; unset = defaults")
     model: str | None = None
     max_steps: int = Field(default=10, ge=1, le=100)
     max_tokens: int = Field(default=20_000, ge=1)
     timeout_s: float = Field(default=300.0, gt=0)
     output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema the result must match")
+
+    @property
+    def may_patch(self) -> bool:
+        """Whether the agent gets a token to patch its run: only when ``tools`` lists ``patch_workflow``."""
+        return self.tools is not None and "patch_workflow" in self.tools
+
+    @property
+    def patch_types(self) -> list[str]:
+        """The node types this agent's patches may add."""
+        return (self.patch or AgentPatchConfig()).allowed_types
 
     @field_validator("output_schema")
     @classmethod

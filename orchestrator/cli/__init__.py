@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.up",
     "orchestrator.cli.api_commands",
     "orchestrator.cli.approvals",
+    "orchestrator.cli.keys",
     "orchestrator.cli.dlq",
     "orchestrator.cli.retention",
     "orchestrator.cli.secrets",

@@ -66,7 +66,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
         print(json.dumps(approval, indent=2))
         return 0
     needed = approval.get("required_approvals", 1)
-    approvals = sum(1 for d in approval["decisions"] if d["decision"] == "approve")
+    # The API counts owners, not keys: a person's second key adds nothing to the quorum.
+    approvals = len({d.get("owner") or d.get("key_id") for d in approval["decisions"] if d["decision"] == "approve"})
     suffix = f" ({approvals}/{needed} approvals)" if approval["status"] == "pending" else ""
     print(f"approval {approval['id']} of run {approval['run_id']}: {approval['status']}{suffix}")
     return 0

@@ -11,7 +11,7 @@ from common.runs.approval_store import Approval, ApprovalStatus, fetch_approval,
 from common.runs.approvals import ApprovalConflict, ApprovalForbidden, ApprovalNotFound, decide_approval
 from orchestrator._errors import ApiError, not_found
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
-from orchestrator._state import Caller, State
+from orchestrator._state import Decider, Reader, State
 
 router = APIRouter(tags=["approvals"])
 MAX_COMMENT_CHARS = 4000
@@ -36,7 +36,7 @@ class DecideRequest(BaseModel):
 @router.get("/api/v1/approvals")
 async def list_route(
     state: State,
-    principal: Caller,
+    principal: Reader,
     status: ApprovalStatus | None = None,
     run_id: str | None = None,
     cursor: str | None = None,
@@ -52,7 +52,7 @@ async def list_route(
 
 
 @router.get("/api/v1/approvals/{approval_id}")
-async def show_route(approval_id: str, state: State, principal: Caller) -> Approval:
+async def show_route(approval_id: str, state: State, principal: Reader) -> Approval:
     """One approval of the caller's tenant; 404 otherwise."""
     row = await fetch_approval(state.pool, approval_id, tenant_id=principal.tenant_id)
     if row is None:
@@ -61,7 +61,7 @@ async def show_route(approval_id: str, state: State, principal: Caller) -> Appro
 
 
 @router.post("/api/v1/approvals/{approval_id}/decide")
-async def decide_route(approval_id: str, body: DecideRequest, state: State, principal: Caller) -> Approval:
+async def decide_route(approval_id: str, body: DecideRequest, state: State, principal: Decider) -> Approval:
     """Approve or reject; 403 for keys that may not decide, 409 once the approval is settled."""
     try:
         return await decide_approval(

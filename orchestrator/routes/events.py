@@ -21,7 +21,7 @@ from common.events.streams import EventStreams
 from common.key_watch import KeyWatch
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
-from orchestrator._state import AppState, Caller, State
+from orchestrator._state import AppState, Reader, State
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def run_events(
     run_id: str,
     request: Request,
     state: State,
-    caller: Caller,
+    caller: Reader,
     after: str | None = Query(default=None, max_length=50, description="resume after this event id"),
     format: Literal["sse", "json"] = Query(default="sse", description="sse: live stream; json: stored history"),
     limit: int = Query(default=1000, ge=1, le=MAX_JSON_LIMIT, description="events per JSON page"),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 
 from common.auth import ensure_tenant, generate_api_key, hash_api_key
 from common.key_watch import publish_revocation
+from common.roles import ROLES
 from orchestrator._errors import ApiError, not_found
 from orchestrator._models import ApiKeyCreate
 from orchestrator._state import Admin, Caller, State
@@ -18,10 +19,11 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 @router.get("/me")
 async def me(caller: Caller) -> dict[str, Any]:
-    """The calling key: its id, name, tenant and role."""
+    """The calling key: its id, name, owner, tenant and role."""
     return {
         "key_id": caller.key_id,
         "name": caller.name,
+        "owner": caller.person,
         "tenant_id": caller.tenant_id,
         "role": caller.role,
         "bootstrap": caller.is_bootstrap,
@@ -32,8 +34,14 @@ async def me(caller: Caller) -> dict[str, Any]:
 async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> dict[str, Any]:
     """Create a key in the caller's tenant (or, for the bootstrap admin only, in ``tenant``, created if new).
 
-    The key itself is in this answer only; it is stored hashed.
+    The key itself is in this answer only; it is stored hashed. ``owner`` (default: the name) is who approvals
+    count: keys of one owner are one person.
     """
+    owner = body.owner or body.name
+    if owner in ROLES:
+        # Approvers lists name roles and owners side by side; an owner spelled like a role would pass for it.
+        field = "owner" if body.owner else "name"
+        raise ApiError(422, f"{field}: '{owner}' is a role name and cannot be a key's owner; set 'owner'")
     tenant_id = caller.tenant_id
     if body.tenant is not None and body.tenant != caller.tenant_id:
         if not caller.is_bootstrap:
@@ -42,15 +50,18 @@ async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> dict[st
         await ensure_tenant(state.pool, tenant_id)
     raw = generate_api_key()
     row = await state.pool.fetchrow(
-        "INSERT INTO api_keys (tenant_id, name, role, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, created_at",
+        "INSERT INTO api_keys (tenant_id, name, owner, role, key_hash) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id, created_at",
         tenant_id,
         body.name,
+        owner,
         body.role,
         hash_api_key(raw),
     )
     return {
         "id": row["id"],
         "name": body.name,
+        "owner": owner,
         "role": body.role,
         "tenant_id": tenant_id,
         "key": raw,
@@ -62,7 +73,7 @@ async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> dict[st
 async def list_keys(state: State, caller: Admin) -> dict[str, Any]:
     """The caller's tenant's keys (never the keys themselves), newest first."""
     rows = await state.pool.fetch(
-        "SELECT id, name, role, tenant_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1"
+        "SELECT id, name, owner, role, tenant_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1"
         " ORDER BY created_at DESC, id DESC",
         caller.tenant_id,
     )

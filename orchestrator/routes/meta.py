@@ -12,7 +12,7 @@ from common.workflow.compiler import json_schema
 from common.workflow.node_types import node_type_schemas
 from orchestrator._errors import not_found
 from orchestrator._models import DefinitionBody
-from orchestrator._state import Caller, State
+from orchestrator._state import Reader, State
 from orchestrator._workflows import compile_off_loop
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
@@ -20,7 +20,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @router.post("/validate")
-async def validate(body: DefinitionBody, state: State, caller: Caller) -> dict[str, Any]:
+async def validate(body: DefinitionBody, state: State, caller: Reader) -> dict[str, Any]:
     """Every validation error and warning of ``definition``; 200 whether or not it is valid."""
     try:
         result = await compile_off_loop(state, body.definition, "validate")
@@ -36,20 +36,20 @@ async def validate(body: DefinitionBody, state: State, caller: Caller) -> dict[s
 
 
 @router.get("/node-types")
-async def node_types(caller: Caller) -> dict[str, Any]:
+async def node_types(caller: Reader) -> dict[str, Any]:
     """Each node type with the JSON Schema of its config."""
     return {"items": [{"type": name, "config_schema": schema} for name, schema in node_type_schemas().items()]}
 
 
 @router.get("/schema/workflow")
-async def workflow_schema(caller: Caller) -> dict[str, Any]:
+async def workflow_schema(caller: Reader) -> dict[str, Any]:
     """JSON Schema of a workflow definition."""
     return json_schema()
 
 
 @router.get("/blobs/{digest}")
 async def get_blob(
-    state: State, caller: Caller, digest: str = Path(pattern=r"^[0-9a-f]{64}$", description="sha256 hex")
+    state: State, caller: Reader, digest: str = Path(pattern=r"^[0-9a-f]{64}$", description="sha256 hex")
 ) -> Response:
     """A CAS output, only to the tenant one of whose runs produced it."""
     ref = f"cas://sha256:{digest}"

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter
 
+from common.auth import Principal
 from common.errors import ValidationFailed
+from common.roles import Permission
 from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.patch import PatchOutcome, patch_run
 from common.runs.patch_intents import confirm_intent, patch_lock, settle_intents, write_intent
+from common.runs.patch_policy import check_agent_patch, nodes_added_by, weakened_gates
+from common.workflow.definition import WorkflowDefinition
+from orchestrator._audit import audited
 from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch
 from orchestrator._run_view import find_run
-from orchestrator._state import Caller, State
+from orchestrator._state import Editor, Reader, State
 from orchestrator._workflows import compile_for
 
 router = APIRouter(prefix="/api/v1", tags=["patches"])
@@ -41,9 +48,41 @@ def _refusal(run_id: str, current: int, outcome: PatchOutcome) -> ApiError:
     )
 
 
+async def _check_agent(
+    conn: asyncpg.Connection,
+    caller: Principal,
+    run_id: str,
+    ops: list[dict[str, Any]],
+    definition: dict[str, Any],
+    author: str,
+) -> None:
+    """403 unless an agent's patch only appends what its node allows, downstream of itself."""
+    if caller.grant is None:
+        return
+    added_before = await nodes_added_by(conn, run_id, author)
+    refusals = check_agent_patch(ops, definition, caller.grant, added_before)
+    if refusals:
+        raise ApiError(
+            403, "; ".join(map(str, refusals)), code="patch_forbidden", details=[r.as_json() for r in refusals]
+        )
+
+
+def _check_gates(caller: Principal, weakened: list[str]) -> None:
+    if weakened and not caller.may(Permission.ADMIN):
+        raise ApiError(
+            403,
+            f"only an admin may weaken a running run's approval gates: {'; '.join(weakened)}",
+            code="gate_protected",
+            details=weakened,
+        )
+
+
 @router.post("/runs/{run_id}/patch")
-async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> dict[str, Any]:
-    """Apply ``ops`` to the run's current definition and swap its IR; returns the new IR version."""
+async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> dict[str, Any]:
+    """Apply ``ops`` to the run's current definition and swap its IR; returns the new IR version.
+
+    Agents may only append nodes downstream of themselves; only admins may weaken an approval gate (audited).
+    """
     await find_run(state, caller.tenant_id, run_id)
     author = f"key:{caller.key_id}"
     # One patch of a run at a time (the lock is the connection's, so a crash releases it), and no row lock held
@@ -58,27 +97,37 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
         if status is None or status in TERMINAL_RUN_STATUSES:
             raise _ended(run_id, status)
         current = int(row["definition_version"])
+        ops = [op.as_json() for op in body.ops]
+        await _check_agent(conn, caller, run_id, ops, row["definition"], author)
         patched = apply_ops(row["definition"], body.ops, max_bytes=state.settings.max_definition_bytes)
         if not isinstance(patched, dict):
             raise ValidationFailed([f"definition: expected an object after the patch, got {type(patched).__name__}"])
         result = compile_for(state, patched, row["workflow_name"], current + 1)
-        ops = [op.as_json() for op in body.ops]
-        intent = await write_intent(conn, run_id, current, result.definition.to_json(), ops, author, body.reason)
-        outcome = await patch_run(
-            state.scripts,
-            run_id,
-            result.ir,
-            expected_version=current,
-            author=author,
-            reason=body.reason,
-            max_agents=state.settings.max_agents,
-        )
-        if outcome.status != "ok" or outcome.ir_version is None:
-            await conn.execute("UPDATE patches SET state = 'abandoned' WHERE id = $1", intent)
-            raise _refusal(run_id, current, outcome)
-        new_version = outcome.ir_version
-        async with conn.transaction():
-            await confirm_intent(conn, intent, run_id, new_version)
+        weakened = weakened_gates(WorkflowDefinition.model_validate(row["definition"]), result.definition)
+        _check_gates(caller, weakened)
+        detail = {"weakened": weakened, "ops": ops, "from_version": current}
+        async with contextlib.AsyncExitStack() as stack:
+            if weakened:
+                # Committed only if the swap happens: an audit row never claims a change that did not take.
+                await stack.enter_async_context(
+                    audited(state, caller, "run.gate_weakened", run_id, tenant_id=caller.tenant_id, detail=detail)
+                )
+            intent = await write_intent(conn, run_id, current, result.definition.to_json(), ops, author, body.reason)
+            outcome = await patch_run(
+                state.scripts,
+                run_id,
+                result.ir,
+                expected_version=current,
+                author=author,
+                reason=body.reason,
+                max_agents=state.settings.max_agents,
+            )
+            if outcome.status != "ok" or outcome.ir_version is None:
+                await conn.execute("UPDATE patches SET state = 'abandoned' WHERE id = $1", intent)
+                raise _refusal(run_id, current, outcome)
+            new_version = outcome.ir_version
+            async with conn.transaction():
+                await confirm_intent(conn, intent, run_id, new_version)
     return {
         "run_id": run_id,
         "from_version": current,
@@ -90,7 +139,7 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Caller) -> di
 
 
 @router.get("/runs/{run_id}/patches")
-async def list_patches(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+async def list_patches(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
     """Every patch applied to the run, oldest first."""
     await find_run(state, caller.tenant_id, run_id)
     rows = await state.pool.fetch(

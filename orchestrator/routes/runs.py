@@ -15,7 +15,7 @@ from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
-from orchestrator._state import Caller, State
+from orchestrator._state import Editor, Reader, State
 from orchestrator._submit import submit_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -27,7 +27,7 @@ RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelle
 async def create_run(
     body: RunCreate,
     state: State,
-    caller: Caller,
+    caller: Editor,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
@@ -41,7 +41,7 @@ async def create_run(
 @router.get("/runs")
 async def list_runs(
     state: State,
-    caller: Caller,
+    caller: Reader,
     workflow: str | None = Query(default=None, max_length=300, description="workflow id or name"),
     status: str | None = Query(default=None, pattern="^(" + "|".join(RUN_STATUSES) + ")$"),
     top_level: bool = Query(default=False, description="only runs that no other run started"),
@@ -76,7 +76,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+async def get_run(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
     """A run with per-node state, outputs (or their CAS refs), metrics and the child runs its nodes started."""
     body = await run_json(state, await find_run(state, caller.tenant_id, run_id))
     children = await list_child_runs(state.pool, state.redis, state.keys, caller.tenant_id, run_id)
@@ -84,7 +84,7 @@ async def get_run(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/definition")
-async def get_run_definition(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+async def get_run_definition(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
     """The run's current definition, with every patch applied so far."""
     await find_run(state, caller.tenant_id, run_id)
     row = await state.pool.fetchrow("SELECT definition, definition_version FROM runs WHERE id = $1", run_id)
@@ -92,7 +92,7 @@ async def get_run_definition(run_id: str, state: State, caller: Caller) -> dict[
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
+async def cancel(run_id: str, state: State, caller: Editor) -> dict[str, Any]:
     """Cancel a run that has not ended; 409 when it has."""
     row = await find_run(state, caller.tenant_id, run_id)
     verdict = await cancel_run(state.scripts, run_id, reason=f"cancelled by {caller.name}")
@@ -105,7 +105,7 @@ async def cancel(run_id: str, state: State, caller: Caller) -> dict[str, Any]:
 
 @router.post("/runs/{run_id}/resume")
 async def resume(
-    run_id: str, state: State, caller: Caller, body: Annotated[RunResume | None, Body()] = None
+    run_id: str, state: State, caller: Editor, body: Annotated[RunResume | None, Body()] = None
 ) -> dict[str, Any]:
     """Run a failed, cancelled or timed-out run again from where it stopped (or from ``from_node``)."""
     row = await find_run(state, caller.tenant_id, run_id)

@@ -11,7 +11,7 @@ from common.auth import Principal
 from common.secrets import MAX_VALUE_CHARS, MIN_VALUE_CHARS, SECRET_NAME, SecretInfo, SecretStore, SecretsUnavailable
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found
-from orchestrator._state import Admin, AppState, Caller, State
+from orchestrator._state import Admin, AppState, Reader, State
 
 router = APIRouter(prefix="/api/v1", tags=["secrets"])
 
@@ -57,14 +57,14 @@ async def create_secret(body: SecretCreate, state: State, caller: Admin, respons
 
 
 @router.get("/secrets")
-async def list_secrets(state: State, caller: Caller) -> dict[str, Any]:
+async def list_secrets(state: State, caller: Reader) -> dict[str, Any]:
     """The tenant's secrets by name, with when and by which key each was last set; never the values."""
     infos = await SecretStore(state.pool, state.keyring).list(caller.tenant_id)
     return {"items": [_shown(info) for info in infos], "next_cursor": None}
 
 
 @router.get("/secrets/{name}")
-async def get_secret(name: SecretName, state: State, caller: Caller) -> Any:
+async def get_secret(name: SecretName, state: State, caller: Reader) -> Any:
     """One secret's name and times; never its value."""
     for info in await SecretStore(state.pool, state.keyring).list(caller.tenant_id):
         if info.name == name:

@@ -14,7 +14,7 @@ from orchestrator._errors import not_found
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import WorkflowCreate, WorkflowPatch, WorkflowUpdate
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
-from orchestrator._state import Caller, State
+from orchestrator._state import Editor, Reader, State
 from orchestrator._workflows import (
     compile_off_loop,
     find_workflow,
@@ -39,7 +39,7 @@ async def _refuse_self_inclusion(
 
 
 @router.post("/workflows", status_code=201)
-async def create_workflow(body: WorkflowCreate, state: State, caller: Caller) -> dict[str, Any]:
+async def create_workflow(body: WorkflowCreate, state: State, caller: Editor) -> dict[str, Any]:
     """Create a workflow at version 1; 409 when the tenant already has one of that name."""
     result = await compile_off_loop(state, body.definition, body.name)
     await _refuse_self_inclusion(state.pool, caller.tenant_id, body.name, result)
@@ -62,7 +62,7 @@ async def create_workflow(body: WorkflowCreate, state: State, caller: Caller) ->
 @router.get("/workflows")
 async def list_workflows(
     state: State,
-    caller: Caller,
+    caller: Reader,
     name: str | None = Query(default=None, max_length=200, description="exact name, or a prefix ending in '*'"),
     limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=500),
@@ -96,14 +96,14 @@ async def list_workflows(
 
 
 @router.get("/workflows/{ref:path}/versions/{version}")
-async def get_version(ref: str, version: int, state: State, caller: Caller) -> dict[str, Any]:
+async def get_version(ref: str, version: int, state: State, caller: Reader) -> dict[str, Any]:
     """One immutable version of a workflow."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     return version_json(await load_version(state.pool, workflow["id"], version))
 
 
 @router.get("/workflows/{ref:path}/versions")
-async def list_versions(ref: str, state: State, caller: Caller) -> dict[str, Any]:
+async def list_versions(ref: str, state: State, caller: Reader) -> dict[str, Any]:
     """Every version of a workflow, newest first (definitions are fetched one by one)."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     rows = await state.pool.fetch(
@@ -115,7 +115,7 @@ async def list_versions(ref: str, state: State, caller: Caller) -> dict[str, Any
 
 
 @router.get("/workflows/{ref:path}")
-async def get_workflow(ref: str, state: State, caller: Caller) -> dict[str, Any]:
+async def get_workflow(ref: str, state: State, caller: Reader) -> dict[str, Any]:
     """A workflow with its latest version."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     return await workflow_json(state.pool, caller.tenant_id, workflow["id"])
@@ -123,7 +123,7 @@ async def get_workflow(ref: str, state: State, caller: Caller) -> dict[str, Any]
 
 @router.put("/workflows/{ref:path}")
 async def update_workflow(
-    ref: str, body: WorkflowUpdate, state: State, caller: Caller, response: Response
+    ref: str, body: WorkflowUpdate, state: State, caller: Editor, response: Response
 ) -> dict[str, Any]:
     """Save ``definition`` as a new version (201), or nothing when its content is unchanged (200)."""
     async with state.pool.acquire() as conn, conn.transaction():
@@ -138,7 +138,7 @@ async def update_workflow(
 
 @router.patch("/workflows/{ref:path}")
 async def patch_workflow(
-    ref: str, body: WorkflowPatch, state: State, caller: Caller, response: Response
+    ref: str, body: WorkflowPatch, state: State, caller: Editor, response: Response
 ) -> dict[str, Any]:
     """Apply JSON Patch ops to the latest definition and save the result as a new version."""
     async with state.pool.acquire() as conn, conn.transaction():
@@ -156,7 +156,7 @@ async def patch_workflow(
 
 
 @router.delete("/workflows/{ref:path}", status_code=204)
-async def archive_workflow(ref: str, state: State, caller: Caller) -> Response:
+async def archive_workflow(ref: str, state: State, caller: Editor) -> Response:
     """Archive a workflow: it leaves lists and cannot start runs; its runs stay readable."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     done = await state.pool.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,9 +35,16 @@ class Api:
     async def request(self, method: str, path: str, *, key: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         return await self.client.request(method, path, headers={**(key or self.admin), **kw.pop("headers", {})}, **kw)
 
-    async def new_key(self, tenant: str | None = None, role: str = "admin", name: str = "test") -> dict[str, str]:
-        """Auth headers of a new key in ``tenant`` (default: the admin's)."""
-        body: dict[str, Any] = {"name": name, "role": role}
+    async def new_key(
+        self, tenant: str | None = None, role: str | None = "admin", name: str | None = None, owner: str | None = None
+    ) -> dict[str, str]:
+        """Auth headers of a new key in ``tenant`` (default: the admin's; role None: the API's default role);
+        unnamed keys get a name (and so an owner) of their own."""
+        body: dict[str, Any] = {"name": name or f"test-{uuid.uuid4().hex[:8]}"}
+        if role is not None:
+            body["role"] = role
+        if owner is not None:
+            body["owner"] = owner
         if tenant is not None:
             body["tenant"] = tenant
         response = await self.request("POST", "/api/v1/api-keys", json=body)

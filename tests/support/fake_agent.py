@@ -2,10 +2,12 @@
 in the test container). Its job's ``prompt`` is a JSON script:
 
 ``{"lines": N, "text": "...", "bulk_bytes": B, "gate": PATH, "stderr": "...", "echo_secrets": bool | VALUE,
-"result": {...} | null, "exit": code, "hang": bool, "sleep_s": S, "probe": {"tcp": [host, port]}}``
+"result": {...} | null, "exit": code, "hang": bool, "sleep_s": S, "probe": {"tcp": [host, port]},
+"report_patch": bool}``
 
 ``probe`` looks for ambient authority and makes it the output: the parent's environment through ``/proc``, its
-own environment and user, the job's fields, a TCP connection, the network interfaces, a write to ``/``.
+own environment and user, the job's fields, a TCP connection, the network interfaces, a write to ``/``. With
+``report_patch`` the default result's output says whether the worker holds a patch token for the job.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def main() -> None:
             time.sleep(1)
     if script.get("kill_self"):
         os.kill(os.getpid(), signal.SIGKILL)
-    result = script.get("result", {"status": "succeeded", "output": {"ok": True}})
+    output = {"patch": bool(job.get("patch"))} if script.get("report_patch") else {"ok": True}
+    result = script.get("result", {"status": "succeeded", "output": output})
     if script.get("probe") is not None:
         result = {"status": "succeeded", "output": probe(job, script["probe"])}
     if result is not None:

@@ -53,7 +53,7 @@ async def new_key(pool: asyncpg.Pool, tenant: str) -> str:
     await ensure_tenant(pool, tenant)
     raw = generate_api_key()
     await pool.execute(
-        "INSERT INTO api_keys (tenant_id, name, role, key_hash) VALUES ($1, 'test', 'member', $2)",
+        "INSERT INTO api_keys (tenant_id, name, owner, role, key_hash) VALUES ($1, 'test', 'test', 'editor', $2)",
         tenant,
         hash_api_key(raw),
     )

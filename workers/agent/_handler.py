@@ -82,14 +82,14 @@ class AgentHandler:
         await self._check_budget(ctx.tenant_id)
         settings = self._settings
         deadline_s = config.timeout_s + settings.agent_timeout_grace_s
-        wants_api = config.tools is None or "patch_workflow" in config.tools
         api_token = None
-        if wants_api:
+        if config.may_patch:
             api_token = await self._credentials.mint(
                 tenant_id=ctx.tenant_id,
                 run_id=ctx.run_id,
                 node_id=ctx.node_id,
                 ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
+                patch_types=config.patch_types,
             )
         access = self.model_access(config)
         secrets = [

@@ -148,7 +148,9 @@ async def test_every_run_in_flight_finishes_after_redis_is_lost(
     assert await wipe(redis, keys) > 0
     # Decided while Redis has no run: the decision stands and reaches the rebuilt run.
     [approval], _ = await list_approvals(pg_pool, TENANT, status="pending", run_id=gate_run)
-    await decide_approval(pg_pool, redis, keys, approval.id, Principal("k", TENANT, "member", "alice"), "approve")
+    await decide_approval(
+        pg_pool, redis, keys, approval.id, Principal("k", TENANT, "editor", "alice", owner="alice"), "approve"
+    )
 
     async with AsyncExitStack() as stack:
         second = await engine(stack, reconcile=True)

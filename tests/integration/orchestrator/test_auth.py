@@ -37,14 +37,14 @@ async def test_missing_bad_and_revoked_keys_are_401(api: Api) -> None:
 
 
 async def test_members_cannot_manage_keys(api: Api) -> None:
-    member = await api.new_key(role="member")
-    assert (await api.request("GET", "/api/v1/me", key=member)).json()["role"] == "member"
+    editor = await api.new_key(role="editor")
+    assert (await api.request("GET", "/api/v1/me", key=editor)).json()["role"] == "editor"
     for method, path, body in (
         ("GET", "/api/v1/api-keys", None),
         ("POST", "/api/v1/api-keys", {"name": "x"}),
         ("DELETE", "/api/v1/api-keys/whatever", None),
     ):
-        response = await api.request(method, path, key=member, json=body)
+        response = await api.request(method, path, key=editor, json=body)
         assert response.status_code == 403, (method, path)
         assert response.json()["error"]["code"] == "forbidden"
 
@@ -54,7 +54,7 @@ async def test_only_bootstrap_admin_creates_keys_in_other_tenants(api: Api) -> N
     assert (await api.request("GET", "/api/v1/me", key=tenant_admin)).json()["tenant_id"] == "acme"
     refused = await api.request("POST", "/api/v1/api-keys", key=tenant_admin, json={"name": "x", "tenant": "evil"})
     assert refused.status_code == 403
-    own = await api.request("POST", "/api/v1/api-keys", key=tenant_admin, json={"name": "x", "role": "member"})
+    own = await api.request("POST", "/api/v1/api-keys", key=tenant_admin, json={"name": "x", "role": "editor"})
     assert own.status_code == 201 and own.json()["tenant_id"] == "acme" and own.json()["key"].startswith("aob_")
     listed = (await api.request("GET", "/api/v1/api-keys", key=tenant_admin)).json()["items"]
     assert {k["tenant_id"] for k in listed} == {"acme"} and all("key" not in k for k in listed)

@@ -27,7 +27,7 @@ from workers import NodeContext, NodeResult
 from workers.builtin import BuiltinHandler
 from workers.hitl import HitlHandler
 
-ALICE = Principal("key-alice", "tenant-test", "member", "alice")
+ALICE = Principal("key-alice", "tenant-test", "editor", "alice", owner="alice")
 
 
 def node(node_id: str, node_type: str = "transform", **config: Any) -> dict[str, Any]:

@@ -79,7 +79,7 @@ async def test_list_approve_reject(
     assert code == 2 and "403 forbidden" in err and "allow_self_approval is false" in err
 
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        created = [(await admin.post("/api/v1/api-keys", json={"name": n, "role": "member"})).json() for n in "ab"]
+        created = [(await admin.post("/api/v1/api-keys", json={"name": n, "role": "editor"})).json() for n in "ab"]
     monkeypatch.setenv("AOB_API_URL", api_url)
     monkeypatch.setenv("AOB_API_KEY", created[0]["key"])
     code, out, _ = await aob(capsys, "approve", approval["id"], "--comment", "fine by me")

@@ -65,7 +65,7 @@ async def test_decide_over_http(api: Api) -> None:
     assert "allow_self_approval is false" in own.json()["error"]["message"]
     assert (await api.request("POST", path, json={"decision": "maybe"})).status_code == 422
 
-    alice = await api.new_key(role="member", name="alice")
+    alice = await api.new_key(role="editor", name="alice")
     decided = await api.request("POST", path, key=alice, json={"decision": "approve", "comment": "ok"})
     assert decided.status_code == 200, decided.text
     body = decided.json()
@@ -85,7 +85,7 @@ async def test_ten_concurrent_decisions_one_wins(api: Api) -> None:
     await api.create_workflow("race", gated("g"))
     run = await api.start_run("race")
     [approval] = await pending(api, run["id"])
-    keys = [await api.new_key(role="member", name=f"user{i}") for i in range(10)]
+    keys = [await api.new_key(role="editor", name=f"user{i}") for i in range(10)]
     path = f"/api/v1/approvals/{approval['id']}/decide"
     responses = await asyncio.gather(
         *(api.request("POST", path, key=key, json={"decision": "approve"}) for key in keys)
@@ -120,10 +120,10 @@ async def test_approvers_tenants_and_pages(api: Api) -> None:
     decide_a = f"/api/v1/approvals/{a['id']}/decide"
     assert (await api.request("POST", decide_a, key=outsider, json={"decision": "approve"})).status_code == 404
 
-    dave = await api.new_key(role="member", name="dave")
+    dave = await api.new_key(role="editor", name="dave")
     refused = await api.request("POST", decide_a, key=dave, json={"decision": "approve"})
     assert refused.status_code == 403 and "only carol, admin may decide" in refused.json()["error"]["message"]
-    carol = await api.new_key(role="member", name="carol")
+    carol = await api.new_key(role="editor", name="carol")
     other_admin = await api.new_key(role="admin", name="ops")
     assert (await api.request("POST", decide_a, key=carol, json={"decision": "approve"})).status_code == 200
     decide_b = f"/api/v1/approvals/{b['id']}/decide"
@@ -142,7 +142,7 @@ async def test_cancelling_the_run_over_http_cancels_its_approval(api: Api) -> No
     assert cancelled.status_code == 200, cancelled.text
     shown = await api.request("GET", f"/api/v1/approvals/{approval['id']}")
     assert shown.json()["status"] == "cancelled"
-    alice = await api.new_key(role="member", name="alice")
+    alice = await api.new_key(role="editor", name="alice")
     late = await api.request(
         "POST", f"/api/v1/approvals/{approval['id']}/decide", key=alice, json={"decision": "approve"}
     )

@@ -174,15 +174,15 @@ async def test_tenants_see_only_their_runs_dead_letters(api: Api, keys: Keys, re
     stray_id = await redis.xadd(keys.dlq, stray.stored())
     outsider = await api.new_key(tenant="elsewhere", role="admin")
     admin = await api.new_key(role="admin")
-    member = await api.new_key(role="member")
+    editor = await api.new_key(role="editor")
 
     assert await listed(api, outsider) == []
     for method, path in (("GET", ""), ("POST", "/replay"), ("DELETE", "")):
         response = await api.request(method, f"{BASE}/{letter.id}{path}", key=outsider)
         assert response.status_code == 404, response.text
         assert response.json()["error"]["code"] == "not_found"
-    assert (await api.request("GET", BASE, key=member)).status_code == 403
-    assert (await api.request("DELETE", f"{BASE}/{letter.id}", key=member)).status_code == 403
+    assert (await api.request("GET", BASE, key=editor)).status_code == 403
+    assert (await api.request("DELETE", f"{BASE}/{letter.id}", key=editor)).status_code == 403
     # A tenant's admin sees its runs' letters; only the bootstrap admin sees one that names no known run.
     assert await listed(api, admin) == [letter.id]
     assert (await api.request("GET", f"{BASE}/{stray_id}", key=admin)).status_code == 404

@@ -61,8 +61,8 @@ async def test_prune_is_scoped_dry_run_first_and_audited(api: Api, pg_pool: asyn
 
 
 async def test_members_may_not_prune(api: Api) -> None:
-    member = await api.new_key(role="member")
-    response = await api.request("POST", PRUNE, key=member, json={"older_than": "30d"})
+    editor = await api.new_key(role="editor")
+    response = await api.request("POST", PRUNE, key=editor, json={"older_than": "30d"})
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
 
 

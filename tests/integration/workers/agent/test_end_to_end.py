@@ -127,7 +127,13 @@ async def test_an_agent_patches_its_run_with_two_nodes_after_a_refused_patch(
             httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client,
         ):
             definition = {
-                "nodes": [{"id": "agent", "type": "agent", "config": {"prompt": "Extend the workflow."}}],
+                "nodes": [
+                    {
+                        "id": "agent",
+                        "type": "agent",
+                        "config": {"prompt": "Extend the workflow.", "tools": ["patch_workflow"]},
+                    }
+                ],
                 "edges": [],
             }
             created = await client.post(

@@ -121,7 +121,8 @@ async def test_secrets_never_reach_stored_logs_events_or_archive(
     engine: Engine, redis: aioredis.Redis, keys: Keys, pg_pool: asyncpg.Pool
 ) -> None:
     script = {"echo_secrets": LLM_KEY, "result": {"status": "succeeded", "output": f"key {LLM_KEY}"}}
-    run_id = await submit(engine, script)
+    # Only an agent that may patch has a token the worker holds (and must keep out of everything stored).
+    run_id = await submit(engine, script, tools=["patch_workflow"])
     assert await engine.wait_ended(run_id) == "succeeded"
 
     stored = "\n".join(entry["line"] for entry in await stored_lines(redis, keys, run_id))

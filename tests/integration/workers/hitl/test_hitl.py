@@ -24,8 +24,8 @@ from tests.support.eventually import eventually
 from workers.hitl import ApprovalSweeper, HitlHandler, hitl_handler
 
 TENANT = "tenant-test"
-ALICE = Principal("key-alice", TENANT, "member", "alice")
-BOB = Principal("key-bob", TENANT, "member", "bob")
+ALICE = Principal("key-alice", TENANT, "editor", "alice", owner="alice")
+BOB = Principal("key-bob", TENANT, "editor", "bob", owner="bob")
 
 
 def gate(node_id: str = "gate", **config: Any) -> dict[str, Any]:
@@ -183,7 +183,7 @@ async def _pending_count(engine: Engine, run_id: str, count: int) -> bool:
 async def test_concurrent_decisions_one_wins(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow())
     [approval] = await pending(pg_pool, run_id)
-    deciders = [Principal(f"key-{i}", TENANT, "member", f"user{i}") for i in range(10)]
+    deciders = [Principal(f"key-{i}", TENANT, "editor", f"user{i}", owner=f"user{i}") for i in range(10)]
     results = await asyncio.gather(
         *(decide(engine, approval.id, p, "approve" if i % 2 else "reject") for i, p in enumerate(deciders)),
         return_exceptions=True,
@@ -257,10 +257,12 @@ async def test_who_may_decide(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     flow = approval_flow(approvers=["carol", "admin"])
     run_id = await engine.submit(flow, started_by="key-carol")
     [approval] = await pending(pg_pool, run_id)
-    with pytest.raises(ApprovalForbidden, match=r"only carol, admin may decide \(key 'alice' with role member"):
+    with pytest.raises(
+        ApprovalForbidden, match=r"only carol, admin may decide \('alice', key 'alice' with role editor"
+    ):
         await decide(engine, approval.id, ALICE, "approve")
-    carol = Principal("key-carol", TENANT, "member", "carol")
-    with pytest.raises(ApprovalForbidden, match=r"the key that started run .* may not decide it"):
+    carol = Principal("key-carol", TENANT, "editor", "carol", owner="carol")
+    with pytest.raises(ApprovalForbidden, match=r"started run .* may not decide it"):
         await decide(engine, approval.id, carol, "approve")
     outsider = Principal("key-x", "other-tenant", "admin", "x")
     with pytest.raises(Exception, match="not found"):
