@@ -177,7 +177,7 @@ async def test_a_bomb_in_an_edge_condition_fails_its_node_and_the_run(
 async def test_a_bomb_in_a_node_config_fails_the_node(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "bomb",
-        "nodes": [{"id": "make", "type": "transform", "config": {"output": {"x": "{{ 'x'.ljust(300000000) }}"}}}],
+        "nodes": [{"id": "make", "type": "transform", "config": {"output": {"x": BOMBS["join of repeated megabytes"]}}}],
         "edges": [],
     }
     async with Engine(deployment, redis) as engine:
