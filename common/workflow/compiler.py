@@ -233,8 +233,9 @@ class _RunsBefore:
     """Whether a path leads from one node to another, for every pair asked, from one pass over the graph.
 
     Asking ``nx.has_path`` once per template reference walked the graph each time (quadratic: 4,000 nodes took
-    over a minute). Here each strongly connected component gets the set of components it is reached from, as a
-    bitset built in one topological pass over the condensation: O(nodes + edges) set unions of machine words.
+    over a minute). Here each strongly connected component gets the set of components it is reached from, as an
+    integer bitset built in one topological pass over the condensation: one union per edge, each a few machine
+    words per 64 nodes, and a lookup per reference.
     """
 
     def __init__(self, graph: nx.DiGraph[str]) -> None:

@@ -23,9 +23,10 @@ REFUSAL_WORDS = ("budget exceeded", "not allowed", "no filter named", "no test n
 NESTED_900 = "{% set d = [] %}" + "{% set d = [d] %}" * 900
 DOUBLED_40 = "{% set s = 'xx' %}" + "{% set s = s ~ s %}" * 40
 
+JOIN_BOMB = "{{ (['x' * 1000000] * 200) | join }}"
 BOMBS = {
     # The cases the issue lists.
-    "join of repeated megabytes": "{{ (['x' * 1000000] * 200) | join }}",
+    "join of repeated megabytes": JOIN_BOMB,
     "bytes repeated": "{{ 'x'.encode() * 300000000 }}",
     "bytes repeated, int first": "{{ 300000000 * 'x'.encode() }}",
     "str.center": "{{ 'x'.center(300000000) }}",
@@ -177,7 +178,7 @@ async def test_a_bomb_in_an_edge_condition_fails_its_node_and_the_run(
 async def test_a_bomb_in_a_node_config_fails_the_node(deployment: Deployment, redis: aioredis.Redis) -> None:
     definition = {
         "name": "bomb",
-        "nodes": [{"id": "make", "type": "transform", "config": {"output": {"x": "{{ 'x'.ljust(300000000) }}"}}}],
+        "nodes": [{"id": "make", "type": "transform", "config": {"output": {"x": JOIN_BOMB}}}],
         "edges": [],
     }
     async with Engine(deployment, redis) as engine:
