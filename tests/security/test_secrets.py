@@ -74,10 +74,10 @@ async def test_secret_values_are_write_only_and_tenant_scoped(
         for response in (created, replaced, posted, listed, one):
             assert VALUE not in response.text
 
-        member = await api.new_key(role="member")
-        assert (await api.request("GET", "/api/v1/secrets", key=member)).status_code == 200
-        assert (await put(api, "API_KEY", "member-value-1", key=member)).status_code == 403
-        assert (await api.request("DELETE", "/api/v1/secrets/API_KEY", key=member)).status_code == 403
+        editor = await api.new_key(role="editor")
+        assert (await api.request("GET", "/api/v1/secrets", key=editor)).status_code == 200
+        assert (await put(api, "API_KEY", "member-value-1", key=editor)).status_code == 403
+        assert (await api.request("DELETE", "/api/v1/secrets/API_KEY", key=editor)).status_code == 403
 
         other = await api.new_key(tenant="other-tenant")
         assert (await api.request("GET", "/api/v1/secrets", key=other)).json()["items"] == []

@@ -16,10 +16,10 @@ from tests.support.eventually import eventually
 async def _key(pool: asyncpg.Pool) -> Principal:
     await ensure_tenant(pool, "acme")
     key_id = await pool.fetchval(
-        "INSERT INTO api_keys (tenant_id, role, key_hash) VALUES ('acme', 'member', $1) RETURNING id",
+        "INSERT INTO api_keys (tenant_id, role, owner, key_hash) VALUES ('acme', 'editor', 'k', $1) RETURNING id",
         hash_api_key(generate_api_key()),
     )
-    return Principal(key_id, "acme", "member", "k")
+    return Principal(key_id, "acme", "editor", "k", owner="k")
 
 
 async def test_a_published_revocation_sets_the_streams_of_that_key(
