@@ -2,7 +2,7 @@
 refer to them (``references``)."""
 
 from common.secrets.keyring import KEYS_VARIABLE, Keyring, SecretsUnavailable
-from common.secrets.references import SECRET_FIELDS, SecretSlots
+from common.secrets.references import SECRET_FIELDS, SecretSlots, is_secret_reference
 from common.secrets.store import (
     MAX_VALUE_CHARS,
     MIN_VALUE_CHARS,
@@ -24,4 +24,5 @@ __all__ = [
     "SecretSlots",
     "SecretStore",
     "SecretsUnavailable",
+    "is_secret_reference",
 ]

@@ -15,9 +15,19 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 # The fields of each node type where secrets may be referenced; elsewhere ``secrets`` is an undefined name.
-SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {"http": ("url", "headers", "query", "body", "json")}
+SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "http": ("url", "headers", "query", "body", "json"),
+    "agent": ("api_key",),
+}
 
 _REFERENCE = re.compile(r"\{\{-?\s*secrets\.([A-Za-z_][A-Za-z0-9_]{0,63})\s*-?\}\}")
+# A whole field that is one reference: as the author wrote it, or as the worker shielded it for one execution.
+_ONLY_REFERENCE = re.compile(rf"(?:{_REFERENCE.pattern}|@@aob-secret-[0-9a-f]{{32}}-[A-Za-z_][A-Za-z0-9_]{{0,63}}@@)")
+
+
+def is_secret_reference(text: str) -> bool:
+    """Whether ``text`` is exactly one ``{{ secrets.NAME }}`` reference (or the worker's placeholder for one)."""
+    return _ONLY_REFERENCE.fullmatch(text) is not None
 
 
 class SecretSlots:

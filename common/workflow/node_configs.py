@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from common.json_schema import checked_schema
 from common.redaction import safe_url
+from common.secrets.references import is_secret_reference
 
 AGENT_TOOLS = ("http_request", "get_context", "execute_pipeline", "patch_workflow", "finish")
 AgentTool = Literal["http_request", "get_context", "execute_pipeline", "patch_workflow", "finish"]
@@ -92,6 +93,11 @@ class AgentConfig(_Config):
     )
     patch: AgentPatchConfig | None = Field(default=None, description="what patch_workflow may add; unset = defaults")
     model: str | None = None
+    api_key: str | None = Field(
+        default=None,
+        description="the model credential: one `{{ secrets.NAME }}` reference, resolved by the worker and never"
+        " shown to the agent program or the model; unset = the worker's AOB_LLM_API_KEY",
+    )
     max_steps: int = Field(default=10, ge=1, le=100)
     max_tokens: int = Field(default=20_000, ge=1)
     timeout_s: float = Field(default=300.0, gt=0)
@@ -106,6 +112,14 @@ class AgentConfig(_Config):
     def patch_types(self) -> list[str]:
         """The node types this agent's patches may add."""
         return (self.patch or AgentPatchConfig()).allowed_types
+
+    @field_validator("api_key")
+    @classmethod
+    def _only_a_secret(cls, value: str | None) -> str | None:
+        # A literal key here would sit in plaintext in the definition, the IR and every run's stored config.
+        if value is not None and not is_secret_reference(value):
+            raise ValueError("expected one {{ secrets.NAME }} reference (store the key with `aob secrets set NAME`)")
+        return value
 
     @field_validator("output_schema")
     @classmethod

@@ -2,8 +2,8 @@
 process logs, errors, Redis (``DUMP`` of every key, and every value read back) or Postgres (``pg_dump``).
 
 The run uses the secret the ways a workflow can; each use is one entry of ``USES`` (nodes to add, and what the
-receiving side must have seen). An agent node using the secret as its model credential joins as another entry
-once the agent's model calls go through its worker.
+receiving side must have seen). An agent node uses it as its model credential: the worker sends it to the scripted
+model server, whose reply repeats it (a model can echo what it is told), so its text and result must be scrubbed too.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ import redis.asyncio as aioredis
 
 from common.logging import configure_logging
 from common.secrets import Keyring, SecretStore
+from devstack.llm_scripted import ScriptedLLM
 from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.support.api import Api, running_api
 from tests.support.deployment import Deployment
 from tests.support.eventually import eventually
+from workers.agent import AgentHandler
 from workers.http import http_handler
 
 VALUE = "lk_S3cret+Value=0123456789abcdef"
@@ -196,6 +198,18 @@ def leaks(text: str | bytes) -> list[str]:
     return [name for name, form in FORMS.items() if form.encode() in data]
 
 
+AGENT = {
+    "id": "agent",
+    "type": "agent",
+    "config": {"prompt": "summarise", "tools": ["finish"], "api_key": "{{ secrets.LEAK_TOKEN }}"},
+}
+# The model repeats the key in its text and in its result.
+MODEL_STEPS = [
+    {"text": f"I was called with {VALUE}"},
+    {"tool_calls": [{"name": "finish", "arguments": {"result": f"key={VALUE}"}}]},
+]
+
+
 async def test_a_secret_used_by_a_run_appears_nowhere(
     deployment: Deployment,
     redis: aioredis.Redis,
@@ -205,17 +219,22 @@ async def test_a_secret_used_by_a_run_appears_nowhere(
 ) -> None:
     host, port = receiver.server_address[:2]
     deployment = deployment.replace(http_allowlist=f"{host}:{port}")
-    nodes = [node for use in USES for node in use.nodes(f"http://{host}:{port}")]
+    nodes = [node for use in USES for node in use.nodes(f"http://{host}:{port}")] + [AGENT]
+    llm = await ScriptedLLM(MODEL_STEPS).__aenter__()
+    deployment = deployment.replace(llm_base_url=llm.base_url)
     worker = deployment.worker()
     async with (
+        llm,
         http_handler(worker, secrets=SecretStore(pg_pool, Keyring.from_settings(worker))) as handler,
-        running_api(deployment, redis, pg_pool, handlers=[handler]) as api,
+        running_api(deployment, redis, pg_pool, handlers=[handler, AgentHandler(worker, pg_pool, redis)]) as api,
     ):
         seen = Seen(api)
         stored = await api.request("PUT", "/api/v1/secrets/LEAK_TOKEN", json={"value": VALUE})
         assert stored.status_code == 201, stored.text
         seen.bodies.append(stored.text)
-        workflow = await api.create_workflow("leaks", {"nodes": nodes, "edges": []})
+        # The failing node waits for the agent, so the run's failure does not cancel the agent's model calls.
+        edges = [{"from": "agent", "to": node} for use in USES if use.fails for node in use.fails]
+        workflow = await api.create_workflow("leaks", {"nodes": nodes, "edges": edges})
         run = await api.start_run(workflow["id"])
         ended = await api.wait_run(run["id"])
         run_id = ended["id"]
@@ -237,6 +256,8 @@ async def test_a_secret_used_by_a_run_appears_nowhere(
 
     for use in USES:
         assert use.received(receiver)
+    assert shown["nodes"]["agent"]["status"] == "succeeded", shown["nodes"]["agent"]
+    assert [request["headers"]["authorization"] for request in llm.requests] == [f"Bearer {VALUE}"] * 2
     failed = {node for node, step in shown["nodes"].items() if step["status"] == "failed"}
     assert failed == frozenset().union(*(use.fails for use in USES))
     assert [e for e in events["items"] if e["type"] == "node_failed"], "the run's errors are part of what is checked"

@@ -22,9 +22,11 @@ from common.agent_protocol import AgentResult, ProtocolWriter, classify_line, pa
 from common.errors import NodeFailed
 from common.keys import Keys
 from common.redaction import Redactor
+from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
 from common.workflow.node_configs import AgentConfig
 from workers._handler import NodeContext, NodeResult, validated_config
+from workers._secret_values import secret_values
 from workers.agent._budget import TokenBudget
 from workers.agent._calls import CallDispatcher, LogSink
 from workers.agent._credentials import AgentCredentials
@@ -73,6 +75,7 @@ class AgentHandler:
         self._runtimes = runtimes or RuntimeFactory(settings)
         self._budget = TokenBudget(redis, self._keys, settings.agent_daily_token_budget)
         self._credentials = AgentCredentials(redis, self._keys)
+        self._secrets = SecretStore(pool, Keyring.from_settings(settings)) if pool is not None else None
         self._guard = SsrfGuard.from_settings(settings)
         # The worker holds credentials its agent programs must not read through /proc/<worker>/environ or mem.
         forbid_inspection()
@@ -80,6 +83,9 @@ class AgentHandler:
     async def __call__(self, ctx: NodeContext) -> NodeResult:
         config = validated_config(AgentConfig, ctx.config)
         await self._check_budget(ctx.tenant_id)
+        # Resolved before a patch token is minted: an unknown secret fails the node with nothing to revoke.
+        values = await secret_values(self._secrets, ctx, config.api_key)
+        api_key = SecretStr(ctx.secret_slots.fill(config.api_key, values)) if config.api_key else None
         settings = self._settings
         deadline_s = config.timeout_s + settings.agent_timeout_grace_s
         api_token = None
@@ -91,7 +97,7 @@ class AgentHandler:
                 ttl_s=deadline_s + settings.agent_token_ttl_margin_s,
                 patch_types=config.patch_types,
             )
-        access = self.model_access(config)
+        access = self.model_access(config, api_key)
         secrets = [
             access.api_key.get_secret_value(),
             *(value.get_secret_value() for value in settings.agent_secret_values),
@@ -177,12 +183,12 @@ class AgentHandler:
                 error_type="budget_exceeded",
             )
 
-    def model_access(self, config: AgentConfig) -> ModelAccess:
-        """The model a node's calls go to and the key they use: the one place the worker reads the provider key."""
+    def model_access(self, config: AgentConfig, api_key: SecretStr | None = None) -> ModelAccess:
+        """The model a node's calls go to and the key they use (the node's stored secret, else the worker's key)."""
         settings = self._settings
         return ModelAccess(
             base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key,
+            api_key=api_key or settings.llm_api_key,
             model=config.model or settings.llm_model,
             max_call_tokens=settings.agent_max_call_tokens,
             max_retries=settings.llm_max_retries,

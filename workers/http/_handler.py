@@ -13,10 +13,11 @@ import httpcore
 from common.errors import NodeFailed
 from common.logging import redacting
 from common.redaction import Redactor, safe_url
-from common.secrets import SecretStore, SecretsUnavailable
+from common.secrets import SecretStore
 from common.settings import HttpNodeFields
 from common.workflow.node_configs import HttpConfig
 from workers._handler import NodeContext, NodeResult, validated_config
+from workers._secret_values import secret_values
 from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._ssrf import Resolver, SsrfGuard
 from workers.http._transport import create_http_client
@@ -36,7 +37,7 @@ class HttpHandler:
 
     async def __call__(self, ctx: NodeContext) -> NodeResult:
         config = validated_config(HttpConfig, ctx.config)
-        values = await self._secret_values(ctx)
+        values = await secret_values(self._secrets, ctx, ctx.config)
         # Whatever this node produces (output, error, log lines) is scrubbed of the secrets it used.
         redactor = Redactor(values.values())
         with redacting(redactor):
@@ -51,27 +52,6 @@ class HttpHandler:
                 log.exception("http node run=%s node=%s crashed", ctx.run_id, ctx.node_id)
                 raise NodeFailed(redactor.redact(f"{type(exc).__name__}: {exc}"), error_type="crash") from None
         return NodeResult(output=redactor.redact_data(output))
-
-    async def _secret_values(self, ctx: NodeContext) -> dict[str, str]:
-        """The values of the secrets the config refers to; a non-retryable failure naming any that is unknown."""
-        names = ctx.secret_slots.names(ctx.config)
-        if not names:
-            return {}
-        if self._secrets is None:
-            raise NodeFailed("config: secrets are not available to this worker", retryable=False, error_type="secret")
-        try:
-            values = await self._secrets.values(ctx.tenant_id, names)
-        except SecretsUnavailable as exc:
-            raise NodeFailed(f"config: {exc.message}", retryable=False, error_type="secret") from None
-        missing = sorted(names - values.keys())
-        if missing:
-            listed = ", ".join(repr(name) for name in missing)
-            raise NodeFailed(
-                f"config: unknown secret {listed} (set it with `aob secrets set NAME`)",
-                retryable=False,
-                error_type="unknown_secret",
-            )
-        return values
 
     async def _fetch(self, ctx: NodeContext, config: HttpConfig) -> dict[str, Any]:
         started = time.monotonic()

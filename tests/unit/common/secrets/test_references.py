@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from common.secrets import SecretSlots
+import pytest
+from pydantic import ValidationError
+
+from common.secrets import SECRET_FIELDS, SecretSlots, is_secret_reference
+from common.workflow.node_configs import AgentConfig
 from common.workflow.templates import TemplateScope, render_value
 
 FIELDS = ("url", "headers", "json")
@@ -44,3 +48,19 @@ def test_placeholders_of_another_execution_do_not_fill() -> None:
 def test_fields_that_do_not_take_secrets_are_left_to_templates() -> None:
     shielded = SecretSlots().shield({"output": "{{ secrets.KEY }}"}, FIELDS)
     assert shielded == {"output": "{{ secrets.KEY }}"}
+
+
+@pytest.mark.parametrize("api_key", ["{{ secrets.MODEL_KEY }}", "{{secrets.MODEL_KEY}}"])
+def test_an_agent_credential_is_a_secret_reference(api_key: str) -> None:
+    assert AgentConfig(prompt="go", api_key=api_key).api_key == api_key
+
+
+@pytest.mark.parametrize("api_key", ["sk-live-0123456789", "Bearer {{ secrets.MODEL_KEY }}", "{{ inputs.key }}"])
+def test_an_agent_credential_is_never_a_literal_or_another_template(api_key: str) -> None:
+    with pytest.raises(ValidationError, match="secrets.NAME"):
+        AgentConfig(prompt="go", api_key=api_key)
+
+
+def test_the_worker_placeholder_of_a_credential_still_validates() -> None:
+    shielded = SecretSlots().shield({"api_key": "{{ secrets.MODEL_KEY }}"}, SECRET_FIELDS["agent"])
+    assert is_secret_reference(shielded["api_key"]) and "MODEL_KEY" in shielded["api_key"]
