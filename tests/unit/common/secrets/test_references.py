@@ -57,7 +57,7 @@ def test_an_agent_credential_is_a_secret_reference(api_key: str) -> None:
 
 @pytest.mark.parametrize("api_key", ["sk-live-0123456789", "Bearer {{ secrets.MODEL_KEY }}", "{{ inputs.key }}"])
 def test_an_agent_credential_is_never_a_literal_or_another_template(api_key: str) -> None:
-    with pytest.raises(ValidationError, match="secrets.NAME"):
+    with pytest.raises(ValidationError, match=r"secrets\.NAME"):
         AgentConfig(prompt="go", api_key=api_key)
 
 
