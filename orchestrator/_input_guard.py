@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orchestrator._errors import error_body
+from orchestrator._errors import error_body, replaying
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 # A body can only carry the above as JSON escapes or number literals; bodies without one skip the parse.
@@ -108,16 +108,7 @@ class InputGuardMiddleware:
         if problems:
             await _refuse(problems, scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 async def _refuse(problems: list[dict[str, str]], scope: Scope, receive: Receive, send: Send) -> None:
