@@ -4,9 +4,9 @@ set -euo pipefail
 : "${AOB_API_URL:?set AOB_API_URL}" "${AOB_API_KEY:?set AOB_API_KEY}"
 max_requests=${AOB_BURST_MAX:-3000}
 
-# A fresh member key has its own per-key budget, so the burst does not starve other clients' keys.
+# A fresh editor key has its own per-key budget, so the burst does not starve other clients' keys.
 key=$(curl -sS -X POST "$AOB_API_URL/api/v1/api-keys" -H "Authorization: Bearer $AOB_API_KEY" \
-  -H 'Content-Type: application/json' --data '{"name": "shell-burst", "role": "member"}' | jq -r .key)
+  -H 'Content-Type: application/json' --data '{"name": "shell-burst", "role": "editor"}' | jq -r .key)
 [[ $key == aob_* ]] || { echo "FAIL: could not create a key" >&2; exit 1; }
 
 headers=$(mktemp)
