@@ -7,7 +7,6 @@ from typing import Any
 
 import asyncpg
 
-from common.settings import ApiSettings
 from common.workflow import store
 from common.workflow.child_run_limits import ChildRunLimits, check_child_run_limits
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
@@ -34,16 +33,6 @@ async def load_version(db: asyncpg.Pool | asyncpg.Connection, workflow_id: str, 
     return row
 
 
-def definition_limits(settings: ApiSettings) -> DefinitionLimits:
-    """The size limits the API holds every definition it saves or patches into a run to."""
-    return DefinitionLimits(
-        max_nodes=settings.max_definition_nodes,
-        max_edges=settings.max_definition_edges,
-        max_bytes=settings.max_definition_bytes,
-        max_node_config_bytes=settings.max_node_config_bytes,
-    )
-
-
 def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -> CompileResult:
     """Validate and compile ``definition`` under the API's size, agent and child-run limits: 413 naming each size
     limit it goes over, ``ValidationFailed`` (422) for anything else."""
@@ -53,7 +42,7 @@ def compile_for(state: AppState, definition: Any, name: str, version: int = 1) -
             max_agents=state.settings.max_agents,
             version=version,
             name=name,
-            limits=definition_limits(state.settings),
+            limits=DefinitionLimits.of(state.settings),
         )
     except DefinitionTooLarge as exc:
         details = [{"path": e.where, "setting": e.setting, "value": e.value, "limit": e.limit} for e in exc.exceeded]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ValidationFailed
+from common.settings import DefinitionLimitFields
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,16 @@ class DefinitionLimits:
     max_edges: int = 5_000
     max_bytes: int = 1_048_576
     max_node_config_bytes: int = 131_072
+
+    @classmethod
+    def of(cls, settings: DefinitionLimitFields) -> DefinitionLimits:
+        """The limits of one deployment's settings."""
+        return cls(
+            settings.max_definition_nodes,
+            settings.max_definition_edges,
+            settings.max_definition_bytes,
+            settings.max_node_config_bytes,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from common.errors import ValidationFailed
 from common.settings import ApiSettings, load_settings
 from common.workflow.child_run_limits import ChildRunLimits, check_child_run_limits
 from common.workflow.compiler import compile_definition
+from common.workflow.limits import DefinitionLimits
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +39,7 @@ def run_validate(args: argparse.Namespace) -> int:
     settings = load_settings(ApiSettings)
     max_agents = args.max_agents if args.max_agents is not None else settings.max_agents
     try:
-        result = compile_definition(definition, max_agents=max_agents)
+        result = compile_definition(definition, max_agents=max_agents, limits=DefinitionLimits.of(settings))
         check_child_run_limits(result.definition.to_json(), ChildRunLimits.of(settings))
     except ValidationFailed as exc:
         for error in exc.errors:

@@ -102,3 +102,12 @@ def test_map_limits_of_the_api_apply_offline(
     definition = {"nodes": [{"id": "each", "type": "map", "config": {"items": [1], "body": body, "concurrency": 6}}]}
     assert _run(_write(tmp_path, definition)) == 1
     assert "nodes[0].config.concurrency: 6 is above the limit of 5 (AOB_MAX_MAP_CONCURRENCY)" in capsys.readouterr().err
+
+
+def test_definition_size_limits_of_the_api_apply_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOB_MAX_DEFINITION_NODES", "2")
+    definition = {"nodes": [{"id": f"n{i}", "type": "noop"} for i in range(3)]}
+    assert _run(_write(tmp_path, definition)) == 1
+    assert "3 is over the limit of 2 (AOB_MAX_DEFINITION_NODES)" in capsys.readouterr().err
