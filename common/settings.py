@@ -134,7 +134,7 @@ class UiFields(BaseModel):
 
 
 class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields, SecretsFields):
-    """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its agent limit)."""
+    """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its definition limits)."""
 
     api_host: ApiHost
     api_port: ApiPort
