@@ -317,7 +317,7 @@ class Advancer:
         return inputs
 
     def _scope(self, state: ControlState, extra: dict[str, Any]) -> TemplateScope:
-        return TemplateScope(inputs=state.meta.inputs, nodes=state.meta.upstream, extra=extra)
+        return TemplateScope(inputs=state.meta.inputs, nodes=state.meta.upstream, extra=extra, limits=self._settings)
 
     async def _cancel_children(self, state: ControlState, reason: str) -> None:
         for index in state.inflight:

@@ -71,7 +71,7 @@ class ControlHandler:
                 retryable=False,
                 error_type="depth_limit",
             )
-        scope = TemplateScope(inputs=ctx.inputs, nodes=ctx.upstream)
+        scope = TemplateScope(inputs=ctx.inputs, nodes=ctx.upstream, limits=self._settings)
         inline_ref = BodyRef(
             workflow_id=parent[0] or "",
             workflow_name=f"{parent[1] or 'run'}/{ctx.node_id}",
