@@ -40,13 +40,22 @@ EOF
 export CONTAINERS_CONF=$DIR/containers.conf
 podman_() { podman --root "$DIR/store" --runroot "$DIR/run" "$@"; }
 
+# A service whose working directory was deleted (it was started from a checkout since removed) answers pings but
+# cannot start containers: conmon fails to get its working directory. Replace it.
+if [[ -f "$DIR/service.pid" ]] && [[ "$(readlink "/proc/$(cat "$DIR/service.pid")/cwd" 2>/dev/null)" == *"(deleted)" ]]; then
+  log "replacing the podman service: its working directory is gone"
+  kill "$(cat "$DIR/service.pid")" 2>/dev/null || true
+  sleep 1
+fi
+
 if ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
   log "starting podman system service on $SOCK"
   rm -f "$SOCK"
   # fd 3 is the caller's stdout (a command substitution's pipe): the service must not keep it open, or the
-  # caller's `$(...)` would wait for the service to exit.
-  nohup podman --root "$DIR/store" --runroot "$DIR/run" system service --time=0 "unix://$SOCK" \
-    >"$DIR/service.log" 2>&1 </dev/null 3>&- &
+  # caller's `$(...)` would wait for the service to exit. It runs from / so that no checkout it was started from
+  # can take its working directory away.
+  (cd / && exec nohup podman --root "$DIR/store" --runroot "$DIR/run" system service --time=0 "unix://$SOCK" \
+    >"$DIR/service.log" 2>&1 </dev/null 3>&-) &
   echo $! >"$DIR/service.pid"
   for _ in $(seq 1 50); do
     curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
