@@ -391,19 +391,3 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}
 
-
-async def test_map_items_render_under_the_workers_template_budget(
-    control_deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
-) -> None:
-    deployment = control_deployment.replace(template_max_value_chars=1_000)
-    settings = deployment.worker()
-    definition = {
-        "name": "fan",
-        "nodes": [{"id": "each", "type": "map", "config": {"items": "{{ ['x' * 600, 'y' * 600] | join }}",
-                                                           "body": double_body(), "inputs": {"x": "{{ item }}"}}}],
-    }  # fmt: skip
-    async with control_handler(settings, pg_pool, redis) as control, Engine(deployment, redis, handlers=[control]) as e:
-        run_id = await e.submit(definition)
-        assert await e.wait_ended(run_id) == "failed"
-        error = (await e.node_states(run_id))["each"]["error"]
-        assert "budget" in error["message"] and "1000" in error["message"].replace(",", ""), error
