@@ -390,4 +390,3 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
             assert await live.reclaim() == 1, index
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}
-
