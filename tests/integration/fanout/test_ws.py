@@ -67,7 +67,7 @@ async def test_before_start_after_end_and_archived(
         run_id = uuid.uuid4().hex
         early = WsWatcher([url], run_id, key)
         following = asyncio.create_task(early.follow())
-        await eventually(lambda: _at_least(url, "aob_stream_clients", 1))
+        await eventually(lambda: _at_least(url, "aob_stream_clients", 1), 30)
         await submit_as(engine, delay_chain(3, 0.05), run_id)
         await following
         assert await engine.wait_ended(run_id) == "succeeded"
@@ -142,7 +142,7 @@ async def test_stalled_client_is_resynced_while_others_keep_up(
         slow_run = await engine.submit(delay_chain(1, 3.0))
         port = int(url.rsplit(":", 1)[1])
         stalled = await RawWsClient.connect(port, f"/ws/runs/{slow_run}", key)
-        await eventually(lambda: _at_least(url, "aob_stream_clients", 1))
+        await eventually(lambda: _at_least(url, "aob_stream_clients", 1), 30)
         runs = [await engine.submit(delay_chain(4, 0.05)) for _ in range(5)]
         others = [WsWatcher([url], runs[i % 5], key) for i in range(20)]
         watching = asyncio.gather(*(w.follow() for w in others))
@@ -151,7 +151,7 @@ async def test_stalled_client_is_resynced_while_others_keep_up(
         for i in range(300):
             body = {"type": "log", "run_id": slow_run, "node_id": "d0", "ts": int(time.time() * 1000), "data": {"i": i}}
             await redis.xadd(keys.events(slow_run), {"e": json.dumps(body | {"pad": blob})})
-        await eventually(lambda: _at_least(url, "aob_stream_resyncs_total", 1))
+        await eventually(lambda: _at_least(url, "aob_stream_resyncs_total", 1), 30)
         await watching
         for watcher in others:
             assert_complete(watcher, await engine.events(watcher.run_id))
@@ -209,7 +209,7 @@ async def test_tenant_feed_carries_run_level_events(
         Engine(deployment, redis) as engine,
         connect(f"{url}/ws/tenant", additional_headers={"Authorization": f"Bearer {key}"}) as ws,
     ):
-        await eventually(lambda: _at_least(url, "aob_stream_clients", 1))
+        await eventually(lambda: _at_least(url, "aob_stream_clients", 1), 30)
         run_id = await engine.run_to_end(delay_chain(2, 0.01))
         seen: list[dict[str, Any]] = []
         async with asyncio.timeout(10):

@@ -107,7 +107,7 @@ async def test_the_program_runs_in_a_container_and_streams_live(
     assert not any("key" in env.lower() for env in running[0].attrs["Config"]["Env"])
 
     gate.touch()
-    assert await engine.wait_ended(run_id, timeout_s=30) == "succeeded"
+    assert await engine.wait_ended(run_id, timeout_s=90) == "succeeded"
     assert await engine.output(run_id, "after") == {"from": "container"}
     text = (await archived(pg_pool, run_id))["text"]
     for content in (text, json.dumps(await engine.events(run_id))):
@@ -121,7 +121,7 @@ async def test_a_crash_in_the_container_fails_the_node_with_its_log(
     engine: Engine, client: docker.DockerClient, pg_pool: asyncpg.Pool
 ) -> None:
     run_id = await submit(engine, {"lines": 1, "stderr": "Traceback: container boom", "exit": 3, "result": None})
-    assert await engine.wait_ended(run_id, timeout_s=30) == "failed"
+    assert await engine.wait_ended(run_id, timeout_s=90) == "failed"
     error = (await engine.node_states(run_id))["agent"]["error"]
     assert error["type"] == "crash" and "exit status 3" in error["message"]
     text = (await archived(pg_pool, run_id))["text"]
@@ -133,7 +133,7 @@ async def test_a_hanging_container_is_killed_at_its_deadline(
     engine: Engine, client: docker.DockerClient, pg_pool: asyncpg.Pool
 ) -> None:
     run_id = await submit(engine, {"lines": 1, "hang": True}, timeout_s=3)
-    assert await engine.wait_ended(run_id, timeout_s=30) == "failed"
+    assert await engine.wait_ended(run_id, timeout_s=90) == "failed"
     assert (await engine.node_states(run_id))["agent"]["error"]["type"] == "timeout"
     assert "model line 0" in (await archived(pg_pool, run_id))["text"]
     assert containers_of(client, run_id) == []
