@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 from collections.abc import AsyncIterator
@@ -12,8 +11,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.cli import main
 from tests.support.api import chain_definition, served_api
+from tests.support.cli import aob
 from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 
@@ -31,12 +30,6 @@ async def api_url(
     monkeypatch.delenv("AOB_API_KEY", raising=False)
     async with Engine(deployment, redis, pool=pg_pool), served_api(deployment.api(), redis, pg_pool) as url:
         yield url
-
-
-async def aob(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_cli_round_trip(api_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.keys import Keys
-from orchestrator.cli import main
 from tests.support.api import served_api
+from tests.support.cli import aob
 from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
@@ -39,12 +38,6 @@ async def api_url(
         served_api(deployment.api(), redis, pg_pool) as url,
     ):
         yield url
-
-
-async def aob(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_list_approve_reject(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +11,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.cli import main
 from tests.support.api import served_api
+from tests.support.cli import aob
 from tests.support.dead_letters import FAST_DLQ, PoisonHandler, poison_type, poisoned
 from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
@@ -38,12 +37,6 @@ async def engine_and_url(
             served_api(fast.api(), redis, pg_pool) as url,
         ):
             yield engine, url
-
-
-async def aob(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_list_show_replay_discard(

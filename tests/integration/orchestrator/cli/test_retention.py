@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +10,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.cli import main
 from tests.support.api import served_api
+from tests.support.cli import aob
 from tests.support.deployment import ADMIN_KEY, Deployment
 
 
@@ -29,12 +28,6 @@ async def api_url(
     async with served_api(deployment.api(), redis, pg_pool) as url:
         monkeypatch.setenv("AOB_API_URL", url)
         yield url
-
-
-async def aob(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_prune_dry_run_then_for_real(
