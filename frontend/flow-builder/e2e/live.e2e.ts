@@ -53,6 +53,33 @@ test("log lines appear in the node's panel while it runs", async () => {
   await shot(page, "09-log-panel-live");
 });
 
+test("nodes on the canvas stay visible while live events re-render the run", async () => {
+  // React Flow hides a node whose size it does not know; a canvas rebuilt per event without the measured sizes
+  // hid every node until re-measured, and a lost re-measure left nodes unclickable (a flaky CI failure).
+  await page.evaluate(() => {
+    const seen = { hidden: 0 };
+    (window as unknown as { __hiddenNodes: typeof seen }).__hiddenNodes = seen;
+    const observer = new MutationObserver((records) => {
+      for (const record of records) {
+        const node = record.target as HTMLElement;
+        if (node.classList.contains("react-flow__node") && node.style.visibility === "hidden") seen.hidden += 1;
+      }
+    });
+    observer.observe(document.querySelector("[data-testid=run-canvas]") as HTMLElement, {
+      attributes: true,
+      attributeFilter: ["style"],
+      subtree: true,
+    });
+  });
+  for (let burst = 0; burst < 5; burst += 1) {
+    appendLogEvents(runId, "work", 5, "re-render");
+    await page.waitForTimeout(100);
+  }
+  await expect.poll(() => page.textContent("[data-testid=log-count]")).toBe("50 lines");
+  expect(await page.evaluate(() => (window as unknown as { __hiddenNodes: { hidden: number } }).__hiddenNodes.hidden)).toBe(0);
+  await expect(page.locator("[data-testid=node-review]").isVisible()).resolves.toBe(true);
+});
+
 test("a runtime patch adds nodes that appear on the canvas; the timeline steps through it", async () => {
   const ops = [
     { op: "add", path: "/nodes/-", value: { id: "notify", type: "transform", config: { output: { sent: true } } } },
@@ -77,7 +104,7 @@ test("a runtime patch adds nodes that appear on the canvas; the timeline steps t
 });
 
 test("100,000 log lines stay responsive in a virtualised list, truncation marked", async () => {
-  appendLogEvents(runId, "work", 99_975, "bulk line", true);
+  appendLogEvents(runId, "work", 99_950, "bulk line", true);
   await page.click("[data-testid=node-work]");
   await page.click("[data-testid=logs-tab]");
   await expect.poll(() => page.textContent("[data-testid=log-count]"), { timeout: 60_000, interval: 500 }).toBe("100,000 lines");

@@ -1,7 +1,7 @@
 // One run, live: nodes coloured by state, patches animated as they land, a timeline stepping base → patch N,
 // approvals on their nodes, and a detail panel (state, timings, output, error, log) per node.
-import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
-import { useEffect, useMemo, useState } from "react";
+import { Background, Controls, ReactFlow, ReactFlowProvider, type NodeChange } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { describeError } from "../api/client";
 import type { Definition, Page, PatchRecord, Run } from "../api/types";
 import { useLiveRun } from "../net/runStore";
@@ -68,7 +68,16 @@ function RunViewInner({ runId }: { runId: string }) {
   }, [api, path, view.patches.length, view.ended]);
 
   const decided = tenant.decided;
-  const approvals = Object.values(view.approvals).filter((a) => !decided.has(a.id));
+  const approvals = useMemo(() => Object.values(view.approvals).filter((a) => !decided.has(a.id)), [view.approvals, decided]);
+  // React Flow hides a node whose size it does not know. The canvas is rebuilt from every live event, so each
+  // rebuilt node carries the size React Flow measured last; without it every event hid every node until
+  // re-measured, and a lost re-measure left a node hidden for good.
+  const sizes = useRef(new Map<string, { width: number; height: number }>());
+  const onNodesChange = useCallback((changes: NodeChange[]) => {
+    for (const change of changes) {
+      if (change.type === "dimensions" && change.dimensions) sizes.current.set(change.id, change.dimensions);
+    }
+  }, []);
   const patches = loaded?.patches ?? [];
   const shownDefinition = useMemo(() => {
     if (!loaded) return null;
@@ -92,7 +101,8 @@ function RunViewInner({ runId }: { runId: string }) {
         patched: step === null ? n.id in view.addedNodes : stepAdded.has(n.id),
         approval: approvals.some((a) => a.nodeId === n.id),
       };
-      return { ...n, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
+      const measured = sizes.current.get(n.id);
+      return { ...n, measured, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
     });
   }, [canvas, view.nodes, view.addedNodes, approvals, selected, step, stepAdded]);
   const edges = useMemo(() => {
@@ -133,6 +143,7 @@ function RunViewInner({ runId }: { runId: string }) {
             nodes={nodes}
             edges={edges}
             nodeTypes={nodeTypes}
+            onNodesChange={onNodesChange}
             nodesConnectable={false}
             deleteKeyCode={null}
             onNodeClick={(_, node) => setSelected(node.id)}
