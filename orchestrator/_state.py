@@ -11,7 +11,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from common.auth import Principal, authenticate
+from common.auth import KeyCache, Principal, authenticate
+from common.key_watch import KeyWatch
 from common.keys import Keys
 from common.metrics import Metrics
 from common.roles import Permission, roles_with
@@ -22,6 +23,7 @@ from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._ratelimit import RateLimiter
+from orchestrator._workflow_cache import WorkflowCache
 
 _COMPILED_CACHE_SIZE = 256
 
@@ -39,6 +41,10 @@ class AppState:
     metrics: Metrics
     limiter: RateLimiter
     keyring: Keyring
+    key_cache: KeyCache
+    workflows: WorkflowCache
+    # Ends SSE streams of revoked keys; its subscription also keeps ``key_cache`` and ``workflows`` coherent.
+    key_watch: KeyWatch
     # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
     compiled: OrderedDict[tuple[str, int], CompileResult] = field(default_factory=OrderedDict)
 
@@ -50,8 +56,8 @@ class AppState:
             self.compiled.popitem(last=False)
 
 
-def get_state(request: Request) -> AppState:
-    """The app's ``AppState``."""
+async def get_state(request: Request) -> AppState:
+    """The app's ``AppState`` (async: FastAPI runs a plain function dependency in a worker thread)."""
     state: AppState = request.app.state.aob
     return state
 
@@ -70,7 +76,12 @@ async def require_principal(request: Request, state: State) -> Principal:
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = await authenticate(
-        state.pool, raw_key.strip(), state.settings.admin_key, redis=state.redis, keys=state.keys
+        state.pool,
+        raw_key.strip(),
+        state.settings.admin_key,
+        redis=state.redis,
+        keys=state.keys,
+        cache=state.key_cache,
     )
     if principal is None:
         raise ApiError(401, "authorization: unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})

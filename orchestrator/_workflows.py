@@ -13,6 +13,7 @@ from common.workflow.compiler import CompileResult, compile_definition, definiti
 from common.workflow.limits import DefinitionLimits, DefinitionTooLarge
 from orchestrator._errors import ApiError, not_found
 from orchestrator._state import AppState
+from orchestrator._workflow_cache import LiveWorkflow, publish_workflow_change
 
 
 async def find_workflow(
@@ -58,16 +59,36 @@ async def compile_off_loop(state: AppState, definition: Any, name: str, version:
     return await asyncio.to_thread(compile_for, state, definition, name, version)
 
 
-async def compiled_version(state: AppState, workflow: asyncpg.Record, version: int) -> CompileResult:
-    """The compiled form of a stored version, from the cache when seen before."""
-    key = (str(workflow["id"]), version)
+async def live_workflow(state: AppState, tenant_id: str, ref: str, *, fresh: bool = False) -> LiveWorkflow:
+    """The tenant's live workflow ``ref`` (id or name), from this process's cache unless ``fresh``; 404 otherwise."""
+    cache = state.workflows
+    if not fresh:
+        cached = cache.get(tenant_id, ref)
+        if cached is not None:
+            return cached
+    generation = cache.generation
+    row = await find_workflow(state.pool, tenant_id, ref)
+    workflow = LiveWorkflow(str(row["id"]), row["name"], int(row["latest_version"]))
+    cache.put(tenant_id, ref, workflow, generation)
+    return workflow
+
+
+async def workflows_changed(state: AppState, tenant_id: str) -> None:
+    """Drop the tenant's cached workflows here at once, and in every other API process through Redis."""
+    state.workflows.forget_tenant(tenant_id)
+    await publish_workflow_change(state.redis, state.keys, tenant_id)
+
+
+async def compiled_version(state: AppState, workflow: LiveWorkflow, version: int) -> CompileResult:
+    """The compiled form of a stored version, from the cache when seen before (versions never change)."""
+    key = (workflow.id, version)
     cached = state.compiled.get(key)
     if cached is not None:
         return cached
-    row = await load_version(state.pool, key[0], version)
+    row = await load_version(state.pool, workflow.id, version)
     # A stored version was checked against the limits in force when it was saved: only compile it.
     result = await asyncio.to_thread(
-        compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow["name"]
+        compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow.name
     )
     state.remember_compiled(key, result)
     return result

@@ -12,6 +12,7 @@ from common.runs.cancel import cancel_run
 from common.runs.children import list_child_runs
 from common.runs.resume import resume_run
 from orchestrator._errors import ApiError
+from orchestrator._json import OrjsonResponse
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
@@ -23,19 +24,17 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out")
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, response_model=dict[str, Any])
 async def create_run(
     body: RunCreate,
     state: State,
     caller: Editor,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Start a run (201); the same ``Idempotency-Key`` and body again gives the same run (200)."""
     submitted = await submit_run(state, caller, body, idempotency_key)
-    if not submitted.created:
-        response.status_code = 200
-    return await run_json(state, submitted.row)
+    # Returned as a response, so FastAPI does not validate again the dict this route just built.
+    return OrjsonResponse(submitted.body, status_code=201 if submitted.created else 200)
 
 
 @router.get("/runs")
