@@ -149,7 +149,7 @@ class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLim
         " caches, kept coherent over Redis",
     )
     api_cache_s: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
         le=1.0,
         description="longest an API process trusts an API key or workflow it looked up (0: ask Postgres every"

@@ -22,7 +22,7 @@ from common.secrets import Keyring
 from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
-from orchestrator._ratelimit import RateLimiter
+from orchestrator._ratelimit import DeferredCount, RateLimiter
 from orchestrator._workflow_cache import WorkflowCache
 
 _COMPILED_CACHE_SIZE = 256
@@ -67,6 +67,21 @@ State = Annotated[AppState, Depends(get_state)]
 
 async def require_principal(request: Request, state: State) -> Principal:
     """The caller from ``Authorization: Bearer <key>``; 401 without a valid key, 429 over the request limits."""
+    principal = await _authenticated(request, state)
+    verdict = await state.limiter.check_request(principal)
+    request.state.rate_headers = verdict.headers()
+    return principal
+
+
+async def require_principal_counted_later(request: Request, state: State) -> Principal:
+    """``require_principal`` that leaves the request's count to the route (``request.state.deferred_count``); an
+    error answer before the route counted it counts it then (``orchestrator._errors``)."""
+    principal = await _authenticated(request, state)
+    request.state.deferred_count = DeferredCount(state.limiter, principal)
+    return principal
+
+
+async def _authenticated(request: Request, state: AppState) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, raw_key = header.partition(" ")
     if scheme.lower() != "bearer" or not raw_key.strip():
@@ -87,19 +102,18 @@ async def require_principal(request: Request, state: State) -> Principal:
         raise ApiError(401, "authorization: unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     if not principal.may_request(request.method, request.url.path):
         raise ApiError(403, f"{principal.name}: this token may only patch run {principal.run_id}")
-    verdict = await state.limiter.check_request(principal)
-    request.state.rate_headers = verdict.headers()
     request.state.principal = principal
     return principal
 
 
 Caller = Annotated[Principal, Depends(require_principal)]
+CallerCountedLater = Annotated[Principal, Depends(require_principal_counted_later)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+def require(permission: Permission, *, counted_later: bool = False) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency giving the caller, who must hold ``permission`` (403 naming the roles that do otherwise)."""
 
-    async def check(principal: Caller) -> Principal:
+    def checked(principal: Principal) -> Principal:
         if not principal.may(permission):
             raise ApiError(
                 403,
@@ -108,11 +122,19 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
             )
         return principal
 
-    return check
+    async def check(principal: Caller) -> Principal:
+        return checked(principal)
+
+    async def check_counted_later(principal: CallerCountedLater) -> Principal:
+        return checked(principal)
+
+    return check_counted_later if counted_later else check
 
 
 # One guard per permission; every route takes exactly one of these (or ``Caller`` for /me).
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Decider = Annotated[Principal, Depends(require(Permission.DECIDE))]
 Editor = Annotated[Principal, Depends(require(Permission.WRITE))]
+# An editor whose request the route counts (run submission: with the run's admission, in one script).
+Submitter = Annotated[Principal, Depends(require(Permission.WRITE, counted_later=True))]
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]

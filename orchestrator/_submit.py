@@ -22,6 +22,7 @@ from common.runs.stranded import start_if_stranded
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
+from orchestrator._ratelimit import DeferredCount
 from orchestrator._run_view import RUN_COLUMNS, run_json, started_run_json
 from orchestrator._state import AppState
 from orchestrator._workflow_cache import LiveWorkflow
@@ -107,8 +108,11 @@ async def _target(state: AppState, tenant_id: str, body: RunCreate, *, fresh: bo
     return _Target(workflow, version, compiled, None if body.version else workflow.latest_version)
 
 
-async def submit_run(state: AppState, caller: Principal, body: RunCreate, idempotency_key: str | None) -> Submitted:
-    """Create and start a run, or return the one this idempotency key already made."""
+async def submit_run(
+    state: AppState, caller: Principal, body: RunCreate, idempotency_key: str | None, count: DeferredCount
+) -> Submitted:
+    """Create and start a run, or return the one this idempotency key already made; ``count`` counts the request
+    (with the run's admission when one starts)."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         length = len(idempotency_key)
         raise ApiError(422, f"Idempotency-Key: expected 1-{_MAX_IDEMPOTENCY_KEY} characters, got {length}")
@@ -116,6 +120,7 @@ async def submit_run(state: AppState, caller: Principal, body: RunCreate, idempo
     if idempotency_key is not None:
         replay = await _replay(state, caller.tenant_id, idempotency_key, digest)
         if replay is not None:
+            await count.alone()
             return replay
     run_id = uuid.uuid4().hex
     admitted = False
@@ -124,7 +129,7 @@ async def submit_run(state: AppState, caller: Principal, body: RunCreate, idempo
         for fresh in (False, True):
             target = await _target(state, caller.tenant_id, body, fresh=fresh)
             if not admitted:
-                await state.limiter.check_submission(caller, target.compiled.ir.agent_count, run_id)
+                await count.with_admission(target.compiled.ir.agent_count, run_id)
                 admitted = True
             row = await _insert(state, caller, body, target, run_id, idempotency_key, digest)
             if row is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from common.errors import AobError
 from common.runs.approvals import cancel_approvals
@@ -15,8 +15,9 @@ from orchestrator._errors import ApiError
 from orchestrator._json import OrjsonResponse
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from orchestrator._ratelimit import DeferredCount
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
-from orchestrator._state import Editor, Reader, State
+from orchestrator._state import Editor, Reader, State, Submitter
 from orchestrator._submit import submit_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -27,12 +28,16 @@ RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelle
 @router.post("/runs", status_code=201, response_model=dict[str, Any])
 async def create_run(
     body: RunCreate,
+    request: Request,
     state: State,
-    caller: Editor,
+    caller: Submitter,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Start a run (201); the same ``Idempotency-Key`` and body again gives the same run (200)."""
-    submitted = await submit_run(state, caller, body, idempotency_key)
+    count: DeferredCount = request.state.deferred_count
+    submitted = await submit_run(state, caller, body, idempotency_key, count)
+    if count.verdict is not None:
+        request.state.rate_headers = count.verdict.headers()
     # Returned as a response, so FastAPI does not validate again the dict this route just built.
     return OrjsonResponse(submitted.body, status_code=201 if submitted.created else 200)
 
