@@ -28,6 +28,14 @@ from orchestrator._workflow_cache import WorkflowCache
 _COMPILED_CACHE_SIZE = 256
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledVersion:
+    """A stored workflow version compiled, and its definition as the JSON text each of its runs' rows stores."""
+
+    result: CompileResult
+    definition_json: str
+
+
 @dataclass
 class AppState:
     """Shared by every request of one app; built by the lifespan."""
@@ -46,9 +54,9 @@ class AppState:
     # Ends SSE streams of revoked keys; its subscription also keeps ``key_cache`` and ``workflows`` coherent.
     key_watch: KeyWatch
     # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
-    compiled: OrderedDict[tuple[str, int], CompileResult] = field(default_factory=OrderedDict)
+    compiled: OrderedDict[tuple[str, int], CompiledVersion] = field(default_factory=OrderedDict)
 
-    def remember_compiled(self, key: tuple[str, int], result: CompileResult) -> None:
+    def remember_compiled(self, key: tuple[str, int], result: CompiledVersion) -> None:
         """Keep ``result`` in the bounded compile cache."""
         self.compiled[key] = result
         self.compiled.move_to_end(key)

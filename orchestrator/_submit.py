@@ -19,12 +19,11 @@ from common.json_schema import InvalidSchema, instance_errors
 from common.runs.scripts import now_ms
 from common.runs.start import RunStart, start_run
 from common.runs.stranded import start_if_stranded
-from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
 from orchestrator._ratelimit import DeferredCount
 from orchestrator._run_view import RUN_COLUMNS, run_json, started_run_json
-from orchestrator._state import AppState
+from orchestrator._state import AppState, CompiledVersion
 from orchestrator._workflow_cache import LiveWorkflow
 from orchestrator._workflows import compiled_version, live_workflow
 
@@ -35,7 +34,7 @@ _MAX_IDEMPOTENCY_KEY = 200
 _INSERT = """
 INSERT INTO runs (id, tenant_id, workflow_id, workflow_name, version, status, inputs, idempotency_key, request_hash,
                   started_by, ir_version, definition)
-SELECT $1, $2, w.id, w.name, $4, 'queued', $5, $6, $7, $8, 1, $9 FROM workflows w
+SELECT $1, $2, w.id, w.name, $4, 'queued', $5, $6, $7, $8, 1, $9::text::jsonb FROM workflows w
 WHERE w.id = $3 AND w.tenant_id = $2 AND w.archived_at IS NULL AND ($10::int IS NULL OR w.latest_version = $10)
 ON CONFLICT DO NOTHING RETURNING workflow_name, created_at
 """
@@ -53,7 +52,7 @@ class Submitted:
 class _Target:
     workflow: LiveWorkflow
     version: int
-    compiled: CompileResult
+    compiled: CompiledVersion
     # The latest version the cache named, when the request asked for the latest; the insert checks it.
     expected_latest: int | None
 
@@ -104,7 +103,7 @@ async def _target(state: AppState, tenant_id: str, body: RunCreate, *, fresh: bo
     workflow = await live_workflow(state, tenant_id, body.workflow_id, fresh=fresh)
     version = body.version or workflow.latest_version
     compiled = await compiled_version(state, workflow, version)
-    check_inputs(compiled.ir.inputs_schema, body.inputs)
+    check_inputs(compiled.result.ir.inputs_schema, body.inputs)
     return _Target(workflow, version, compiled, None if body.version else workflow.latest_version)
 
 
@@ -116,8 +115,9 @@ async def submit_run(
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         length = len(idempotency_key)
         raise ApiError(422, f"Idempotency-Key: expected 1-{_MAX_IDEMPOTENCY_KEY} characters, got {length}")
-    digest = request_hash(body)
-    if idempotency_key is not None:
+    # Only a replay compares the hash: a run without an idempotency key stores none.
+    digest = request_hash(body) if idempotency_key is not None else None
+    if idempotency_key is not None and digest is not None:
         replay = await _replay(state, caller.tenant_id, idempotency_key, digest)
         if replay is not None:
             await count.alone()
@@ -129,12 +129,12 @@ async def submit_run(
         for fresh in (False, True):
             target = await _target(state, caller.tenant_id, body, fresh=fresh)
             if not admitted:
-                await count.with_admission(target.compiled.ir.agent_count, run_id)
+                await count.with_admission(target.compiled.result.ir.agent_count, run_id)
                 admitted = True
             row = await _insert(state, caller, body, target, run_id, idempotency_key, digest)
             if row is not None:
                 break
-            if idempotency_key is not None:
+            if idempotency_key is not None and digest is not None:
                 # Another request with this idempotency key won the insert: answer with its run.
                 replay = await _replay(state, caller.tenant_id, idempotency_key, digest)
                 if replay is not None:
@@ -153,14 +153,14 @@ async def submit_run(
             started_by=caller.key_id,
         )
         started_ms = now_ms()
-        status = await start_run(state.scripts, start, target.compiled.ir, max_agents=state.settings.max_agents)
+        status = await start_run(state.scripts, start, target.compiled.result.ir, max_agents=state.settings.max_agents)
     except BaseException:
         if admitted:
             await state.limiter.release(caller.tenant_id, run_id)
         raise
     state.metrics.counter("aob_runs_started_total", "runs started through the API").inc()
     columns = _columns(start, row["created_at"])
-    built = started_run_json(columns, target.compiled.ir, status, started_ms)
+    built = started_run_json(columns, target.compiled.result.ir, status, started_ms)
     return Submitted(built if built is not None else await run_json(state, columns), created=True)
 
 
@@ -171,7 +171,7 @@ async def _insert(
     target: _Target,
     run_id: str,
     idempotency_key: str | None,
-    digest: str,
+    digest: str | None,
 ) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await state.pool.fetchrow(
         _INSERT,
@@ -183,7 +183,7 @@ async def _insert(
         idempotency_key,
         digest,
         caller.key_id,
-        target.compiled.definition.to_json(),
+        target.compiled.definition_json,
         target.expected_latest,
     )
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from common.workflow.child_run_limits import ChildRunLimits, check_child_run_lim
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from common.workflow.limits import DefinitionLimits, DefinitionTooLarge
 from orchestrator._errors import ApiError, not_found
-from orchestrator._state import AppState
+from orchestrator._state import AppState, CompiledVersion
 from orchestrator._workflow_cache import LiveWorkflow, publish_workflow_change
 
 
@@ -79,7 +80,7 @@ async def workflows_changed(state: AppState, tenant_id: str) -> None:
     await publish_workflow_change(state.redis, state.keys, tenant_id)
 
 
-async def compiled_version(state: AppState, workflow: LiveWorkflow, version: int) -> CompileResult:
+async def compiled_version(state: AppState, workflow: LiveWorkflow, version: int) -> CompiledVersion:
     """The compiled form of a stored version, from the cache when seen before (versions never change)."""
     key = (workflow.id, version)
     cached = state.compiled.get(key)
@@ -90,8 +91,9 @@ async def compiled_version(state: AppState, workflow: LiveWorkflow, version: int
     result = await asyncio.to_thread(
         compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow.name
     )
-    state.remember_compiled(key, result)
-    return result
+    compiled = CompiledVersion(result, json.dumps(result.definition.to_json()))
+    state.remember_compiled(key, compiled)
+    return compiled
 
 
 async def save_version(
