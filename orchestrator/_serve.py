@@ -12,13 +12,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import uvicorn
 
 from common.errors import AobError
-from common.logging import configure_logging
 from common.serving import serve_until_cancelled
 from common.settings import ApiSettings
 from orchestrator._app import create_app
@@ -50,38 +50,39 @@ def uvicorn_config(settings: ApiSettings) -> uvicorn.Config:
     )
 
 
-async def run_api(settings: ApiSettings) -> None:
-    """Serve the API on ``settings.api_host:api_port`` until cancelled; shuts down gracefully.
+def run_api(settings: ApiSettings) -> Coroutine[Any, Any, None]:
+    """Serve the API on ``settings.api_host:api_port``: the returned coroutine serves until cancelled and then shuts
+    down gracefully.
 
-    With more than one worker, this process only binds the socket and supervises the workers: a worker that exits
-    ends the others and raises ``AobError``, so whatever supervises this process (``aob up``, compose) restarts all.
+    With more than one worker, this call binds the socket and forks the workers (call it before the event loop
+    runs: the workers inherit the modules imported so far, so they start at once), and the coroutine supervises
+    them: a worker that exits ends the others and raises ``AobError``, so whatever supervises this process (``aob
+    up``, compose) restarts all.
     """
     workers = api_workers(settings)
     if workers == 1:
-        await serve_until_cancelled(uvicorn_config(settings), "orchestrator")
-        return
-    await _supervise(settings, workers)
-
-
-async def _supervise(settings: ApiSettings, workers: int) -> None:
-    # Bound here, before any worker starts, so a port in use fails this process at once; the workers inherit it.
+        return serve_until_cancelled(uvicorn_config(settings), "orchestrator")
     sock = _bind(settings.api_host, settings.api_port)
-    spawn = multiprocessing.get_context("spawn")
+    fork = multiprocessing.get_context("fork")
     processes = [
-        spawn.Process(target=serve_worker, args=(settings, sock, os.getpid()), name=f"aob-api-{index}")
+        fork.Process(target=serve_worker, args=(settings, sock, os.getpid()), name=f"aob-api-{index}")
         for index in range(workers)
     ]
+    for process in processes:
+        process.start()
+    logger.info("orchestrator: %d API processes on %s:%d", workers, settings.api_host, sock.getsockname()[1])
+    return _supervise(processes, sock)
+
+
+async def _supervise(processes: Sequence[BaseProcess], sock: socket.socket) -> None:
     try:
-        for process in processes:
-            process.start()
-        logger.info("orchestrator: %d API processes on %s:%d", workers, settings.api_host, sock.getsockname()[1])
         while True:
             for process in processes:
                 if not process.is_alive():
                     raise AobError(f"API process {process.name} exited with code {process.exitcode}")
             await asyncio.sleep(_WORKER_POLL_S)
     finally:
-        logger.info("orchestrator stopping %d API processes", workers)
+        logger.info("orchestrator stopping %d API processes", len(processes))
         await asyncio.shield(asyncio.to_thread(_stop_all, processes))
         sock.close()
 
@@ -115,7 +116,6 @@ def _stop_all(processes: Sequence[BaseProcess]) -> None:
 def serve_worker(settings: ApiSettings, sock: socket.socket, parent_pid: int) -> None:
     """One API worker process: serve on the inherited ``sock`` until SIGTERM (or until its parent dies)."""
     _die_with_parent(parent_pid)
-    configure_logging(settings.log_level, settings.log_json)
     uvicorn.Server(uvicorn_config(settings)).run(sockets=[sock])
 
 

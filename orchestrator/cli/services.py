@@ -165,8 +165,10 @@ def _run_service(
     _require(settings.database_url, "AOB_DATABASE_URL", command)
     entry = _entry_point(module, function, command)
     _configure_logging(settings)
+    # Called before any event loop exists: the API forks its worker processes there.
+    service = entry(*args, settings)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_run_until_signalled(entry(*args, settings)))
+        return runner.run(_run_until_signalled(service))
 
 
 def cmd_orchestrator(args: argparse.Namespace) -> int:

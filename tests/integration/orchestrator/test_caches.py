@@ -118,13 +118,17 @@ async def test_a_change_published_by_one_process_empties_the_others_cache(
         generation = second_state.workflows.generation
 
         async def subscribed() -> bool:
-            # The subscription starts in the background: publish until it has heard.
-            await workflows_changed(first_state, "default")
+            # The subscription starts in the background: publish (for another tenant) until it has heard.
+            await workflows_changed(first_state, "probe")
             return second_state.workflows.generation > generation
 
+        async def cached() -> bool:
+            # A late probe between the lookup and the put keeps it out: look up again.
+            await live_workflow(second_state, "default", "w")
+            return second_state.workflows.get("default", "w") is not None
+
         await eventually(subscribed, 5, interval_s=0.05)
-        await live_workflow(second_state, "default", "w")
-        assert second_state.workflows.get("default", "w") is not None
+        await eventually(cached, 5)
         updated = await first.request("PUT", "/api/v1/workflows/w", json={"definition": chain_definition(3)})
         assert updated.status_code == 201
 
