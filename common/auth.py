@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.roles import Permission, Role, role_allows
+from common.ttl_cache import TtlCache
 from common.workflow.node_configs import DEFAULT_PATCH_TYPES
 
 DEFAULT_TENANT = "default"
@@ -88,47 +89,18 @@ async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str, name: str | None = N
     )
 
 
-class KeyCache:
-    """API keys found in Postgres, trusted for ``ttl_s`` after the lookup; ``forget`` drops a revoked key at once.
+class KeyCache(TtlCache[str, Principal]):
+    """API keys found in Postgres by hash, trusted for ``ttl_s`` after the lookup; ``forget_key`` drops a revoked
+    key at once.
 
     Only keys that were found are kept: an unknown key asks Postgres every time, so a key works as soon as it is
-    created. ``ttl_s`` bounds how long a revocation that reaches no ``forget`` (made in Postgres directly, or
+    created. ``ttl_s`` bounds how long a revocation that reaches no ``forget_key`` (made in Postgres directly, or
     published while the subscription was down) goes unseen.
     """
 
-    def __init__(self, ttl_s: float, *, max_keys: int = 10_000) -> None:
-        self._ttl_s = ttl_s
-        self._max_keys = max_keys
-        # key hash -> (principal, monotonic expiry)
-        self._entries: dict[str, tuple[Principal, float]] = {}
-        # Bumped by every ``forget``: a lookup that started before a revocation must not cache what it read.
-        self.generation = 0
-
-    def get(self, key_hash: str) -> Principal | None:
-        """The principal cached for ``key_hash`` while fresh, else None."""
-        entry = self._entries.get(key_hash)
-        if entry is None:
-            return None
-        if entry[1] <= time.monotonic():
-            del self._entries[key_hash]
-            return None
-        return entry[0]
-
-    def put(self, key_hash: str, principal: Principal, generation: int) -> None:
-        """Trust ``principal`` for ``key_hash`` for the next ``ttl_s``, unless a key was revoked since
-        ``generation`` (read before the lookup) was current."""
-        if self._ttl_s <= 0 or generation != self.generation:
-            return
-        if len(self._entries) >= self._max_keys:
-            self._entries.clear()
-        self._entries[key_hash] = (principal, time.monotonic() + self._ttl_s)
-
-    def forget(self, key_id: str) -> None:
+    def forget_key(self, key_id: str) -> None:
         """Drop every cached entry of key ``key_id`` (it was revoked)."""
-        self.generation += 1
-        stale = [key_hash for key_hash, (principal, _) in self._entries.items() if principal.key_id == key_id]
-        for key_hash in stale:
-            del self._entries[key_hash]
+        self.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
 
 
 async def authenticate(
@@ -153,21 +125,19 @@ async def authenticate(
     if raw_key.startswith(AGENT_TOKEN_PREFIX):
         return await authenticate_agent_token(redis, keys or Keys(), raw_key) if redis is not None else None
     key_hash = hash_api_key(raw_key)
-    generation = 0
-    if cache is not None:
-        cached = cache.get(key_hash)
-        if cached is not None:
-            return cached
-        generation = cache.generation
-    row = await pool.fetchrow(
-        "SELECT id, tenant_id, role, name, owner FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
-    )
-    if row is None:
-        return None
-    principal = Principal(row["id"], row["tenant_id"], row["role"], row["name"], owner=row["owner"])
-    if cache is not None:
-        cache.put(key_hash, principal, generation)
-    return principal
+
+    async def lookup() -> Principal | None:
+        row = await pool.fetchrow(
+            "SELECT id, tenant_id, role, name, owner FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            key_hash,
+        )
+        return (
+            None
+            if row is None
+            else Principal(row["id"], row["tenant_id"], row["role"], row["name"], owner=row["owner"])
+        )
+
+    return await (cache.load(key_hash, lookup) if cache is not None else lookup())
 
 
 async def owner_of_key(db: asyncpg.Pool | asyncpg.Connection, key_id: str) -> str:

@@ -99,7 +99,7 @@ class KeyWatch:
     def revoke(self, key_id: str) -> None:
         """Drop ``key_id`` from the key cache and set the events of every stream of it."""
         if self._cache is not None:
-            self._cache.forget(key_id)
+            self._cache.forget_key(key_id)
         events = self._watched.get(key_id, set())
         if events:
             logger.info("API key %s revoked: ending its %d stream(s)", key_id, len(events))

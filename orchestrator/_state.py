@@ -81,12 +81,13 @@ async def require_principal(request: Request, state: State) -> Principal:
     return principal
 
 
-async def require_principal_counted_later(request: Request, state: State) -> Principal:
-    """``require_principal`` that leaves the request's count to the route (``request.state.deferred_count``); an
-    error answer before the route counted it counts it then (``orchestrator._errors``)."""
+async def principal_counted_later(request: Request, state: AppState) -> tuple[Principal, DeferredCount]:
+    """``require_principal`` for a route that counts its request itself, and what it counts it with; an error
+    answer before the route counted it counts it then (``orchestrator._errors``)."""
     principal = await _authenticated(request, state)
-    request.state.deferred_count = DeferredCount(state.limiter, principal)
-    return principal
+    count = DeferredCount(state.limiter, principal)
+    request.state.deferred_count = count
+    return principal, count
 
 
 async def _authenticated(request: Request, state: AppState) -> Principal:
@@ -115,34 +116,30 @@ async def _authenticated(request: Request, state: AppState) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(require_principal)]
-CallerCountedLater = Annotated[Principal, Depends(require_principal_counted_later)]
 
 
-def require(permission: Permission, *, counted_later: bool = False) -> Callable[[Principal], Awaitable[Principal]]:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency giving the caller, who must hold ``permission`` (403 naming the roles that do otherwise)."""
 
-    def checked(principal: Principal) -> Principal:
-        if not principal.may(permission):
-            raise ApiError(
-                403,
-                f"this needs permission '{permission}' (roles: {', '.join(roles_with(permission))});"
-                f" key '{principal.name}' has role '{principal.role}'",
-            )
-        return principal
-
     async def check(principal: Caller) -> Principal:
-        return checked(principal)
+        return permitted(principal, permission)
 
-    async def check_counted_later(principal: CallerCountedLater) -> Principal:
-        return checked(principal)
+    return check
 
-    return check_counted_later if counted_later else check
+
+def permitted(principal: Principal, permission: Permission) -> Principal:
+    """``principal``, when its role holds ``permission``; 403 naming the roles that do otherwise."""
+    if not principal.may(permission):
+        raise ApiError(
+            403,
+            f"this needs permission '{permission}' (roles: {', '.join(roles_with(permission))});"
+            f" key '{principal.name}' has role '{principal.role}'",
+        )
+    return principal
 
 
 # One guard per permission; every route takes exactly one of these (or ``Caller`` for /me).
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Decider = Annotated[Principal, Depends(require(Permission.DECIDE))]
 Editor = Annotated[Principal, Depends(require(Permission.WRITE))]
-# An editor whose request the route counts (run submission: with the run's admission, in one script).
-Submitter = Annotated[Principal, Depends(require(Permission.WRITE, counted_later=True))]
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -62,16 +62,15 @@ async def compile_off_loop(state: AppState, definition: Any, name: str, version:
 
 async def live_workflow(state: AppState, tenant_id: str, ref: str, *, fresh: bool = False) -> LiveWorkflow:
     """The tenant's live workflow ``ref`` (id or name), from this process's cache unless ``fresh``; 404 otherwise."""
-    cache = state.workflows
-    if not fresh:
-        cached = cache.get(tenant_id, ref)
-        if cached is not None:
-            return cached
-    generation = cache.generation
-    row = await find_workflow(state.pool, tenant_id, ref)
-    workflow = LiveWorkflow(str(row["id"]), row["name"], int(row["latest_version"]))
-    cache.put(tenant_id, ref, workflow, generation)
-    return workflow
+
+    async def lookup() -> LiveWorkflow:
+        row = await find_workflow(state.pool, tenant_id, ref)
+        return LiveWorkflow(str(row["id"]), row["name"], int(row["latest_version"]))
+
+    if fresh:
+        return await lookup()
+    # ``lookup`` returns a workflow or raises, so the cache never answers None here.
+    return cast(LiveWorkflow, await state.workflows.load((tenant_id, ref), lookup))
 
 
 async def workflows_changed(state: AppState, tenant_id: str) -> None:

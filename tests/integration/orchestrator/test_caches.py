@@ -62,7 +62,7 @@ async def test_a_revoked_key_is_refused_within_a_second_by_every_process_that_ca
         me = (await first.request("GET", "/api/v1/me", key=key)).json()
         for api, state in processes:
             assert (await api.request("GET", "/api/v1/me", key=key)).status_code == 200
-            assert any(p.key_id == me["key_id"] for p, _ in state.key_cache._entries.values())
+            assert any(p.key_id == me["key_id"] for p in state.key_cache.entries())
         if how == "api":
             assert (await first.request("DELETE", f"/api/v1/api-keys/{me['key_id']}")).status_code == 204
         else:
@@ -82,7 +82,9 @@ async def test_a_new_version_saved_through_one_process_is_what_another_starts(
         assert updated.status_code == 201
         # Even when the change did not reach it (a subscription down), the insert refuses the stale entry.
         tenant = "default"
-        second_state.workflows.put(tenant, "w", LiveWorkflow(created["id"], "w", 1), second_state.workflows.generation)
+        second_state.workflows.put(
+            (tenant, "w"), LiveWorkflow(created["id"], "w", 1), second_state.workflows.generation
+        )
         run = await second.start_run("w")
         assert run["version"] == 2 and set(run["nodes"]) == {"n0"}
         stored = await pg_pool.fetchrow("SELECT version, definition FROM runs WHERE id = $1", run["id"])
@@ -101,7 +103,7 @@ async def test_an_archived_workflow_starts_no_run_in_any_process(
         await second.start_run(created["id"])
         assert (await first.request("DELETE", "/api/v1/workflows/w")).status_code == 204
         second_state.workflows.put(
-            "default", "w", LiveWorkflow(created["id"], "w", 1), second_state.workflows.generation
+            ("default", "w"), LiveWorkflow(created["id"], "w", 1), second_state.workflows.generation
         )
         for ref in ("w", created["id"]):
             refused = await second.request("POST", "/api/v1/runs", json={"workflow_id": ref})
@@ -125,7 +127,7 @@ async def test_a_change_published_by_one_process_empties_the_others_cache(
         async def cached() -> bool:
             # A late probe between the lookup and the put keeps it out: look up again.
             await live_workflow(second_state, "default", "w")
-            return second_state.workflows.get("default", "w") is not None
+            return second_state.workflows.get(("default", "w")) is not None
 
         await eventually(subscribed, 5, interval_s=0.05)
         await eventually(cached, 5)
@@ -133,7 +135,7 @@ async def test_a_change_published_by_one_process_empties_the_others_cache(
         assert updated.status_code == 201
 
         async def dropped() -> bool:
-            return second_state.workflows.get("default", "w") is None
+            return second_state.workflows.get(("default", "w")) is None
 
         await eventually(dropped, 1)
 

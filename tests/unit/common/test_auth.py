@@ -27,14 +27,14 @@ def test_forget_drops_every_entry_of_that_key_and_only_those() -> None:
     other = Principal("k2", "acme", "editor", "o")
     for key_hash, principal in (("h1", PRINCIPAL), ("h2", PRINCIPAL), ("h3", other)):
         cache.put(key_hash, principal, cache.generation)
-    cache.forget("k1")
+    cache.forget_key("k1")
     assert cache.get("h1") is None and cache.get("h2") is None and cache.get("h3") == other
 
 
 def test_a_lookup_that_started_before_a_revocation_is_not_cached() -> None:
     cache = KeyCache(10)
     generation = cache.generation
-    cache.forget("k9")
+    cache.forget_key("k9")
     cache.put("h", PRINCIPAL, generation)
     assert cache.get("h") is None
 
