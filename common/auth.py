@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.roles import Permission, Role, role_allows
+from common.ttl_cache import TtlCache
 from common.workflow.node_configs import DEFAULT_PATCH_TYPES
 
 DEFAULT_TENANT = "default"
@@ -88,6 +89,20 @@ async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str, name: str | None = N
     )
 
 
+class KeyCache(TtlCache[str, Principal]):
+    """API keys found in Postgres by hash, trusted for ``ttl_s`` after the lookup; ``forget_key`` drops a revoked
+    key at once.
+
+    Only keys that were found are kept: an unknown key asks Postgres every time, so a key works as soon as it is
+    created. ``ttl_s`` bounds how long a revocation that reaches no ``forget_key`` (made in Postgres directly, or
+    published while the subscription was down) goes unseen.
+    """
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop every cached entry of key ``key_id`` (it was revoked)."""
+        self.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
+
+
 async def authenticate(
     pool: asyncpg.Pool,
     raw_key: str,
@@ -95,11 +110,13 @@ async def authenticate(
     *,
     redis: aioredis.Redis | None = None,
     keys: Keys | None = None,
+    cache: KeyCache | None = None,
 ) -> Principal | None:
     """The principal of ``raw_key``, or None when it is unknown or revoked.
 
     The bootstrap ``admin_key`` (from settings) is an admin of tenant ``default``. With ``redis``, run-scoped agent
-    tokens (``aob_agent_...``, minted by the agent worker) are recognised too.
+    tokens (``aob_agent_...``, minted by the agent worker) are recognised too. With ``cache``, an API key looked up
+    recently is not looked up again.
     """
     if admin_key and hmac.compare_digest(raw_key.encode(), admin_key.encode()):
         return Principal(
@@ -107,13 +124,20 @@ async def authenticate(
         )
     if raw_key.startswith(AGENT_TOKEN_PREFIX):
         return await authenticate_agent_token(redis, keys or Keys(), raw_key) if redis is not None else None
-    row = await pool.fetchrow(
-        "SELECT id, tenant_id, role, name, owner FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_api_key(raw_key),
-    )
-    if row is None:
-        return None
-    return Principal(row["id"], row["tenant_id"], row["role"], row["name"], owner=row["owner"])
+    key_hash = hash_api_key(raw_key)
+
+    async def lookup() -> Principal | None:
+        row = await pool.fetchrow(
+            "SELECT id, tenant_id, role, name, owner FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            key_hash,
+        )
+        return (
+            None
+            if row is None
+            else Principal(row["id"], row["tenant_id"], row["role"], row["name"], owner=row["owner"])
+        )
+
+    return await (cache.load(key_hash, lookup) if cache is not None else lookup())
 
 
 async def owner_of_key(db: asyncpg.Pool | asyncpg.Connection, key_id: str) -> str:

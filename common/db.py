@@ -33,14 +33,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, schema: str = "public", *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Return a pool whose connections use ``schema`` and map json/jsonb columns to Python objects."""
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pool's reset that leaves the session as it is (asyncpg still rolls back an open transaction)."""
+
+
+async def create_pool(
+    url: str, schema: str = "public", *, min_size: int = 1, max_size: int = 10, reset_session: bool = True
+) -> asyncpg.Pool:
+    """Return a pool whose connections use ``schema`` and map json/jsonb columns to Python objects.
+
+    ``reset_session=False`` skips the query that resets a released connection's session (advisory locks, settings,
+    listeners): one round trip per query fewer, for callers that leave no such state behind.
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": _checked_schema(schema)},
         init=_init_connection,
+        reset=None if reset_session else _keep_session,
     )
     return pool
 

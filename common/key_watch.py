@@ -2,7 +2,8 @@
 
 A revocation through the API is published on one Redis channel and reaches every process at once; each process also
 re-reads the keys its streams use every ``key_recheck_s``, which catches keys revoked or deleted in Postgres
-directly and revocations published while its subscription was down.
+directly and revocations published while its subscription was down. An API process also drops a revoked key from
+its ``KeyCache``, and may hang other invalidations (``on_message``) on the same subscription.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from common.auth import Principal
+from common.auth import KeyCache, Principal
 from common.keys import Keys
 from common.metrics import Metrics
 from common.periodic import PeriodicTask
@@ -43,16 +44,22 @@ class KeyWatch:
         recheck_s: float,
         *,
         metrics: Metrics | None = None,
+        cache: KeyCache | None = None,
     ) -> None:
         self._redis = redis
         self._pool = pool
-        self._channel = keys.key_revocations()
+        self._cache = cache
+        self._handlers: dict[str, Callable[[str], None]] = {keys.key_revocations(): self.revoke}
         self._watched: dict[str, set[asyncio.Event]] = {}
         self._stopping = asyncio.Event()
         retry = Retry("key_watch", metrics=metrics)
         self._retry = retry
         self._recheck = PeriodicTask(self._recheck_all, recheck_s, retry=retry, stage="recheck")
         self._tasks: list[asyncio.Task[None]] = []
+
+    def on_message(self, channel: str, handler: Callable[[str], None]) -> None:
+        """Call ``handler`` with each message published on ``channel`` (register before ``async with``)."""
+        self._handlers[channel] = handler
 
     async def __aenter__(self) -> KeyWatch:
         self._tasks = [asyncio.create_task(self._recheck.run()), asyncio.create_task(self._subscription())]
@@ -90,7 +97,9 @@ class KeyWatch:
                 self._watched.pop(principal.key_id, None)
 
     def revoke(self, key_id: str) -> None:
-        """Set the events of every stream of ``key_id``."""
+        """Drop ``key_id`` from the key cache and set the events of every stream of it."""
+        if self._cache is not None:
+            self._cache.forget_key(key_id)
         events = self._watched.get(key_id, set())
         if events:
             logger.info("API key %s revoked: ending its %d stream(s)", key_id, len(events))
@@ -116,11 +125,11 @@ class KeyWatch:
     async def _listen(self) -> None:
         pubsub = self._redis.pubsub()
         try:
-            await pubsub.subscribe(self._channel)
+            await pubsub.subscribe(*self._handlers)
             while not self._stopping.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message["type"] == "message":
-                    self.revoke(str(message["data"]))
+                    self._handlers[str(message["channel"])](str(message["data"]))
         finally:
             with contextlib.suppress(Exception):  # the connection may be the thing that failed
                 await pubsub.aclose()

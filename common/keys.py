@@ -157,6 +157,10 @@ class Keys:
         """Pub/sub channel: the id of each API key revoked, for the processes holding its streams open."""
         return f"{self.prefix}keys:revoked"
 
+    def workflow_changes(self) -> str:
+        """Pub/sub channel: the tenant id of each workflow created, changed or archived, for API processes' caches."""
+        return f"{self.prefix}workflows:changed"
+
     def agent_token(self, token_hash: str) -> str:
         """A run-scoped API token minted for one agent execution, by the sha256 of the token."""
         return f"{self.prefix}agent_token:{token_hash}"

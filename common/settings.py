@@ -142,6 +142,19 @@ class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLim
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies get 413")
     key_recheck_s: KeyRecheck
     max_agents: MaxAgents
+    api_workers: int = Field(
+        default=0,
+        ge=0,
+        description="API processes serving the one address (0: one per core); each keeps its own key and workflow"
+        " caches, kept coherent over Redis",
+    )
+    api_cache_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=1.0,
+        description="longest an API process trusts an API key or workflow it looked up (0: ask Postgres every"
+        " request); revocations and workflow changes made through the API reach every process at once",
+    )
 
 
 class TemplateFields(BaseModel):

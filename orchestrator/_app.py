@@ -11,8 +11,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from common.auth import DEFAULT_TENANT, ensure_tenant
+from common.auth import DEFAULT_TENANT, KeyCache, ensure_tenant
 from common.clients import open_clients
+from common.db import create_pool
+from common.key_watch import KeyWatch
 from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
@@ -22,9 +24,11 @@ from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._headers import SecurityHeadersMiddleware
 from orchestrator._input_guard import InputGuardMiddleware
+from orchestrator._json import OrjsonResponse
 from orchestrator._middleware import RequestMetricsMiddleware
 from orchestrator._ratelimit import RateLimiter
 from orchestrator._state import AppState
+from orchestrator._workflow_cache import WorkflowCache
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +62,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            redis_client, db = await open_clients(stack, settings, "orchestrator", redis=redis, pool=pool)
+            if pool is None and settings.database_url:
+                # Nothing the API runs keeps session state past its connection's release (the patch lock's holder
+                # drops a connection it may not have unlocked: orchestrator.routes.patches): skip asyncpg's reset
+                # query, a second round trip for every query.
+                own_pool = await create_pool(settings.database_url, settings.db_schema, reset_session=False)
+                stack.push_async_callback(own_pool.close)
+            else:
+                own_pool = pool
+            redis_client, db = await open_clients(stack, settings, "orchestrator", redis=redis, pool=own_pool)
             await ensure_tenant(db, DEFAULT_TENANT)
             keys = Keys(settings.key_prefix)
+            key_cache = KeyCache(settings.api_cache_s)
+            workflows = WorkflowCache(settings.api_cache_s)
+            key_watch = KeyWatch(redis_client, db, keys, settings.key_recheck_s, metrics=metrics, cache=key_cache)
+            key_watch.on_message(keys.workflow_changes(), workflows.forget_tenant)
+            await stack.enter_async_context(key_watch)
             app.state.aob = AppState(
                 settings=settings,
                 redis=redis_client,
@@ -71,10 +88,13 @@ def create_app(
                 metrics=metrics,
                 limiter=RateLimiter(redis_client, keys, settings),
                 keyring=keyring,
+                key_cache=key_cache,
+                workflows=workflows,
+                key_watch=key_watch,
             )
             yield
 
-    app = FastAPI(title="aob", version="1", lifespan=lifespan)
+    app = FastAPI(title="aob", version="1", lifespan=lifespan, default_response_class=OrjsonResponse)
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(InputGuardMiddleware)

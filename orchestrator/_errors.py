@@ -83,18 +83,39 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return details
 
 
+async def _refused_by_deferred_count(request: Request) -> JSONResponse | None:
+    """Count a request its route meant to count itself (``DeferredCount``) but ended before; the 429 when a
+    request limit refuses it, which then answers instead of the error."""
+    deferred = getattr(request.state, "deferred_count", None)
+    if deferred is None:
+        return None
+    try:
+        await deferred.alone()
+    except ApiError as refused:
+        return await _api_error(request, refused)
+    if deferred.verdict is not None:
+        request.state.rate_headers = deferred.verdict.headers()
+    return None
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
+    if exc.status != 429 and (refused := await _refused_by_deferred_count(request)) is not None:
+        return refused
     return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)
 
 
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationFailed)
+    if (refused := await _refused_by_deferred_count(request)) is not None:
+        return refused
     return JSONResponse(error_body(exc.code, exc.message, exc.errors), 422)
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if (refused := await _refused_by_deferred_count(request)) is not None:
+        return refused
     details = validation_details(exc.errors())
     message = "; ".join(f"{d['path']}: {d['message']}" for d in details) or "invalid request"
     return JSONResponse(error_body("validation_failed", message, details), 422)
@@ -102,6 +123,8 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if (refused := await _refused_by_deferred_count(request)) is not None:
+        return refused
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and exc.detail == "Not Found":
         message = f"no route for {request.method} {request.url.path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +24,8 @@ class RequestMetricsMiddleware:
         self.latency = metrics.histogram(
             "aob_api_request_seconds", "API request latency by route", ["method", "route"], buckets=_LATENCY_BUCKETS
         )
+        # Each label set's metrics, looked up once (``labels`` takes a lock and builds a key every call).
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,5 +53,9 @@ class RequestMetricsMiddleware:
             # The route template, never the raw path, so ids do not explode the label set.
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(time.perf_counter() - started)
+            children = self._children.get((method, template, status))
+            if children is None:
+                children = (self.requests.labels(method, template, str(status)), self.latency.labels(method, template))
+                self._children[(method, template, status)] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from common.runs.cas import is_cas_ref
+from common.workflow.ir import IR
 from orchestrator._errors import not_found
 from orchestrator._state import AppState
 
@@ -47,7 +49,10 @@ def _output_fields(ref: str | None) -> dict[str, Any]:
 
 
 def _hot_node(state_json: str, output_ref: str | None) -> dict[str, Any]:
-    node = json.loads(state_json)
+    return _node_fields(json.loads(state_json), output_ref)
+
+
+def _node_fields(node: dict[str, Any], output_ref: str | None) -> dict[str, Any]:
     return {
         "status": node.get("status"),
         "attempt": node.get("attempt", 0),
@@ -79,7 +84,7 @@ def _stored_node(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def summary_json(row: asyncpg.Record) -> dict[str, Any]:
+def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """The run fields its Postgres row holds (what lists show)."""
     return {
         "id": row["id"],
@@ -99,7 +104,7 @@ def summary_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def run_json(state: AppState, row: asyncpg.Record) -> dict[str, Any]:
+async def run_json(state: AppState, row: Mapping[str, Any]) -> dict[str, Any]:
     """The full run resource: status, timings, inputs, outputs and per-node state with metrics."""
     run_id = row["id"]
     keys = state.keys
@@ -126,4 +131,21 @@ async def run_json(state: AppState, row: asyncpg.Record) -> dict[str, Any]:
         run_id,
     )
     body["nodes"] = {step["node_id"]: _stored_node(step) for step in steps}
+    return body
+
+
+def started_run_json(row: Mapping[str, Any], ir: IR, status: str, started_ms: float) -> dict[str, Any] | None:
+    """What ``run_json`` reads back from a run its start just wrote (``row``: the run's columns), built without
+    reading: the run ``status`` the start returned, every entry node queued at attempt 1 at ``started_ms``.
+
+    None when an entry node does more at the start than queue (an unknown type is skipped through, a delay node is
+    due later, an agent node counts against the agent limit): read such a run back.
+    """
+    if any(not ir.nodes[n].known or ir.nodes[n].type in ("delay", "agent") for n in ir.entries):
+        return None
+    body = summary_json(row)
+    stamp = _iso_ms(started_ms)
+    body.update(status=status, ir_version=ir.version, error=None, started_at=stamp, ended_at=None)
+    node = {"status": "queued", "attempt": 1, "queued_at": started_ms}
+    body["nodes"] = {node_id: _node_fields(node, None) for node_id in ir.entries}
     return body

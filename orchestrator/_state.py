@@ -11,7 +11,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from common.auth import Principal, authenticate
+from common.auth import KeyCache, Principal, authenticate
+from common.key_watch import KeyWatch
 from common.keys import Keys
 from common.metrics import Metrics
 from common.roles import Permission, roles_with
@@ -21,9 +22,18 @@ from common.secrets import Keyring
 from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
-from orchestrator._ratelimit import RateLimiter
+from orchestrator._ratelimit import DeferredCount, RateLimiter
+from orchestrator._workflow_cache import WorkflowCache
 
 _COMPILED_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVersion:
+    """A stored workflow version compiled, and its definition as the JSON text each of its runs' rows stores."""
+
+    result: CompileResult
+    definition_json: str
 
 
 @dataclass
@@ -39,10 +49,14 @@ class AppState:
     metrics: Metrics
     limiter: RateLimiter
     keyring: Keyring
+    key_cache: KeyCache
+    workflows: WorkflowCache
+    # Ends SSE streams of revoked keys; its subscription also keeps ``key_cache`` and ``workflows`` coherent.
+    key_watch: KeyWatch
     # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
-    compiled: OrderedDict[tuple[str, int], CompileResult] = field(default_factory=OrderedDict)
+    compiled: OrderedDict[tuple[str, int], CompiledVersion] = field(default_factory=OrderedDict)
 
-    def remember_compiled(self, key: tuple[str, int], result: CompileResult) -> None:
+    def remember_compiled(self, key: tuple[str, int], result: CompiledVersion) -> None:
         """Keep ``result`` in the bounded compile cache."""
         self.compiled[key] = result
         self.compiled.move_to_end(key)
@@ -50,8 +64,8 @@ class AppState:
             self.compiled.popitem(last=False)
 
 
-def get_state(request: Request) -> AppState:
-    """The app's ``AppState``."""
+async def get_state(request: Request) -> AppState:
+    """The app's ``AppState`` (async: FastAPI runs a plain function dependency in a worker thread)."""
     state: AppState = request.app.state.aob
     return state
 
@@ -61,6 +75,22 @@ State = Annotated[AppState, Depends(get_state)]
 
 async def require_principal(request: Request, state: State) -> Principal:
     """The caller from ``Authorization: Bearer <key>``; 401 without a valid key, 429 over the request limits."""
+    principal = await _authenticated(request, state)
+    verdict = await state.limiter.check_request(principal)
+    request.state.rate_headers = verdict.headers()
+    return principal
+
+
+async def principal_counted_later(request: Request, state: AppState) -> tuple[Principal, DeferredCount]:
+    """``require_principal`` for a route that counts its request itself, and what it counts it with; an error
+    answer before the route counted it counts it then (``orchestrator._errors``)."""
+    principal = await _authenticated(request, state)
+    count = DeferredCount(state.limiter, principal)
+    request.state.deferred_count = count
+    return principal, count
+
+
+async def _authenticated(request: Request, state: AppState) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, raw_key = header.partition(" ")
     if scheme.lower() != "bearer" or not raw_key.strip():
@@ -70,14 +100,17 @@ async def require_principal(request: Request, state: State) -> Principal:
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = await authenticate(
-        state.pool, raw_key.strip(), state.settings.admin_key, redis=state.redis, keys=state.keys
+        state.pool,
+        raw_key.strip(),
+        state.settings.admin_key,
+        redis=state.redis,
+        keys=state.keys,
+        cache=state.key_cache,
     )
     if principal is None:
         raise ApiError(401, "authorization: unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     if not principal.may_request(request.method, request.url.path):
         raise ApiError(403, f"{principal.name}: this token may only patch run {principal.run_id}")
-    verdict = await state.limiter.check_request(principal)
-    request.state.rate_headers = verdict.headers()
     request.state.principal = principal
     return principal
 
@@ -89,15 +122,20 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
     """A dependency giving the caller, who must hold ``permission`` (403 naming the roles that do otherwise)."""
 
     async def check(principal: Caller) -> Principal:
-        if not principal.may(permission):
-            raise ApiError(
-                403,
-                f"this needs permission '{permission}' (roles: {', '.join(roles_with(permission))});"
-                f" key '{principal.name}' has role '{principal.role}'",
-            )
-        return principal
+        return permitted(principal, permission)
 
     return check
+
+
+def permitted(principal: Principal, permission: Permission) -> Principal:
+    """``principal``, when its role holds ``permission``; 403 naming the roles that do otherwise."""
+    if not principal.may(permission):
+        raise ApiError(
+            403,
+            f"this needs permission '{permission}' (roles: {', '.join(roles_with(permission))});"
+            f" key '{principal.name}' has role '{principal.role}'",
+        )
+    return principal
 
 
 # One guard per permission; every route takes exactly one of these (or ``Caller`` for /me).

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json
+from typing import Any, cast
 
 import asyncpg
 
@@ -12,7 +13,8 @@ from common.workflow.child_run_limits import ChildRunLimits, check_child_run_lim
 from common.workflow.compiler import CompileResult, compile_definition, definition_hash
 from common.workflow.limits import DefinitionLimits, DefinitionTooLarge
 from orchestrator._errors import ApiError, not_found
-from orchestrator._state import AppState
+from orchestrator._state import AppState, CompiledVersion
+from orchestrator._workflow_cache import LiveWorkflow, publish_workflow_change
 
 
 async def find_workflow(
@@ -58,19 +60,39 @@ async def compile_off_loop(state: AppState, definition: Any, name: str, version:
     return await asyncio.to_thread(compile_for, state, definition, name, version)
 
 
-async def compiled_version(state: AppState, workflow: asyncpg.Record, version: int) -> CompileResult:
-    """The compiled form of a stored version, from the cache when seen before."""
-    key = (str(workflow["id"]), version)
+async def live_workflow(state: AppState, tenant_id: str, ref: str, *, fresh: bool = False) -> LiveWorkflow:
+    """The tenant's live workflow ``ref`` (id or name), from this process's cache unless ``fresh``; 404 otherwise."""
+
+    async def lookup() -> LiveWorkflow:
+        row = await find_workflow(state.pool, tenant_id, ref)
+        return LiveWorkflow(str(row["id"]), row["name"], int(row["latest_version"]))
+
+    if fresh:
+        return await lookup()
+    # ``lookup`` returns a workflow or raises, so the cache never answers None here.
+    return cast(LiveWorkflow, await state.workflows.load((tenant_id, ref), lookup))
+
+
+async def workflows_changed(state: AppState, tenant_id: str) -> None:
+    """Drop the tenant's cached workflows here at once, and in every other API process through Redis."""
+    state.workflows.forget_tenant(tenant_id)
+    await publish_workflow_change(state.redis, state.keys, tenant_id)
+
+
+async def compiled_version(state: AppState, workflow: LiveWorkflow, version: int) -> CompiledVersion:
+    """The compiled form of a stored version, from the cache when seen before (versions never change)."""
+    key = (workflow.id, version)
     cached = state.compiled.get(key)
     if cached is not None:
         return cached
-    row = await load_version(state.pool, key[0], version)
+    row = await load_version(state.pool, workflow.id, version)
     # A stored version was checked against the limits in force when it was saved: only compile it.
     result = await asyncio.to_thread(
-        compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow["name"]
+        compile_definition, row["definition"], max_agents=state.settings.max_agents, name=workflow.name
     )
-    state.remember_compiled(key, result)
-    return result
+    compiled = CompiledVersion(result, json.dumps(result.definition.to_json()))
+    state.remember_compiled(key, compiled)
+    return compiled
 
 
 async def save_version(

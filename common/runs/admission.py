@@ -104,13 +104,22 @@ class Admission:
         """Count one request against ``limits`` unless one of them is used up."""
         return await self._check(limits, run_id="", tenant_id="")
 
-    async def admit_run(self, tenant_id: str, run_id: str, *, agent_count: int, started_by: str | None) -> Verdict:
-        """Admit a run (top-level or child): a slot of the tenant's active runs and one start of its tier.
+    async def admit_run(
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        agent_count: int,
+        started_by: str | None,
+        also: Sequence[Limit] = (),
+    ) -> Verdict:
+        """Admit a run (top-level or child): a slot of the tenant's active runs and one start of its tier, and one
+        count of each limit in ``also`` (the API's request limits: one script for both).
 
         Admitting a run already admitted counts nothing again.
         """
         tier = submission_limit(self._quotas, agent_count, key_id=started_by, tenant_id=tenant_id)
-        return await self._check([tier], run_id=run_id, tenant_id=tenant_id)
+        return await self._check([*also, tier], run_id=run_id, tenant_id=tenant_id)
 
     async def release(self, tenant_id: str, run_id: str) -> None:
         """Give back the active-run slot of a run that did not start."""

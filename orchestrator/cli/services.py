@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import uvloop
+
 from common.clients import open_clients
 from common.db import migrate
 from common.errors import AobError, ConfigError
@@ -150,18 +152,29 @@ async def _run_until_signalled(service: Awaitable[None]) -> int:
     return 0
 
 
-def _run_service(command: str, module: str, function: str, settings: CommonSettings, *args: Any) -> int:
+def _run_service(
+    command: str,
+    module: str,
+    function: str,
+    settings: CommonSettings,
+    *args: Any,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> int:
     """Run ``module.function(*args, settings)``: ``settings`` is the one object the process reads its settings from."""
     _require(settings.redis_url, "AOB_REDIS_URL", command)
     _require(settings.database_url, "AOB_DATABASE_URL", command)
     entry = _entry_point(module, function, command)
     _configure_logging(settings)
-    return asyncio.run(_run_until_signalled(entry(*args, settings)))
+    # Called before any event loop exists: the API forks its worker processes there.
+    service = entry(*args, settings)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_run_until_signalled(service))
 
 
 def cmd_orchestrator(args: argparse.Namespace) -> int:
-    """Run ``orchestrator.run_api(settings)``."""
-    return _run_service("orchestrator", "orchestrator", "run_api", load_settings(ApiSettings))
+    """Run ``orchestrator.run_api(settings)`` on uvloop (what its uvicorn workers run on too)."""
+    settings = load_settings(ApiSettings)
+    return _run_service("orchestrator", "orchestrator", "run_api", settings, loop_factory=uvloop.new_event_loop)
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ from common.events.frames import START_ID, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
-from common.key_watch import KeyWatch
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
 from orchestrator._state import AppState, Reader, State
@@ -34,12 +33,8 @@ MAX_JSON_LIMIT = 10_000
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs inside the app's own lifespan, so the clients on ``app.state.aob`` exist already.
     state: AppState = app.state.aob
-    recheck_s = state.settings.key_recheck_s
-    async with (
-        EventStreams(state.redis, state.keys, state.pool) as streams,
-        KeyWatch(state.redis, state.pool, state.keys, recheck_s, metrics=state.metrics) as key_watch,
-    ):
-        app.state.aob_events = (streams, StreamMetrics(state.metrics, "sse"), key_watch)
+    async with EventStreams(state.redis, state.keys, state.pool) as streams:
+        app.state.aob_events = (streams, StreamMetrics(state.metrics, "sse"), state.key_watch)
         yield
 
 

@@ -96,5 +96,7 @@ async def revoke_key(key_id: str, state: State, caller: Admin) -> Response:
     )
     if done == "UPDATE 0":
         raise not_found("api key", key_id)
+    # This process at once; the others (and this one's open streams) through the published revocation.
+    state.key_cache.forget_key(key_id)
     await publish_revocation(state.redis, state.keys, key_id)
     return Response(status_code=204)

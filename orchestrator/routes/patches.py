@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch
 from orchestrator._run_view import find_run
-from orchestrator._state import Editor, Reader, State
+from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._workflows import compile_for
 
 router = APIRouter(prefix="/api/v1", tags=["patches"])
@@ -77,6 +78,23 @@ def _check_gates(caller: Principal, weakened: list[str]) -> None:
         )
 
 
+@contextlib.asynccontextmanager
+async def _patch_locked(state: AppState, run_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding the run's patch lock for the block.
+
+    The API's pool does not reset sessions on release, so a connection whose lock may outlive the block (the block
+    failed: the unlock may not have run, or the lock was granted as a cancellation arrived) is closed, and its
+    session's locks go with it.
+    """
+    async with state.pool.acquire() as conn:
+        try:
+            async with patch_lock(conn, run_id):
+                yield conn
+        except BaseException:
+            conn.terminate()
+            raise
+
+
 @router.post("/runs/{run_id}/patch")
 async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> dict[str, Any]:
     """Apply ``ops`` to the run's current definition and swap its IR; returns the new IR version.
@@ -87,7 +105,7 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> di
     author = f"key:{caller.key_id}"
     # One patch of a run at a time (the lock is the connection's, so a crash releases it), and no row lock held
     # while Redis swaps: the intent is committed first, the swap decides, the confirmation follows.
-    async with state.pool.acquire() as conn, patch_lock(conn, run_id):
+    async with _patch_locked(state, run_id) as conn:
         async with conn.transaction():
             await settle_intents(conn, state.redis, state.keys, run_id)
             row = await conn.fetchrow(

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from common.errors import AobError
+from common.roles import Permission
 from common.runs.approvals import cancel_approvals
 from common.runs.cancel import cancel_run
 from common.runs.children import list_child_runs
 from common.runs.resume import resume_run
 from orchestrator._errors import ApiError
+from orchestrator._json import OrjsonResponse
+from orchestrator._json_body import read_json, validated
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
-from orchestrator._state import Editor, Reader, State
+from orchestrator._state import AppState, Editor, Reader, State, permitted, principal_counted_later
 from orchestrator._submit import submit_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -23,19 +26,27 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out")
 
 
-@router.post("/runs", status_code=201)
-async def create_run(
-    body: RunCreate,
-    state: State,
-    caller: Editor,
-    response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
+# The route takes only the request (see orchestrator._json_body); its documentation says what it reads.
+_SUBMIT_OPENAPI: dict[str, Any] = {
+    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": RunCreate.model_json_schema()}}},
+}
+
+
+@router.post("/runs", status_code=201, response_model=dict[str, Any], openapi_extra=_SUBMIT_OPENAPI)
+async def create_run(request: Request) -> Response:
     """Start a run (201); the same ``Idempotency-Key`` and body again gives the same run (200)."""
-    submitted = await submit_run(state, caller, body, idempotency_key)
-    if not submitted.created:
-        response.status_code = 200
-    return await run_json(state, submitted.row)
+    body = await read_json(request)
+    state: AppState = request.app.state.aob
+    caller, count = await principal_counted_later(request, state)
+    permitted(caller, Permission.WRITE)
+    submitted = await submit_run(
+        state, caller, validated(RunCreate, body), request.headers.get("idempotency-key"), count
+    )
+    if count.verdict is not None:
+        request.state.rate_headers = count.verdict.headers()
+    # Returned as a response, so FastAPI does not validate again the dict this route just built.
+    return OrjsonResponse(submitted.body, status_code=201 if submitted.created else 200)
 
 
 @router.get("/runs")

@@ -24,6 +24,7 @@ from orchestrator._workflows import (
     version_json,
     workflow_json,
     workflow_row_json,
+    workflows_changed,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
@@ -56,6 +57,7 @@ async def create_workflow(body: WorkflowCreate, state: State, caller: Editor) ->
             raise unique_violation(body.name) from None
         await save_version(conn, row, result, caller.key_id, None)
         workflow = await workflow_json(conn, caller.tenant_id, row["id"])
+    await workflows_changed(state, caller.tenant_id)
     return workflow | {"warnings": result.warnings}
 
 
@@ -132,6 +134,8 @@ async def update_workflow(
         await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])
+    if created:
+        await workflows_changed(state, caller.tenant_id)
     response.status_code = 201 if created else 200
     return body_json | {"warnings": result.warnings, "created": created}
 
@@ -151,6 +155,8 @@ async def patch_workflow(
         await _refuse_self_inclusion(conn, caller.tenant_id, workflow["name"], result)
         _, created = await save_version(conn, workflow, result, caller.key_id, body.description)
         body_json = await workflow_json(conn, caller.tenant_id, workflow["id"])
+    if created:
+        await workflows_changed(state, caller.tenant_id)
     response.status_code = 201 if created else 200
     return body_json | {"warnings": result.warnings, "created": created}
 
@@ -165,4 +171,5 @@ async def archive_workflow(ref: str, state: State, caller: Editor) -> Response:
     )
     if done == "UPDATE 0":
         raise not_found("workflow", ref)
+    await workflows_changed(state, caller.tenant_id)
     return Response(status_code=204)

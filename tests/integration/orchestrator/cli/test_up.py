@@ -174,7 +174,9 @@ async def test_up_runs_every_service_and_stops_them_all(tmp_path: Path, up_facto
                 argv = proc.cmdline()
                 if "orchestrator.cli import main" not in " ".join(argv):
                     continue
-                if any(c.raddr and c.raddr.port == redis_port for c in proc.net_connections("tcp")):
+                # The orchestrator's API processes (AOB_API_WORKERS) are its children: they hold its connections.
+                connections = [c for p in (proc, *proc.children(recursive=True)) for c in p.net_connections("tcp")]
+                if any(c.raddr and c.raddr.port == redis_port for c in connections):
                     settled[" ".join(argv[3:])] = proc.pid
         unsettled = sorted({" ".join(s) for s in SERVICES} - set(settled))
         assert not unsettled, f"not connected to Redis: {unsettled}; log ends with:\n{log[-3000:]}"
