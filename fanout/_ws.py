@@ -16,19 +16,20 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 
 import asyncpg
+from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from common.auth import Principal, authenticate
-from common.events.feed import Delivery, EventFeed
-from common.events.frames import START_ID, valid_id
+from common.events.feed import Chunk, EventFeed
+from common.events.frames import START_ID, WireEvent, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.key_watch import KeyWatch
 from common.settings import FanoutSettings
+from fanout._protocol import FRAMES_EXTENSION
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,30 @@ class _Refused(Exception):
         self.reason = reason
 
 
-@dataclass
-class _Progress:
-    last_sent: str
+class _Writer:
+    """Writes events to one client and remembers the last one written (a resync names it).
+
+    Where the server offers ``aob.websocket.frames``, a chunk's frames, encoded once for every client, go out in
+    one write; elsewhere each event is one ``websocket.send``.
+    """
+
+    def __init__(self, websocket: WebSocket, send: Send, after: str) -> None:
+        self.websocket = websocket
+        self.send = send if FRAMES_EXTENSION in websocket.scope.get("extensions", {}) else None
+        self.last_sent = after
+
+    async def write(self, events: list[WireEvent]) -> None:
+        if self.send is None:
+            for event in events:
+                await self.websocket.send_text(event.text)
+                self.last_sent = event.id
+            return
+        frames = events[0].ws_frame if len(events) == 1 else b"".join(event.ws_frame for event in events)
+        try:
+            await self.send({"type": FRAMES_EXTENSION, "bytes": frames})
+        except OSError:  # the server's ClientDisconnected, as Starlette's WebSocket.send reads it
+            raise WebSocketDisconnect(code=1006) from None
+        self.last_sent = events[-1].id
 
 
 class SocketHandler:
@@ -69,15 +91,18 @@ class SocketHandler:
         self.metrics = metrics
         self.key_watch = key_watch
 
-    async def run_endpoint(self, websocket: WebSocket) -> None:
-        """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end."""
-        await self._serve(websocket, websocket.path_params["run_id"])
+    async def run_endpoint(self, websocket: WebSocket, send: Send) -> None:
+        """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end.
 
-    async def tenant_endpoint(self, websocket: WebSocket) -> None:
+        ``send`` is the server's own ASGI send, for the frames extension (``fanout._protocol``).
+        """
+        await self._serve(websocket, send, websocket.path_params["run_id"])
+
+    async def tenant_endpoint(self, websocket: WebSocket, send: Send) -> None:
         """``/ws/tenant?after=<id>``: run-level events of the caller's tenant, until the client leaves."""
-        await self._serve(websocket, None)
+        await self._serve(websocket, send, None)
 
-    async def _serve(self, websocket: WebSocket, run_id: str | None) -> None:
+    async def _serve(self, websocket: WebSocket, send: Send, run_id: str | None) -> None:
         await websocket.accept()
         try:
             principal, after = await self._admit(websocket)
@@ -100,7 +125,8 @@ class SocketHandler:
         try:
             with self.key_watch.watch(principal) as revoked:
                 async with feed:
-                    await self._pump(websocket, feed, principal, None if tenant_known else run_id, revoked)
+                    writer = _Writer(websocket, send, feed.after)
+                    await self._pump(writer, feed, principal, None if tenant_known else run_id, revoked)
         finally:
             self.metrics.clients.dec()
 
@@ -137,14 +163,14 @@ class SocketHandler:
 
     async def _pump(
         self,
-        websocket: WebSocket,
+        writer: _Writer,
         feed: EventFeed,
         principal: Principal,
         pending_run: str | None,
         revoked: asyncio.Event,
     ) -> None:
-        progress = _Progress(feed.after)
-        sender = asyncio.create_task(self._send_all(websocket, feed, progress, principal, pending_run))
+        websocket = writer.websocket
+        sender = asyncio.create_task(self._send_all(writer, feed, principal, pending_run))
         receiver = asyncio.create_task(_until_disconnect(websocket))
         overflow = asyncio.create_task(feed.overflowed.wait())
         revocation = asyncio.create_task(revoked.wait())
@@ -162,7 +188,7 @@ class SocketHandler:
             return
         error = sender.exception() if sender in done and not sender.cancelled() else None
         if overflow in done or isinstance(error, Overflowed):
-            await self._resync(websocket, progress.last_sent)
+            await self._resync(websocket, writer.last_sent)
         elif isinstance(error, _Refused):
             await _close(websocket, error.code, error.reason)
         elif isinstance(error, WebSocketDisconnect | WebSocketDisconnected):
@@ -172,31 +198,24 @@ class SocketHandler:
         else:
             await _close(websocket, CLOSE_DONE, "run ended")
 
-    async def _send_all(
-        self,
-        websocket: WebSocket,
-        feed: EventFeed,
-        progress: _Progress,
-        principal: Principal,
-        pending_run: str | None,
-    ) -> None:
-        deliveries = feed.deliveries()
-        async with contextlib.aclosing(deliveries):
+    async def _send_all(self, writer: _Writer, feed: EventFeed, principal: Principal, pending_run: str | None) -> None:
+        chunks = feed.chunks(self.settings.write_batch_bytes)
+        async with contextlib.aclosing(chunks):
             if pending_run is not None:
-                first = await self._first_of_pending_run(deliveries, pending_run, principal)
+                first = await self._first_of_pending_run(chunks, pending_run, principal)
                 if first is None:
                     return
-                await self._send(websocket, first, progress)
-            async for delivery in deliveries:
-                await self._send(websocket, delivery, progress)
+                await self._write(writer, first)
+            async for chunk in chunks:
+                await self._write(writer, chunk)
 
     async def _first_of_pending_run(
-        self, deliveries: AsyncGenerator[Delivery, None], run_id: str, principal: Principal
-    ) -> Delivery | None:
+        self, chunks: AsyncGenerator[Chunk, None], run_id: str, principal: Principal
+    ) -> Chunk | None:
         # The run had not started at connect time, so its tenant is checked once its first event exists.
         try:
             async with asyncio.timeout(self.settings.pending_run_timeout_s):
-                first = await anext(deliveries)
+                first = await anext(chunks)
         except StopAsyncIteration:
             return None
         except TimeoutError:
@@ -205,10 +224,9 @@ class SocketHandler:
             raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found")
         return first
 
-    async def _send(self, websocket: WebSocket, delivery: Delivery, progress: _Progress) -> None:
-        await websocket.send_text(delivery.event.text)
-        progress.last_sent = delivery.event.id
-        self.metrics.delivered(delivery.event, delivery.live)
+    async def _write(self, writer: _Writer, chunk: Chunk) -> None:
+        await writer.write(chunk.events)
+        self.metrics.delivered_all(chunk.events, chunk.live)
 
     async def _resync(self, websocket: WebSocket, last_sent: str) -> None:
         self.metrics.resyncs.inc()

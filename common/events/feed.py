@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -11,12 +12,23 @@ from common.events.frames import WireEvent, id_key
 from common.events.history import EventHistory
 from common.events.hub import Hub, Subscription
 
+# No bound: every event at hand in one chunk.
+UNBOUNDED = 2**62
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """An event to send; ``live`` when it came from the reader rather than from the history."""
 
     event: WireEvent
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive events to send together, oldest first; ``live`` when they came from the reader."""
+
+    events: list[WireEvent]
     live: bool
 
 
@@ -53,31 +65,67 @@ class EventFeed:
         return self._active().overflowed
 
     async def deliveries(self) -> AsyncGenerator[Delivery, None]:
-        """Backlog then live events; a run's feed ends after its terminal event. Raises ``Overflowed``."""
+        """Backlog then live events, one at a time; a run's feed ends after its terminal event. Raises
+        ``Overflowed``."""
+        chunks = self.chunks()
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                for event in chunk.events:
+                    yield Delivery(event, chunk.live)
+
+    async def chunks(self, max_bytes: int = UNBOUNDED) -> AsyncGenerator[Chunk, None]:
+        """Backlog then live events, as many at a time as are at hand, each chunk's WebSocket frames together at
+        most ``max_bytes`` (or one event); a run's feed ends after its terminal event. Raises ``Overflowed``.
+
+        Live batches the client's queue holds when it asks are merged, so a client that fell behind catches up in
+        few writes.
+        """
         subscription = self._active()
         last = self.after
         async for page in self.history.pages(self.stream, last, self.run_id):
-            for event in page:
-                yield Delivery(event, live=False)
-                last = event.id
-                if self._ends(event):
-                    return
+            events, ended = self._after(page, last)
+            for chunk in _split(events, max_bytes, live=False):
+                yield chunk
+            last = page[-1].id
+            if ended:
+                return
         while True:
-            batch = await subscription.get()
-            if id_key(batch.after) > id_key(last):
-                async for page in self.history.pages(self.stream, last, self.run_id):
-                    for event in page:
-                        yield Delivery(event, live=False)
-                        last = event.id
-                        if self._ends(event):
+            live: list[WireEvent] = []
+            for batch in await subscription.get():
+                if id_key(batch.after) > id_key(last):
+                    # The reader read this batch after events this feed has not delivered: fill from the history.
+                    for chunk in _split(live, max_bytes, live=True):
+                        yield chunk
+                    live = []
+                    async for page in self.history.pages(self.stream, last, self.run_id):
+                        events, ended = self._after(page, last)
+                        for chunk in _split(events, max_bytes, live=False):
+                            yield chunk
+                        last = page[-1].id
+                        if ended:
                             return
-            for event in batch.events:
-                if id_key(event.id) <= id_key(last):
-                    continue
-                yield Delivery(event, live=True)
-                last = event.id
-                if self._ends(event):
-                    return
+                events, ended = self._after(batch.events, last)
+                live += events
+                if events:
+                    last = events[-1].id
+                if ended:
+                    break
+            for chunk in _split(live, max_bytes, live=True):
+                yield chunk
+            if live and self._ends(live[-1]):
+                return
+
+    def _after(self, events: Sequence[WireEvent], last: str) -> tuple[list[WireEvent], bool]:
+        # The events past ``last``, up to and including a run's terminal event; and whether that ended the feed.
+        after = id_key(last)
+        out: list[WireEvent] = []
+        for event in events:
+            if id_key(event.id) <= after:
+                continue
+            out.append(event)
+            if self._ends(event):
+                return out, True
+        return out, False
 
     def _ends(self, event: WireEvent) -> bool:
         return self.run_id is not None and event.terminal
@@ -86,3 +134,15 @@ class EventFeed:
         if self._subscription is None:
             raise RuntimeError(f"event feed of {self.stream}: use it inside `async with`")
         return self._subscription
+
+
+def _split(events: list[WireEvent], max_bytes: int, *, live: bool) -> Iterator[Chunk]:
+    # Consecutive runs of events whose frames fit in ``max_bytes``; an event larger than that goes alone.
+    start, size = 0, 0
+    for i, event in enumerate(events):
+        size += len(event.ws_frame)
+        if size > max_bytes and i > start:
+            yield Chunk(events[start:i], live)
+            start, size = i, len(event.ws_frame)
+    if start < len(events):
+        yield Chunk(events[start:] if start else events, live)

@@ -50,8 +50,11 @@ class Subscription:
         self._queued += len(batch.events)
         self._ready.set()
 
-    async def get(self) -> Batch:
-        """The next batch; raises ``Overflowed`` once the queue has overflowed."""
+    async def get(self) -> list[Batch]:
+        """Every batch queued, oldest first, once there is one; raises ``Overflowed`` once the queue has overflowed.
+
+        Taking all at once lets a client that fell a little behind catch up in one write.
+        """
         while not self._batches:
             if self.overflowed.is_set():
                 raise Overflowed(f"{self.stream}: more than {self.max_events} events queued for one client")
@@ -59,9 +62,10 @@ class Subscription:
             await self._ready.wait()
         if self.overflowed.is_set():
             raise Overflowed(f"{self.stream}: more than {self.max_events} events queued for one client")
-        batch = self._batches.popleft()
-        self._queued -= len(batch.events)
-        return batch
+        batches = list(self._batches)
+        self._batches.clear()
+        self._queued = 0
+        return batches
 
 
 @dataclass

@@ -31,6 +31,14 @@ class StreamMetrics:
             buckets=_LATENCY_BUCKETS_S,
         ).labels(transport)
 
+    def delivered_all(self, events: list[WireEvent], live: bool) -> None:
+        """Count frames written together; live events also record their latency."""
+        self.sent.inc(len(events))
+        if live:
+            now_ms = time.time() * 1000
+            for event in events:
+                self.latency.observe(max(0.0, (now_ms - event.ts) / 1000))
+
     def delivered(self, event: WireEvent, live: bool) -> None:
         """Count one frame written; live events also record their latency."""
         self.sent.inc()
