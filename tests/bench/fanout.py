@@ -39,12 +39,12 @@ from redis.asyncio import Redis
 from common.db import create_pool, migrate
 from common.keys import Keys
 from common.redis_client import connect_redis
+from tests.bench.fanout_report import cpu_s, gauge, histogram_pct, pct, report, rss_mb
 from tests.support.processes import ServiceProcess
 from tests.support.streaming import new_key
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("AOB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REPORT = Path(os.environ.get("AOB_BENCH_REPORT") or Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md")
 PYSPY_DIR = os.environ.get("AOB_BENCH_PYSPY")
 RUNS = 20
 CLIENTS = 1000
@@ -52,44 +52,13 @@ CLIENT_PROCESSES = 2
 STEADY_EVENTS_PER_S = 100  # across all runs: 100 x 50 clients per run = 5,000 frames/s offered
 STEADY_S = float(os.environ.get("AOB_BENCH_FANOUT_STEADY_S", "10"))
 BURST_PER_RUN = 100
-TARGET_P99_MS = 50.0
 LATENCY_BUCKETS = "aob_stream_fanout_latency_seconds"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def histogram_pct(text: str, name: str, q: float) -> float:
-    """The ``q`` quantile of a Prometheus histogram, interpolated within its bucket."""
-    buckets: list[tuple[float, float]] = []
-    for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1])))
-    total = buckets[-1][1] if buckets else 0.0
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in buckets:
-        if count >= q * total:
-            if le == float("inf"):
-                return prev_le
-            return prev_le + (le - prev_le) * (q * total - prev_count) / max(count - prev_count, 1)
-        prev_le, prev_count = le, count
-    return float("nan")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def body(run_id: str, event_type: str, i: int, phase: str) -> str:
@@ -142,10 +111,10 @@ class Clients:
 
 
 @asynccontextmanager
-async def pyspy(pid: int | None, name: str, seconds: float) -> AsyncIterator[None]:
+async def pyspy(pid: int, name: str, seconds: float) -> AsyncIterator[None]:
     """Profile ``pid`` with py-spy for ``seconds`` (when ``AOB_BENCH_PYSPY`` names a directory)."""
     proc = None
-    if PYSPY_DIR and pid is not None and shutil.which("py-spy"):
+    if PYSPY_DIR and shutil.which("py-spy"):
         out = Path(PYSPY_DIR) / f"{name}.txt"
         argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--format", "raw"]
         proc = await asyncio.create_subprocess_exec(
@@ -159,12 +128,19 @@ async def pyspy(pid: int | None, name: str, seconds: float) -> AsyncIterator[Non
 
 
 async def drive(
-    redis: Redis, stream: Callable[[str], str], runs: list[str], clients: Clients, pid: int | None, metrics_url: str
+    label: str,
+    redis: Redis,
+    stream: Callable[[str], str],
+    runs: list[str],
+    clients: Clients,
+    pid: int,
+    metrics_url: str,
 ) -> dict[str, Any]:
     """Steady phase, then burst phase, against connected ``clients``; returns the figures."""
     count = int(STEADY_EVENTS_PER_S * STEADY_S)
     await asyncio.sleep(1.0)  # let the connection storm settle on both targets alike
-    async with pyspy(pid, "steady", STEADY_S):
+    cpu_start = cpu_s(pid)
+    async with pyspy(pid, f"{label}-steady", STEADY_S):
         start = time.monotonic()
         for i in range(count):
             # Evenly spaced: event i is due at start + i / rate, whatever the previous append cost.
@@ -172,8 +148,10 @@ async def drive(
             run_id = runs[i % RUNS]
             await redis.xadd(stream(run_id), {"e": body(run_id, "node_succeeded", i, "steady")})
     await asyncio.sleep(2.0)
+    cpu_steady = cpu_s(pid) - cpu_start
     server_metrics = await http_text(metrics_url) if metrics_url else ""
-    async with pyspy(pid, "burst", 3):
+    cpu_start = cpu_s(pid)
+    async with pyspy(pid, f"{label}-burst", 3):
         burst_start = time.time()
         for i in range(BURST_PER_RUN):
             async with redis.pipeline(transaction=False) as pipe:
@@ -185,7 +163,8 @@ async def drive(
                 pipe.xadd(stream(run_id), {"e": body(run_id, "run_succeeded", BURST_PER_RUN, "end")})
             await pipe.execute()
         summaries = await clients.summaries()
-    rss = rss_mb(pid) if pid is not None else float("nan")
+    cpu_burst = cpu_s(pid) - cpu_start
+    rss = rss_mb(pid)
     steady = [v for s in summaries for v in s["latencies_ms"].get("steady", [])]
     burst = [v for s in summaries for v in s["latencies_ms"].get("burst", [])]
     burst_frames = sum(s["frames"].get("burst", 0) + s["frames"].get("end", 0) for s in summaries)
@@ -199,6 +178,8 @@ async def drive(
         "steady_client_max_ms": max(steady, default=float("nan")),
         "written_p50_ms": histogram_pct(server_metrics, LATENCY_BUCKETS, 0.5) * 1000,
         "written_p99_ms": histogram_pct(server_metrics, LATENCY_BUCKETS, 0.99) * 1000,
+        "steady_cpu_us_per_frame": cpu_steady / (count * CLIENTS // RUNS) * 1e6,
+        "burst_cpu_us_per_frame": cpu_burst / burst_frames * 1e6,
         "burst_frames": burst_frames,
         "burst_frames_per_s": burst_frames / burst_s,
         "burst_client_p50_ms": pct(burst, 0.5),
@@ -212,12 +193,6 @@ async def drive(
 async def http_text(url: str) -> str:
     async with httpx.AsyncClient() as http:
         return (await http.get(url)).text
-
-
-def gauge(text: str, name: str) -> float:
-    """The value of ``name{transport="ws"}`` in a Prometheus exposition."""
-    prefix = f'{name}{{transport="ws"}} '
-    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
 
 
 async def wait_listening(port: int, proc: ServiceProcess) -> None:
@@ -264,7 +239,7 @@ async def bench_fanout(redis: Redis, keys: Keys, key: str, schema: str, logs: Pa
             await asyncio.sleep(0.1)
         connect_s = time.monotonic() - started
         assert server.proc is not None
-        figures = await drive(redis, keys.events, runs, clients, server.proc.pid, metrics_url)
+        figures = await drive("fanout", redis, keys.events, runs, clients, server.proc.pid, metrics_url)
         return figures | {"connect_s": connect_s}
     finally:
         server.stop()
@@ -284,8 +259,8 @@ async def bench_skeleton(redis: Redis, keys: Keys, logs: Path) -> dict[str, Any]
         clients = Clients(port, [f"/ws/runs/{runs[i % RUNS]}" for i in range(CLIENTS)], {})
         connect_s = await clients.connect()
         assert server.proc is not None
-        figures = await drive(redis, keys.events, runs, clients, None, "")
-        return figures | {"connect_s": connect_s, "rss_mb": rss_mb(server.proc.pid)}
+        figures = await drive("skeleton", redis, keys.events, runs, clients, server.proc.pid, "")
+        return figures | {"connect_s": connect_s}
     finally:
         server.stop()
 
@@ -310,68 +285,15 @@ async def main() -> None:
         conn = await asyncpg.connect(DATABASE_URL)
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
-    report(fanout, skeleton)
-
-
-def ratios(fanout: dict[str, Any], skeleton: dict[str, Any]) -> dict[str, float]:
-    """fanout/skeleton: above 1 for latencies means slower, below 1 for frames/s means fewer."""
-    names = ("steady_client_p50_ms", "steady_client_p99_ms", "burst_frames_per_s", "burst_client_p99_ms", "rss_mb")
-    return {name: round(fanout[name] / skeleton[name], 2) if skeleton[name] else float("nan") for name in names}
-
-
-def row(name: str, r: dict[str, Any]) -> str:
-    measured = r["written_p50_ms"] == r["written_p50_ms"]  # NaN for the skeleton, which keeps no histogram
-    written = f"{r['written_p50_ms']:.1f} / {r['written_p99_ms']:.1f}" if measured else "-"
-    return (
-        f"| {name} | {r['steady_frames']:,} of {r['steady_frames_expected']:,} | {written} |"
-        f" {r['steady_client_p50_ms']:.1f} / {r['steady_client_p99_ms']:.1f} / {r['steady_client_max_ms']:.0f} |"
-        f" {r['burst_frames_per_s']:,.0f} | {r['burst_client_p50_ms']:.0f} / {r['burst_client_p99_ms']:.0f} |"
-        f" {r['compressed_frames']:,} | {r['rss_mb']:.0f} |"
-    )
-
-
-def report(fanout: dict[str, Any], skeleton: dict[str, Any]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    rel = ratios(fanout, skeleton)
-    met = fanout["written_p99_ms"] <= TARGET_P99_MS and fanout["steady_frames"] == fanout["steady_frames_expected"]
-    lines = [
-        f"\n## Fanout — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, commit {commit or 'unknown'}\n",
-        f"One `aob fanout` process, then the skeleton (one `websockets` broadcaster reading the same streams with"
-        f" `XREAD`), each serving {CLIENTS:,} WebSocket clients ({CLIENT_PROCESSES} client processes of bare protocol"
-        f" clients offering permessage-deflate, like browsers) watching {RUNS} runs; Redis 7 on loopback, 2 cores"
-        " shared by server, clients and appender. Steady: "
-        f"{STEADY_EVENTS_PER_S} events/s evenly spaced for {STEADY_S:.0f} s ="
-        f" {fanout['steady_offered_frames_per_s']:,.0f} frames/s offered. Burst: {BURST_PER_RUN} events per run"
-        " appended as fast as Redis takes them, then each run's terminal event."
-        f" Connecting the clients took {fanout['connect_s']:.1f} s (skeleton {skeleton['connect_s']:.1f} s).\n",
-        "| server | steady frames received | append -> written p50 / p99 ms | append -> received p50 / p99 / max ms |"
-        " burst frames/s | burst received p50 / p99 ms | frames compressed | RSS MB after |",
-        "|---|---|---|---|---|---|---|---|",
-        row("`aob fanout`", fanout),
-        row("skeleton", skeleton),
-        f"\nRatios fanout/skeleton: steady received p50 {rel['steady_client_p50_ms']}x, p99"
-        f" {rel['steady_client_p99_ms']}x; burst frames/s {rel['burst_frames_per_s']}x, burst p99"
-        f" {rel['burst_client_p99_ms']}x; RSS {rel['rss_mb']}x. Target (append -> written p99 ≤ {TARGET_P99_MS:.0f} ms"
-        f" at 5,000 frames/s, nothing lost): {'met' if met else 'NOT met'}.",
-        "\nAppend -> written comes from the fanout's histogram (buckets 1, 2.5, 5, 10, 25, 50 ms...; interpolated;"
-        " event `ts` is whole ms). Append -> received is measured in the clients from the appender's clock in"
-        " `data.t`, so it includes the clients' own scheduling on the shared cores.",
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not REPORT.exists():
-        REPORT.write_text("# Benchmarks\n\nFigures appended by the benchmark scripts in tests/bench/.\n")
-    with REPORT.open("a") as f:
-        f.write(text)
-    figures = {"benchmark": "fanout", "commit": commit, "fanout": fanout, "skeleton": skeleton, "ratios": rel}
-    # NaN (a figure the skeleton has not) is not JSON: null instead.
-    print(json.dumps(_nulls(figures | {"target_met": met})))
-
-
-def _nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _nulls(v) for k, v in value.items()}
-    return None if isinstance(value, float) and value != value else value
+    setup = {
+        "runs": RUNS,
+        "clients": CLIENTS,
+        "client_processes": CLIENT_PROCESSES,
+        "steady_events_per_s": STEADY_EVENTS_PER_S,
+        "steady_s": STEADY_S,
+        "burst_per_run": BURST_PER_RUN,
+    }
+    report(setup, fanout, skeleton)
 
 
 if __name__ == "__main__":
