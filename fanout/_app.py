@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -124,4 +125,9 @@ def uvicorn_config(app: Starlette, settings: FanoutSettings) -> uvicorn.Config:
 
 async def run_fanout(settings: FanoutSettings) -> None:
     """Serve the fanout on ``fanout_host:fanout_port`` until cancelled; shuts down gracefully."""
-    await serve_until_cancelled(uvicorn_config(create_fanout_app(settings), settings), "fanout")
+    config = uvicorn_config(create_fanout_app(settings), settings)
+    # What the process imported lives as long as it does: keep it out of the collector's full scans, which stall
+    # every client at once (1,000 connections and a reconnect storm trigger them) for a time that grows with the
+    # objects scanned: ~100,000 of ~290,000 with 1,000 clients connected.
+    gc.freeze()
+    await serve_until_cancelled(config, "fanout")
