@@ -4,7 +4,9 @@ An event goes to every client watching its run as the same bytes: the frame is b
 (``WireEvent.ws_frame``), and a client that has several events pending gets them in one transport write. Plain
 ASGI cannot express either (each ``websocket.send`` is one message, framed by the server for each client), so the
 server declares the extension ``aob.websocket.frames`` in the scope of each connection where pre-built frames are
-valid, and then accepts ``{"type": "aob.websocket.frames", "bytes": <complete frames>}``. Frames are only valid
+valid, and then accepts ``{"type": "aob.websocket.frames", "bytes": <complete frames>}``. The extension also holds
+``write_now(frames) -> bool``, a synchronous write for a connection that can take bytes without waiting, so the
+stream reader can hand a new event to an idle client without waking the client's task. Frames are only valid
 without a negotiated extension (no ``permessage-deflate``: the fanout does not offer compression, whose per-client
 cost is what this avoids). The wire is unchanged: clients receive the same text messages, one event each.
 """
@@ -27,7 +29,7 @@ class FramesProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # The scope exists once the handshake was accepted; the app task that reads it has not started yet.
         if getattr(self, "scope", None) is not None and not self.conn.extensions:
-            self.scope["extensions"][FRAMES_EXTENSION] = {}
+            self.scope["extensions"][FRAMES_EXTENSION] = {"write_now": self.write_now}
 
     async def send(self, message: Any) -> None:
         if message["type"] != FRAMES_EXTENSION:
@@ -35,8 +37,22 @@ class FramesProtocol(WebSocketsSansIOProtocol):
             return
         # The same backpressure as a plain send: wait while the transport's buffer is above its high-water mark.
         await self.writable.wait()
-        if self.disconnected or self.close_sent or self.transport.is_closing():
+        if not self._open():
             raise ClientDisconnected()
-        if not self.handshake_complete:
-            raise RuntimeError(f"{FRAMES_EXTENSION} before the WebSocket handshake completed")
         self.transport.write(message["bytes"])
+
+    def write_now(self, frames: bytes) -> bool:
+        """Write ``frames`` if the connection is open and its buffer below the high-water mark; whether it did."""
+        if not self.writable.is_set() or not self._open():
+            return False
+        self.transport.write(frames)
+        return True
+
+    def _open(self) -> bool:
+        # Accepted, not closing: the only state in which data frames may go out.
+        return (
+            self.handshake_complete
+            and not self.disconnected
+            and not self.close_sent
+            and not self.transport.is_closing()
+        )

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import asyncpg
 from starlette.types import Send
@@ -52,26 +52,43 @@ class _Writer:
     """Writes events to one client and remembers the last one written (a resync names it).
 
     Where the server offers ``aob.websocket.frames``, a chunk's frames, encoded once for every client, go out in
-    one write; elsewhere each event is one ``websocket.send``.
+    one write, and ``write_now`` can write while the client's task sleeps; elsewhere each event is one
+    ``websocket.send``.
     """
 
-    def __init__(self, websocket: WebSocket, send: Send, after: str) -> None:
+    def __init__(self, websocket: WebSocket, send: Send, after: str, metrics: StreamMetrics) -> None:
         self.websocket = websocket
-        self.send = send if FRAMES_EXTENSION in websocket.scope.get("extensions", {}) else None
+        frames = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        self.send = send if frames is not None else None
+        self.write_frames_now: Callable[[bytes], bool] | None = frames.get("write_now") if frames else None
         self.last_sent = after
+        self.metrics = metrics
 
-    async def write(self, events: list[WireEvent]) -> None:
+    async def write(self, events: Sequence[WireEvent], live: bool) -> None:
+        """Write ``events``, waiting while the connection's buffer is full."""
         if self.send is None:
             for event in events:
                 await self.websocket.send_text(event.text)
                 self.last_sent = event.id
-            return
-        frames = events[0].ws_frame if len(events) == 1 else b"".join(event.ws_frame for event in events)
-        try:
-            await self.send({"type": FRAMES_EXTENSION, "bytes": frames})
-        except OSError:  # the server's ClientDisconnected, as Starlette's WebSocket.send reads it
-            raise WebSocketDisconnect(code=1006) from None
+        else:
+            try:
+                await self.send({"type": FRAMES_EXTENSION, "bytes": _frames(events)})
+            except OSError:  # the server's ClientDisconnected, as Starlette's WebSocket.send reads it
+                raise WebSocketDisconnect(code=1006) from None
+            self.last_sent = events[-1].id
+        self.metrics.delivered_all(events, live)
+
+    def write_now(self, events: Sequence[WireEvent]) -> bool:
+        """Write live ``events`` if the connection takes them without waiting; whether it did."""
+        if self.write_frames_now is None or not self.write_frames_now(_frames(events)):
+            return False
         self.last_sent = events[-1].id
+        self.metrics.delivered_all(events, True)
+        return True
+
+
+def _frames(events: Sequence[WireEvent]) -> bytes:
+    return events[0].ws_frame if len(events) == 1 else b"".join(event.ws_frame for event in events)
 
 
 class SocketHandler:
@@ -125,7 +142,7 @@ class SocketHandler:
         try:
             with self.key_watch.watch(principal) as revoked:
                 async with feed:
-                    writer = _Writer(websocket, send, feed.after)
+                    writer = _Writer(websocket, send, feed.after, self.metrics)
                     await self._pump(writer, feed, principal, None if tenant_known else run_id, revoked)
         finally:
             self.metrics.clients.dec()
@@ -205,9 +222,12 @@ class SocketHandler:
                 first = await self._first_of_pending_run(chunks, pending_run, principal)
                 if first is None:
                     return
-                await self._write(writer, first)
+                await writer.write(first.events, first.live)
+            # Only now: the first chunk of a pending run is checked above before anything is written.
+            if writer.write_frames_now is not None:
+                feed.write_directly(writer.write_now)
             async for chunk in chunks:
-                await self._write(writer, chunk)
+                await writer.write(chunk.events, chunk.live)
 
     async def _first_of_pending_run(
         self, chunks: AsyncGenerator[Chunk, None], run_id: str, principal: Principal
@@ -223,10 +243,6 @@ class SocketHandler:
         if await self.streams.history.run_tenant(run_id) != principal.tenant_id:
             raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found")
         return first
-
-    async def _write(self, writer: _Writer, chunk: Chunk) -> None:
-        await writer.write(chunk.events)
-        self.metrics.delivered_all(chunk.events, chunk.live)
 
     async def _resync(self, websocket: WebSocket, last_sent: str) -> None:
         self.metrics.resyncs.inc()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 from common.events.frames import WireEvent, id_key
 from common.events.history import EventHistory
-from common.events.hub import Hub, Subscription
+from common.events.hub import Batch, Hub, Subscription
 
 # No bound: every event at hand in one chunk.
 UNBOUNDED = 2**62
@@ -47,6 +47,10 @@ class EventFeed:
         self.after = after
         self.run_id = run_id
         self._subscription: Subscription | None = None
+        # The last event handed out (by chunks() or to the sink), and what write_directly() set up.
+        self._last = after
+        self._max_bytes = UNBOUNDED
+        self._sink: Callable[[Sequence[WireEvent]], bool] | None = None
 
     async def __aenter__(self) -> EventFeed:
         self._subscription = self.hub.subscribe(self.stream)
@@ -78,36 +82,43 @@ class EventFeed:
         most ``max_bytes`` (or one event); a run's feed ends after its terminal event. Raises ``Overflowed``.
 
         Live batches the client's queue holds when it asks are merged, so a client that fell behind catches up in
-        few writes.
+        few writes. With ``write_directly``, a live batch that arrives while the consumer waits here, caught up, is
+        handed to the sink at once and never comes out of this generator.
         """
         subscription = self._active()
-        last = self.after
-        async for page in self.history.pages(self.stream, last, self.run_id):
-            events, ended = self._after(page, last)
+        self._max_bytes = max_bytes
+        self._last = self.after
+        async for page in self.history.pages(self.stream, self._last, self.run_id):
+            events, ended = self._after(page)
             for chunk in _split(events, max_bytes, live=False):
                 yield chunk
-            last = page[-1].id
+            self._last = page[-1].id
             if ended:
                 return
         while True:
             live: list[WireEvent] = []
-            for batch in await subscription.get():
-                if id_key(batch.after) > id_key(last):
+            subscription.direct = self._direct if self._sink is not None else None
+            try:
+                batches = await subscription.get()
+            finally:
+                subscription.direct = None
+            for batch in batches:
+                if id_key(batch.after) > id_key(self._last):
                     # The reader read this batch after events this feed has not delivered: fill from the history.
                     for chunk in _split(live, max_bytes, live=True):
                         yield chunk
                     live = []
-                    async for page in self.history.pages(self.stream, last, self.run_id):
-                        events, ended = self._after(page, last)
+                    async for page in self.history.pages(self.stream, self._last, self.run_id):
+                        events, ended = self._after(page)
                         for chunk in _split(events, max_bytes, live=False):
                             yield chunk
-                        last = page[-1].id
+                        self._last = page[-1].id
                         if ended:
                             return
-                events, ended = self._after(batch.events, last)
+                events, ended = self._after(batch.events)
                 live += events
                 if events:
-                    last = events[-1].id
+                    self._last = events[-1].id
                 if ended:
                     break
             for chunk in _split(live, max_bytes, live=True):
@@ -115,9 +126,32 @@ class EventFeed:
             if live and self._ends(live[-1]):
                 return
 
-    def _after(self, events: Sequence[WireEvent], last: str) -> tuple[list[WireEvent], bool]:
-        # The events past ``last``, up to and including a run's terminal event; and whether that ended the feed.
-        after = id_key(last)
+    def write_directly(self, sink: Callable[[Sequence[WireEvent]], bool]) -> None:
+        """From now on, hand ``sink`` each live batch that arrives while ``chunks()`` waits, caught up: at once,
+        in the reader's task, instead of waking the consumer. ``sink`` answers whether it wrote the events; when
+        it cannot (its connection is not writable now), they are queued for ``chunks()`` as usual.
+
+        Only contiguous batches within ``max_bytes`` and without a run's terminal event go this way: a gap, an
+        overlap or the end still need ``chunks()``.
+        """
+        self._sink = sink
+
+    def _direct(self, batch: Batch) -> bool:
+        if self._sink is None or batch.after != self._last:
+            return False
+        if sum(len(event.ws_frame) for event in batch.events) > self._max_bytes:
+            return False
+        if self.run_id is not None and any(event.terminal for event in batch.events):
+            return False
+        if not self._sink(batch.events):
+            return False
+        self._last = batch.events[-1].id
+        return True
+
+    def _after(self, events: Sequence[WireEvent]) -> tuple[list[WireEvent], bool]:
+        # The events past the last one handed out, up to and including a run's terminal event; and whether that
+        # ended the feed.
+        after = id_key(self._last)
         out: list[WireEvent] = []
         for event in events:
             if id_key(event.id) <= after:

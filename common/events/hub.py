@@ -35,10 +35,15 @@ class Subscription:
         self._batches: deque[Batch] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
+        # Set by the feed while its consumer waits, caught up: takes a batch at once (True) instead of queueing it.
+        self.direct: Callable[[Batch], bool] | None = None
 
     def offer(self, batch: Batch) -> None:
-        """Queue ``batch``; past ``max_events`` queued, drop everything and flag the overflow instead."""
+        """Queue ``batch`` (unless ``direct`` took it); past ``max_events`` queued, drop everything and flag the
+        overflow instead."""
         if self.overflowed.is_set():
+            return
+        if self.direct is not None and not self._batches and self.direct(batch):
             return
         if self._queued + len(batch.events) > self.max_events:
             self._batches.clear()

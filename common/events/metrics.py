@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from common.events.frames import WireEvent
 from common.metrics import Metrics
@@ -31,7 +32,7 @@ class StreamMetrics:
             buckets=_LATENCY_BUCKETS_S,
         ).labels(transport)
 
-    def delivered_all(self, events: list[WireEvent], live: bool) -> None:
+    def delivered_all(self, events: Sequence[WireEvent], live: bool) -> None:
         """Count frames written together; live events also record their latency."""
         self.sent.inc(len(events))
         if live:
