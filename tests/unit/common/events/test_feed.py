@@ -1,8 +1,10 @@
-"""A feed hands out events in chunks: queued live batches merged, bounded in bytes, gaps filled, ends at the end."""
+"""A feed hands out events in chunks: queued live batches merged, bounded in bytes, gaps filled, ends at the end;
+and a caught-up consumer's live batches go straight to its sink while its connection can take them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 
 from common.events.feed import Chunk, EventFeed
 from common.events.frames import WireEvent, wire_event
@@ -95,3 +97,61 @@ async def test_deliveries_are_the_chunks_one_event_at_a_time() -> None:
         hub.dispatch(STREAM, "1-0", (event(2), event(3, "run_succeeded")))
         got = [(d.event.id, d.live) async for d in feed.deliveries()]
     assert got == [("1-0", False), ("2-0", True), ("3-0", True)]
+
+
+class Sink:
+    """A connection that takes events at once while ``open``."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.written: list[str] = []
+
+    def __call__(self, events: Sequence[WireEvent]) -> bool:
+        if self.open:
+            self.written += [e.id for e in events]
+        return self.open
+
+
+async def test_a_caught_up_consumer_gets_live_batches_written_at_once() -> None:
+    hub, sink = Hub(queue_size=100), Sink()
+    async with EventFeed(hub, StoredHistory([]), STREAM, "0-0", "r1") as feed:
+        feed.write_directly(sink)
+        hub.start(STREAM, "0-0")
+        chunks = feed.chunks()
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)  # the consumer now waits, caught up
+        hub.dispatch(STREAM, "0-0", (event(1), event(2)))
+        hub.dispatch(STREAM, "2-0", (event(3),))
+        assert sink.written == ["1-0", "2-0", "3-0"] and not waiting.done()
+        # A connection that cannot take bytes now: the batch is queued and comes out of the feed instead.
+        sink.open = False
+        hub.dispatch(STREAM, "3-0", (event(4),))
+        assert ids(await waiting) == ["4-0"]
+        sink.open = True
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)
+        # The end of the run goes through the feed, which ends after it.
+        hub.dispatch(STREAM, "4-0", (event(5), event(6, "run_succeeded")))
+        assert ids(await waiting) == ["5-0", "6-0"]
+        assert [c async for c in chunks] == []
+    assert sink.written == ["1-0", "2-0", "3-0"]
+
+
+async def test_a_batch_after_a_gap_or_past_the_bound_goes_through_the_feed() -> None:
+    history, hub, sink = StoredHistory([event(1), event(2)]), Hub(queue_size=100), Sink()
+    async with EventFeed(hub, history, STREAM, "0-0", "r1") as feed:
+        feed.write_directly(sink)
+        chunks = feed.chunks(max_bytes=len(event(9).ws_frame) * 2)
+        assert ids(await anext(chunks)) == ["1-0", "2-0"]
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)
+        history.events.append(event(3))
+        hub.start(STREAM, "3-0")
+        hub.dispatch(STREAM, "3-0", (event(4),))
+        assert (ids(await waiting), sink.written) == (["3-0"], [])
+        assert ids(await anext(chunks)) == ["4-0"]
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)
+        hub.dispatch(STREAM, "4-0", (event(5), event(6), event(7)))
+        assert (ids(await waiting), sink.written) == (["5-0", "6-0"], [])
+        await chunks.aclose()
