@@ -77,7 +77,7 @@ def row(name: str, r: dict[str, Any]) -> str:
         f" {r['steady_client_p50_ms']:.1f} / {r['steady_client_p99_ms']:.1f} / {r['steady_client_max_ms']:.0f} |"
         f" {r['steady_cpu_us_per_frame']:.1f} | {r['burst_frames_per_s']:,.0f} |"
         f" {r['burst_client_p50_ms']:.0f} / {r['burst_client_p99_ms']:.0f} | {r['burst_cpu_us_per_frame']:.1f} |"
-        f" {r['compressed_frames']:,} | {r['rss_mb']:.0f} |"
+        f" {r['compressed_frames']:,} | {r['rss_start_mb']:.0f} / {r['rss_mb']:.0f} |"
     )
 
 
@@ -98,7 +98,7 @@ def report(setup: dict[str, Any], fanout: dict[str, Any], skeleton: dict[str, An
         f" Connecting the clients took {fanout['connect_s']:.1f} s (skeleton {skeleton['connect_s']:.1f} s).\n",
         "| server | steady frames received | append -> written p50 / p99 ms | append -> received p50 / p99 / max ms |"
         " steady CPU µs/frame | burst frames/s | burst received p50 / p99 ms | burst CPU µs/frame | frames compressed |"
-        " RSS MB after |",
+        " RSS MB at start / after |",
         "|---|---|---|---|---|---|---|---|---|---|",
         row("`aob fanout`", fanout),
         row("skeleton", skeleton),
