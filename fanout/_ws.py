@@ -58,7 +58,7 @@ class _Writer:
 
     def __init__(self, websocket: WebSocket, send: Send, after: str, metrics: StreamMetrics) -> None:
         self.websocket = websocket
-        frames = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        frames = (websocket.scope.get("extensions") or {}).get(FRAMES_EXTENSION)
         self.send = send if frames is not None else None
         self.write_frames_now: Callable[[bytes], bool] | None = frames.get("write_now") if frames else None
         self.last_sent = after
