@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -11,6 +12,8 @@ from types import TracebackType
 from common.events.frames import WireEvent, id_key
 from common.events.history import EventHistory
 from common.events.hub import Batch, Hub, Subscription
+
+logger = logging.getLogger(__name__)
 
 # No bound: every event at hand in one chunk.
 UNBOUNDED = 2**62
@@ -143,10 +146,15 @@ class EventFeed:
             return False
         if self.run_id is not None and any(event.terminal for event in batch.events):
             return False
-        if not self._sink(batch.events):
+        try:
+            written = self._sink(batch.events)
+        except Exception:  # one client's failure must not stop the reader that serves every client
+            logger.exception("direct write to a client of %s failed; its events go through the feed", self.stream)
+            self._sink = None
             return False
-        self._last = batch.events[-1].id
-        return True
+        if written:
+            self._last = batch.events[-1].id
+        return written
 
     def _after(self, events: Sequence[WireEvent]) -> tuple[list[WireEvent], bool]:
         # The events past the last one handed out, up to and including a run's terminal event; and whether that

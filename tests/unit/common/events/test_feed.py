@@ -155,3 +155,25 @@ async def test_a_batch_after_a_gap_or_past_the_bound_goes_through_the_feed() -> 
         hub.dispatch(STREAM, "4-0", (event(5), event(6), event(7)))
         assert (ids(await waiting), sink.written) == (["5-0", "6-0"], [])
         await chunks.aclose()
+
+
+async def test_a_failing_sink_hands_its_events_to_the_feed_and_is_not_used_again() -> None:
+    hub, calls = Hub(queue_size=100), []
+
+    def broken(events: Sequence[WireEvent]) -> bool:
+        calls.append(events)
+        raise RuntimeError("connection in a state nobody expected")
+
+    async with EventFeed(hub, StoredHistory([]), STREAM, "0-0", "r1") as feed:
+        feed.write_directly(broken)
+        hub.start(STREAM, "0-0")
+        chunks = feed.chunks()
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)
+        hub.dispatch(STREAM, "0-0", (event(1),))
+        assert ids(await waiting) == ["1-0"]
+        waiting = asyncio.ensure_future(anext(chunks))
+        await asyncio.sleep(0)
+        hub.dispatch(STREAM, "1-0", (event(2),))
+        assert ids(await waiting) == ["2-0"] and len(calls) == 1
+        await chunks.aclose()
