@@ -351,6 +351,9 @@ class FanoutSettings(CommonSettings):
     key_recheck_s: KeyRecheck
     pending_run_timeout_s: float = Field(default=300.0, gt=0, description="wait for a run that has not started")
     resync_send_timeout_s: float = Field(default=30.0, gt=0, description="wait to deliver a resync to a slow client")
+    write_batch_bytes: int = Field(
+        default=65536, ge=1, description="most bytes of pending frames written to one client at once"
+    )
 
 
 S = TypeVar("S", bound=BaseSettings)

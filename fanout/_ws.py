@@ -15,20 +15,21 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import asyncpg
+from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from common.auth import Principal, authenticate
-from common.events.feed import Delivery, EventFeed
-from common.events.frames import START_ID, valid_id
+from common.events.feed import Chunk, EventFeed
+from common.events.frames import START_ID, WireEvent, valid_id
 from common.events.hub import Overflowed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.key_watch import KeyWatch
 from common.settings import FanoutSettings
+from fanout._protocol import FRAMES_EXTENSION
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,47 @@ class _Refused(Exception):
         self.reason = reason
 
 
-@dataclass
-class _Progress:
-    last_sent: str
+class _Writer:
+    """Writes events to one client and remembers the last one written (a resync names it).
+
+    Where the server offers ``aob.websocket.frames``, a chunk's frames, encoded once for every client, go out in
+    one write, and ``write_now`` can write while the client's task sleeps; elsewhere each event is one
+    ``websocket.send``.
+    """
+
+    def __init__(self, websocket: WebSocket, send: Send, after: str, metrics: StreamMetrics) -> None:
+        self.websocket = websocket
+        frames = (websocket.scope.get("extensions") or {}).get(FRAMES_EXTENSION)
+        self.send = send if frames is not None else None
+        self.write_frames_now: Callable[[bytes], bool] | None = frames.get("write_now") if frames else None
+        self.last_sent = after
+        self.metrics = metrics
+
+    async def write(self, events: Sequence[WireEvent], live: bool) -> None:
+        """Write ``events``, waiting while the connection's buffer is full."""
+        if self.send is None:
+            for event in events:
+                await self.websocket.send_text(event.text)
+                self.last_sent = event.id
+        else:
+            try:
+                await self.send({"type": FRAMES_EXTENSION, "bytes": _frames(events)})
+            except OSError:  # the server's ClientDisconnected, as Starlette's WebSocket.send reads it
+                raise WebSocketDisconnect(code=1006) from None
+            self.last_sent = events[-1].id
+        self.metrics.delivered_all(events, live)
+
+    def write_now(self, events: Sequence[WireEvent]) -> bool:
+        """Write live ``events`` if the connection takes them without waiting; whether it did."""
+        if self.write_frames_now is None or not self.write_frames_now(_frames(events)):
+            return False
+        self.last_sent = events[-1].id
+        self.metrics.delivered_all(events, True)
+        return True
+
+
+def _frames(events: Sequence[WireEvent]) -> bytes:
+    return events[0].ws_frame if len(events) == 1 else b"".join(event.ws_frame for event in events)
 
 
 class SocketHandler:
@@ -69,15 +108,18 @@ class SocketHandler:
         self.metrics = metrics
         self.key_watch = key_watch
 
-    async def run_endpoint(self, websocket: WebSocket) -> None:
-        """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end."""
-        await self._serve(websocket, websocket.path_params["run_id"])
+    async def run_endpoint(self, websocket: WebSocket, send: Send) -> None:
+        """``/ws/runs/{run_id}?after=<id>``: the run's events after ``after``, then a normal close at its end.
 
-    async def tenant_endpoint(self, websocket: WebSocket) -> None:
+        ``send`` is the server's own ASGI send, for the frames extension (``fanout._protocol``).
+        """
+        await self._serve(websocket, send, websocket.path_params["run_id"])
+
+    async def tenant_endpoint(self, websocket: WebSocket, send: Send) -> None:
         """``/ws/tenant?after=<id>``: run-level events of the caller's tenant, until the client leaves."""
-        await self._serve(websocket, None)
+        await self._serve(websocket, send, None)
 
-    async def _serve(self, websocket: WebSocket, run_id: str | None) -> None:
+    async def _serve(self, websocket: WebSocket, send: Send, run_id: str | None) -> None:
         await websocket.accept()
         try:
             principal, after = await self._admit(websocket)
@@ -100,7 +142,8 @@ class SocketHandler:
         try:
             with self.key_watch.watch(principal) as revoked:
                 async with feed:
-                    await self._pump(websocket, feed, principal, None if tenant_known else run_id, revoked)
+                    writer = _Writer(websocket, send, feed.after, self.metrics)
+                    await self._pump(writer, feed, principal, None if tenant_known else run_id, revoked)
         finally:
             self.metrics.clients.dec()
 
@@ -137,14 +180,14 @@ class SocketHandler:
 
     async def _pump(
         self,
-        websocket: WebSocket,
+        writer: _Writer,
         feed: EventFeed,
         principal: Principal,
         pending_run: str | None,
         revoked: asyncio.Event,
     ) -> None:
-        progress = _Progress(feed.after)
-        sender = asyncio.create_task(self._send_all(websocket, feed, progress, principal, pending_run))
+        websocket = writer.websocket
+        sender = asyncio.create_task(self._send_all(writer, feed, principal, pending_run))
         receiver = asyncio.create_task(_until_disconnect(websocket))
         overflow = asyncio.create_task(feed.overflowed.wait())
         revocation = asyncio.create_task(revoked.wait())
@@ -162,7 +205,7 @@ class SocketHandler:
             return
         error = sender.exception() if sender in done and not sender.cancelled() else None
         if overflow in done or isinstance(error, Overflowed):
-            await self._resync(websocket, progress.last_sent)
+            await self._resync(websocket, writer.last_sent)
         elif isinstance(error, _Refused):
             await _close(websocket, error.code, error.reason)
         elif isinstance(error, WebSocketDisconnect | WebSocketDisconnected):
@@ -172,31 +215,27 @@ class SocketHandler:
         else:
             await _close(websocket, CLOSE_DONE, "run ended")
 
-    async def _send_all(
-        self,
-        websocket: WebSocket,
-        feed: EventFeed,
-        progress: _Progress,
-        principal: Principal,
-        pending_run: str | None,
-    ) -> None:
-        deliveries = feed.deliveries()
-        async with contextlib.aclosing(deliveries):
+    async def _send_all(self, writer: _Writer, feed: EventFeed, principal: Principal, pending_run: str | None) -> None:
+        chunks = feed.chunks(self.settings.write_batch_bytes)
+        async with contextlib.aclosing(chunks):
             if pending_run is not None:
-                first = await self._first_of_pending_run(deliveries, pending_run, principal)
+                first = await self._first_of_pending_run(chunks, pending_run, principal)
                 if first is None:
                     return
-                await self._send(websocket, first, progress)
-            async for delivery in deliveries:
-                await self._send(websocket, delivery, progress)
+                await writer.write(first.events, first.live)
+            # Only now: the first chunk of a pending run is checked above before anything is written.
+            if writer.write_frames_now is not None:
+                feed.write_directly(writer.write_now)
+            async for chunk in chunks:
+                await writer.write(chunk.events, chunk.live)
 
     async def _first_of_pending_run(
-        self, deliveries: AsyncGenerator[Delivery, None], run_id: str, principal: Principal
-    ) -> Delivery | None:
+        self, chunks: AsyncGenerator[Chunk, None], run_id: str, principal: Principal
+    ) -> Chunk | None:
         # The run had not started at connect time, so its tenant is checked once its first event exists.
         try:
             async with asyncio.timeout(self.settings.pending_run_timeout_s):
-                first = await anext(deliveries)
+                first = await anext(chunks)
         except StopAsyncIteration:
             return None
         except TimeoutError:
@@ -204,11 +243,6 @@ class SocketHandler:
         if await self.streams.history.run_tenant(run_id) != principal.tenant_id:
             raise _Refused(CLOSE_NOT_FOUND, f"run {run_id}: not found")
         return first
-
-    async def _send(self, websocket: WebSocket, delivery: Delivery, progress: _Progress) -> None:
-        await websocket.send_text(delivery.event.text)
-        progress.last_sent = delivery.event.id
-        self.metrics.delivered(delivery.event, delivery.live)
 
     async def _resync(self, websocket: WebSocket, last_sent: str) -> None:
         self.metrics.resyncs.inc()

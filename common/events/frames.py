@@ -7,18 +7,25 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 TERMINAL_EVENT_TYPES = frozenset({"run_succeeded", "run_failed", "run_cancelled", "run_timed_out"})
 START_ID = "0-0"
 
 
 @dataclass(frozen=True, slots=True)
 class WireEvent:
-    """One event: its stream id (the resume cursor), type, append time and the JSON frame sent to clients."""
+    """One event: its stream id (the resume cursor), type, append time and the JSON frame sent to clients.
+
+    ``ws_frame`` is ``text`` as one complete WebSocket message, encoded once and written as is to every WebSocket
+    client that watches the stream.
+    """
 
     id: str
     type: str
     ts: int
     text: str
+    ws_frame: bytes
 
     @property
     def terminal(self) -> bool:
@@ -28,7 +35,13 @@ class WireEvent:
 def wire_event(entry_id: str, event: dict[str, Any]) -> WireEvent:
     """The frame ``{"id", "v", "type", "run_id", "node_id"?, "ts", "data"}`` of one decoded event (passed as stored)."""
     frame = {"id": entry_id, **{k: v for k, v in event.items() if k != "id"}}
-    return WireEvent(entry_id, str(event.get("type", "")), int(event.get("ts", 0)), json.dumps(frame, default=str))
+    text = json.dumps(frame, default=str)
+    return WireEvent(entry_id, str(event.get("type", "")), int(event.get("ts", 0)), text, websocket_text_frame(text))
+
+
+def websocket_text_frame(text: str) -> bytes:
+    """``text`` as one final, unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 def from_entry(entry_id: str, fields: dict[str, str]) -> WireEvent:

@@ -35,10 +35,15 @@ class Subscription:
         self._batches: deque[Batch] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
+        # Set by the feed while its consumer waits, caught up: takes a batch at once (True) instead of queueing it.
+        self.direct: Callable[[Batch], bool] | None = None
 
     def offer(self, batch: Batch) -> None:
-        """Queue ``batch``; past ``max_events`` queued, drop everything and flag the overflow instead."""
+        """Queue ``batch`` (unless ``direct`` took it); past ``max_events`` queued, drop everything and flag the
+        overflow instead."""
         if self.overflowed.is_set():
+            return
+        if self.direct is not None and not self._batches and self.direct(batch):
             return
         if self._queued + len(batch.events) > self.max_events:
             self._batches.clear()
@@ -50,8 +55,11 @@ class Subscription:
         self._queued += len(batch.events)
         self._ready.set()
 
-    async def get(self) -> Batch:
-        """The next batch; raises ``Overflowed`` once the queue has overflowed."""
+    async def get(self) -> list[Batch]:
+        """Every batch queued, oldest first, once there is one; raises ``Overflowed`` once the queue has overflowed.
+
+        Taking all at once lets a client that fell a little behind catch up in one write.
+        """
         while not self._batches:
             if self.overflowed.is_set():
                 raise Overflowed(f"{self.stream}: more than {self.max_events} events queued for one client")
@@ -59,9 +67,10 @@ class Subscription:
             await self._ready.wait()
         if self.overflowed.is_set():
             raise Overflowed(f"{self.stream}: more than {self.max_events} events queued for one client")
-        batch = self._batches.popleft()
-        self._queued -= len(batch.events)
-        return batch
+        batches = list(self._batches)
+        self._batches.clear()
+        self._queued = 0
+        return batches
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from common.events.frames import WireEvent
 from common.metrics import Metrics
@@ -30,6 +31,14 @@ class StreamMetrics:
             ["transport"],
             buckets=_LATENCY_BUCKETS_S,
         ).labels(transport)
+
+    def delivered_all(self, events: Sequence[WireEvent], live: bool) -> None:
+        """Count frames written together; live events also record their latency."""
+        self.sent.inc(len(events))
+        if live:
+            now_ms = time.time() * 1000
+            for event in events:
+                self.latency.observe(max(0.0, (now_ms - event.ts) / 1000))
 
     def delivered(self, event: WireEvent, live: bool) -> None:
         """Count one frame written; live events also record their latency."""
