@@ -189,5 +189,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_fanout(args: argparse.Namespace) -> int:
-    """Run ``fanout.run_fanout(settings)``."""
-    return _run_service("fanout", "fanout", "run_fanout", load_settings(FanoutSettings))
+    """Run ``fanout.run_fanout(settings)`` on uvloop (bursts cost it less CPU per frame than the default loop)."""
+    settings = load_settings(FanoutSettings)
+    return _run_service("fanout", "fanout", "run_fanout", settings, loop_factory=uvloop.new_event_loop)
