@@ -28,7 +28,7 @@ RUN_SCRIPTS = (
     "request_approval",
     "rebuild_run",
 )
-STANDALONE_SCRIPTS = ("move_due", "drain_signals")
+STANDALONE_SCRIPTS = ("move_due", "drain_signals", "read_tokens")
 
 
 @cache
@@ -120,6 +120,18 @@ class Scripts:
             client=client,
         )
         return int(result)
+
+    async def read_tokens(
+        self, tokens: Sequence[tuple[str, str, list[str]]], run_fields: Sequence[str], ir_runs: Sequence[str]
+    ) -> list[Any]:
+        """For each (run id, node id, output node ids) the run's ``run_fields``, the node's state and the output
+        refs, then the IR text of each run in ``ir_runs``, in one call."""
+        keys: list[str] = []
+        for run_id, _, _ in tokens:
+            keys += [self.keys.run(run_id), self.keys.nodes(run_id), self.keys.ctx(run_id)]
+        keys += [self.keys.ir(run_id) for run_id in ir_runs]
+        asks = json.dumps([[node_id, needed] for _, node_id, needed in tokens])
+        return list(await self._scripts["read_tokens"](keys=keys, args=[len(tokens), asks, *run_fields]))
 
     async def drain_signals(self, inflight_key: str, batch: int) -> list[str]:
         """Move up to ``batch`` waiting signals into ``inflight_key``; returns them."""
