@@ -18,7 +18,7 @@ from common.runs.decisions import Decision
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the run-state prelude; the others stand alone.
 RUN_SCRIPTS = (
-    "start_run",
+    "start_runs",
     "apply_completion",
     "end_run",
     "mark_started",
@@ -94,22 +94,33 @@ class Scripts:
         argv = [self._templates, *args]
         return await self._scripts[name](keys=[*self.run_keys(run_id), *extra_keys], args=argv, client=client)
 
+    async def run_batch_script(self, name: str, keys: list[str], *args: Any) -> Any:
+        """Call a run-state script that handles several runs; ``keys`` already holds each run's (see _lib.lua)."""
+        return await self._scripts[name](keys=keys, args=[self._templates, *args])
+
     async def apply_completions(self, batch: list[tuple[str, Decision, str]], max_agents: int) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
 
         Returns ``[result, run status, has outputs]`` per decision, in order.
         """
         graphs: dict[str, int] = {}
+        runs: dict[str, int] = {}
         keys: list[str] = []
         graph_of: list[int] = []
+        run_of: list[int] = []
         for run_id, _, graph_json in batch:
-            keys += self.run_keys(run_id)
+            if run_id not in runs:
+                # The first run brings the four keys every run shares; each further run only its seven own.
+                keys += self.run_keys(run_id)[: 7 if runs else None]
+                runs[run_id] = len(runs)
+            run_of.append(runs[run_id])
             graph_of.append(graphs.setdefault(graph_json, len(graphs) + 1))
         # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
         decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
         argv = [self._templates, max_agents, decisions_json, graphs_json]
-        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, json.dumps(graph_of)])
+        args = [*argv, json.dumps(graph_of), json.dumps(run_of)]
+        result = await self._scripts["apply_completion"](keys=keys, args=args)
         return list(result)
 
     async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
