@@ -25,6 +25,11 @@ from common.streams import Batch, StreamConsumer
 logger = logging.getLogger(__name__)
 
 ARCHIVER_GROUP = "archiver"
+# KEYS[1] = a run's events stream, ARGV[1] = the first id to keep. Atomic, so an event appended in between stays.
+_TRIM_ARCHIVED = """
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+"""
 _INSERT_SQL = """
 INSERT INTO run_events (run_id, event_id, type, data, created_at)
 VALUES ($1, $2, $3, $4, to_timestamp($5::double precision / 1000))
@@ -58,6 +63,7 @@ class EventArchiver:
         self.pool = pool
         self.keys = keys
         self.page = page
+        self._trim = redis.register_script(_TRIM_ARCHIVED)
         self._consumer = StreamConsumer(
             redis,
             name="archiver",
@@ -128,8 +134,9 @@ class EventArchiver:
         if await self.redis.exists(run_key):
             await self.redis.hset(run_key, ARCHIVED_FIELD, last)
         ms, seq = id_key(last)
-        # MINID removes exactly the archived prefix: an event appended meanwhile is never trimmed unarchived.
-        await self.redis.xtrim(self.keys.events(run_id), minid=f"{ms}-{seq + 1}", approximate=False)
+        # MINID removes exactly the archived prefix: an event appended meanwhile is never trimmed unarchived. A
+        # stream left empty goes too: each ended run would otherwise keep an empty stream key for good.
+        await self._trim(keys=[self.keys.events(run_id)], args=[f"{ms}-{seq + 1}"])
 
 
 def _row(run_id: str, entry_id: str, fields: dict[str, str]) -> tuple[Any, ...]:
