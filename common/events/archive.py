@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 
 from common.events.frames import START_ID, TERMINAL_EVENT_TYPES, id_key
@@ -37,7 +38,7 @@ if redis.call('XLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[2]) end
 """
 _INSERT_SQL = """
 INSERT INTO run_events (run_id, event_id, type, data, created_at)
-VALUES ($1, $2, $3, $4, to_timestamp($5::double precision / 1000))
+VALUES ($1, $2, $3, $4::text::jsonb, to_timestamp($5::double precision / 1000))
 ON CONFLICT (run_id, event_id) DO NOTHING
 """
 
@@ -170,5 +171,7 @@ class EventArchiver:
 
 
 def _row(run_id: str, entry_id: str, fields: dict[str, str]) -> tuple[Any, ...]:
-    event = json.loads(fields["e"])
-    return run_id, entry_id, str(event.get("type", "")), event, int(event.get("ts", 0))
+    # The event goes in as the text Redis holds: decoding it only to encode it again for jsonb costs twice.
+    text = fields["e"]
+    event = orjson.loads(text)
+    return run_id, entry_id, str(event.get("type", "")), text, int(event.get("ts", 0))

@@ -12,9 +12,17 @@ local function start_one(fields, ir_index, timeout_ms)
     return { 'exists', redis.call('HGET', K_RUN, 'status') }
   end
   local base = 3 + (ir_index - 1) * 3
-  for k, v in pairs(fields) do redis.call('HSET', K_RUN, k, v) end
-  redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'epoch', 0,
-    'started_ms', NOW, 'agents_started', 0)
+  -- One HSET: the run's fields, then the state every run starts in.
+  local hash = {}
+  for k, v in pairs(fields) do
+    hash[#hash + 1] = k
+    hash[#hash + 1] = v
+  end
+  for _, v in ipairs({ 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'epoch', 0, 'started_ms', NOW,
+      'agents_started', 0 }) do
+    hash[#hash + 1] = v
+  end
+  redis.call('HSET', K_RUN, unpack(hash))
   RUN_ID, RUN_EPOCH, RUN_IR_VERSION = fields.run_id, '0', tostring(fields.ir_version)
   count_active(true)
   redis.call('SET', K_IR, ARGV[base + 1])
