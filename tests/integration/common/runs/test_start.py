@@ -14,7 +14,11 @@ from common.workflow.compiler import compile_definition
 from common.workflow.ir import IR
 
 CHAIN = compile_definition(
-    {"name": "chain", "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}], "edges": [{"from": "a", "to": "b"}]}
+    {
+        "name": "chain",
+        "nodes": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop"}],
+        "edges": [{"from": "a", "to": "b"}],
+    }
 ).ir
 FAN_IN = compile_definition(
     {
