@@ -88,13 +88,13 @@ def report(
         f" USAGE of its keys) until hot retention ({memory['hot_retention_s']} s here, a day by default) expires"
         " them. After waves of 10-node chains:\n"
     )
-    lines += ["| transitions | coordinator RSS MB | worker RSS MB | Redis used MB | keys left |"]
+    lines += ["| transitions | coordinator RSS MB | worker RSS MB | keys left (bytes) | Redis used MB (whole server) |"]
     lines.append("|---|---|---|---|---|")
     for sample in samples:
         rss = sample["rss_mb"]
         lines.append(
-            f"| {sample['transitions']:,} | {rss['coordinator']} | {rss['worker']} | {sample['redis_used_mb']} |"
-            f" {sample['keys_left']:,} |"
+            f"| {sample['transitions']:,} | {rss['coordinator']} | {rss['worker']} | {sample['keys_left']:,}"
+            f" ({sample['bytes_left']:,}) | {sample['redis_used_mb']} |"
         )
     met = [
         f"chain {engine['chain']['transitions_per_s']:,.0f}/s (target {TARGETS['chain']:,.0f}):"
