@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,14 +114,15 @@ class Preparer:
             wanted.append(_Wanted(p, token, run, entry, needed, refs))
         # Tokens whose IR was not cached (or was patched) learn only now which outputs they need.
         late = [w for w in wanted if w.needed != w.planned]
+        late_refs: Iterator[list[Any]] = iter(())
         if any(w.needed for w in late):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for w in late:
                     if w.needed:
                         pipe.hmget(self._keys.ctx(w.token.run_id), w.needed)
                 late_refs = iter(await pipe.execute())
-            for w in late:
-                w.refs = next(late_refs) if w.needed else []
+        for w in late:
+            w.refs = next(late_refs) if w.needed else []
         # Tokens of one run share its inputs, parsed once per batch.
         inputs: dict[str, dict[str, Any]] = {}
         for w in wanted:
