@@ -123,7 +123,7 @@ class Preparer:
                 late_refs = iter(await pipe.execute())
         for w in late:
             w.refs = next(late_refs) if w.needed else []
-        # Tokens of one run share its inputs, parsed once per batch.
+        # Tokens with the same inputs text (those of one run) share one parsed copy: handlers only read it.
         inputs: dict[str, dict[str, Any]] = {}
         for w in wanted:
             raw_inputs = w.run["inputs"] or "{}"
