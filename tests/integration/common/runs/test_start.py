@@ -32,7 +32,7 @@ FAN_IN = compile_definition(
     }
 ).ir
 # Times differ between two starts; everything else must not.
-TIMES = {"started_ms", "deadline_ms", "queued_at", "ts", "started_at", "deadline_at"}
+TIMES = {"started_ms", "ended_ms", "deadline_ms", "queued_at", "ts", "started_at", "ended_at", "deadline_at"}
 
 
 def _starts() -> list[tuple[RunStart, IR]]:
