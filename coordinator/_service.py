@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from common.clients import open_clients
+from common.gc_tuning import settle_heap
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
@@ -267,4 +268,5 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
         reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
+        settle_heap()
         await serve_until_signalled(coordinator, recorder, archiver, reconciler)

@@ -1,20 +1,18 @@
-"""Turning a batch of stream entries into ready-to-run node contexts, with a few pipelined round trips."""
+"""Turning a batch of stream entries into ready-to-run node contexts, in one script call (two for new runs)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from common.errors import NodeFailed, TemplateError
-from common.keys import Keys
 from common.runs.cas import Cas
-from common.runs.ir_cache import IrCache
+from common.runs.ir_cache import CachedIr, IrCache
 from common.runs.messages import (
     TERMINAL_RUN_STATUSES,
     CompletionSignal,
@@ -23,10 +21,10 @@ from common.runs.messages import (
     Token,
     unsupported_version,
 )
-from common.runs.scripts import now_ms
+from common.runs.scripts import Scripts, now_ms
 from common.secrets import SECRET_FIELDS, SecretSlots
-from common.workflow.ir import CONTROL_TYPES, IrNode
-from common.workflow.templates import TemplateLimits, TemplateScope, referenced_nodes, render_value
+from common.workflow.ir import CONTROL_TYPES
+from common.workflow.templates import TemplateLimits, TemplateScope, render_value
 from workers._handler import NodeContext
 
 logger = logging.getLogger(__name__)
@@ -48,20 +46,36 @@ class Prepared:
     malformed: bool = False
 
 
+@dataclass
+class _Wanted:
+    """A live token whose run and IR are known, waiting for its outputs to be resolved."""
+
+    prepared: Prepared
+    token: Token
+    run: dict[str, str | None]
+    entry: CachedIr
+    planned: list[str]
+    refs: list[Any]
+
+    @property
+    def needed(self) -> list[str]:
+        return self.entry.shape.needed_outputs(self.token.node_id)
+
+
 class Preparer:
     """Loads run fields, IRs and upstream outputs for many tokens at once and resolves their configs."""
 
     def __init__(
         self,
-        redis: aioredis.Redis,
-        keys: Keys,
+        scripts: Scripts,
         cas: Cas,
         irs: IrCache,
         worker_id: str,
         template_limits: TemplateLimits,
     ) -> None:
-        self._redis = redis
-        self._keys = keys
+        self._scripts = scripts
+        self._redis = scripts.redis
+        self._keys = scripts.keys
         self._cas = cas
         self._irs = irs
         self._worker_id = worker_id
@@ -70,8 +84,8 @@ class Preparer:
     async def prepare(self, entries: Sequence[tuple[str, dict[str, str] | None]]) -> list[Prepared]:
         """Prepare every entry; entries of ended or unknown runs come back with neither ctx nor signal.
 
-        One round trip reads the run fields, the IRs not cached yet and the outputs the cached IRs say each
-        token needs; only tokens of newly seen (or patched) runs need a second one for their outputs.
+        One script call reads the run fields, the IRs not cached yet and the outputs the cached IRs say each
+        token needs; only tokens of newly seen (or patched) runs need a second round trip for their outputs.
         """
         prepared = [self._parse(entry_id, fields) for entry_id, fields in entries]
         live = [(p, p.token) for p in prepared if p.token is not None]
@@ -79,25 +93,14 @@ class Preparer:
             return prepared
         missing = sorted({token.run_id for _, token in live if self._irs.peek(token.run_id) is None})
         planned = [self._needed(token) for _, token in live]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for _, token in live:
-                pipe.hmget(self._keys.run(token.run_id), RUN_FIELDS)
-                pipe.hget(self._keys.nodes(token.run_id), token.node_id)
-            for run_id in missing:
-                pipe.get(self._keys.ir(run_id))
-            for (_, token), needed in zip(live, planned, strict=True):
-                if needed:
-                    pipe.hmget(self._keys.ctx(token.run_id), needed)
-            replies = iter(await pipe.execute())
-            runs = [(next(replies), next(replies)) for _ in live]
-            for run_id in missing:
-                raw = next(replies)
-                if raw is not None:
-                    self._irs.store_json(run_id, raw)
-            planned_refs = [next(replies) if needed else [] for needed in planned]
-        wanted: list[tuple[Prepared, Token, dict[str, str | None], IrNode, list[str], list[str], list[Any]]] = []
+        asks = [(token.run_id, token.node_id, needed) for (_, token), needed in zip(live, planned, strict=True)]
+        replies = await self._scripts.read_tokens(asks, RUN_FIELDS, missing)
+        for run_id, raw in zip(missing, replies[len(live) :], strict=True):
+            if raw is not None:
+                self._irs.store_json(run_id, raw)
+        wanted: list[_Wanted] = []
         stale: list[tuple[Token, str]] = []
-        for (p, token), (values, node_state), needed, refs in zip(live, runs, planned, planned_refs, strict=True):
+        for (p, token), (values, node_state, refs), needed in zip(live, replies, planned, strict=False):
             run = dict(zip(RUN_FIELDS, values, strict=True))
             if run["status"] is None or run["status"] in TERMINAL_RUN_STATUSES:
                 continue
@@ -108,21 +111,25 @@ class Preparer:
             entry = await self._irs.get(token.run_id, int(run["ir_version"] or 0))
             if entry is None or token.node_id not in entry.ir.nodes:
                 continue
-            node = entry.ir.nodes[token.node_id]
-            predecessors = entry.predecessors(node.id)
-            wanted.append((p, token, run, node, predecessors, needed, refs))
+            wanted.append(_Wanted(p, token, run, entry, needed, refs))
         # Tokens whose IR was not cached (or was patched) learn only now which outputs they need.
-        late = [w for w in wanted if _needed_outputs(w[3], w[4]) != w[5]]
-        fetched: dict[int, list[Any]] = {}
-        if any(_needed_outputs(w[3], w[4]) for w in late):
+        late = [w for w in wanted if w.needed != w.planned]
+        late_refs: Iterator[list[Any]] = iter(())
+        if any(w.needed for w in late):
             async with self._redis.pipeline(transaction=False) as pipe:
-                for _, token, _, node, predecessors, _, _ in late:
-                    if _needed_outputs(node, predecessors):
-                        pipe.hmget(self._keys.ctx(token.run_id), _needed_outputs(node, predecessors))
+                for w in late:
+                    if w.needed:
+                        pipe.hmget(self._keys.ctx(w.token.run_id), w.needed)
                 late_refs = iter(await pipe.execute())
-            fetched = {id(w[0]): next(late_refs) if _needed_outputs(w[3], w[4]) else [] for w in late}
-        for p, token, run, node, predecessors, _, refs in wanted:
-            await self._resolve(p, token, run, node, predecessors, fetched.get(id(p), refs))
+        for w in late:
+            w.refs = next(late_refs) if w.needed else []
+        # Tokens with the same inputs text (those of one run) share one parsed copy: handlers only read it.
+        inputs: dict[str, dict[str, Any]] = {}
+        for w in wanted:
+            raw_inputs = w.run["inputs"] or "{}"
+            if raw_inputs not in inputs:
+                inputs[raw_inputs] = json.loads(raw_inputs)
+            await self._resolve(w, inputs[raw_inputs])
         if stale:
             await self._announce_dropped(stale)
         return prepared
@@ -144,8 +151,7 @@ class Preparer:
         entry = self._irs.peek(token.run_id)
         if entry is None or token.node_id not in entry.ir.nodes:
             return []
-        node = entry.ir.nodes[token.node_id]
-        return _needed_outputs(node, entry.predecessors(node.id))
+        return entry.shape.needed_outputs(token.node_id)
 
     def _parse(self, entry_id: str, fields: dict[str, str] | None) -> Prepared:
         if not fields or "t" not in fields:
@@ -158,26 +164,20 @@ class Preparer:
                 logger.error("token %s refused: %s", entry_id, refusal)
             return Prepared(entry_id, fields, malformed=True)
 
-    async def _resolve(
-        self,
-        p: Prepared,
-        token: Token,
-        run: dict[str, str | None],
-        node: IrNode,
-        predecessors: list[str],
-        node_refs: list[str | None],
-    ) -> None:
+    async def _resolve(self, w: _Wanted, inputs: dict[str, Any]) -> None:
+        p, token, run, shape = w.prepared, w.token, w.run, w.entry.shape
+        node = shape.ir.nodes[token.node_id]
         upstream: dict[str, Any] = {}
-        for node_id, ref in zip(_needed_outputs(node, predecessors), node_refs, strict=True):
+        for node_id, ref in zip(w.needed, w.refs, strict=True):
             if ref is not None:
                 upstream[node_id] = await self._cas.load_output(ref)
-        inputs = json.loads(run["inputs"] or "{}")
         # Secret references the author wrote become placeholders before templates run: see common.secrets.references.
         slots = SecretSlots()
         try:
+            # A config without templates (secret references look like templates too) renders to itself.
             config = (
                 node.config
-                if node.type in CONTROL_TYPES
+                if node.type in CONTROL_TYPES or not shape.templated(node.id)
                 else render_value(
                     slots.shield(node.config, SECRET_FIELDS.get(node.type, ())),
                     TemplateScope(inputs, upstream, limits=self._template_limits),
@@ -195,7 +195,7 @@ class Preparer:
             config=config,
             inputs=inputs,
             upstream=upstream,
-            predecessors=predecessors,
+            predecessors=shape.predecessors(node.id),
             tenant_id=run["tenant"] or "",
             started_by=run["started_by"],
             redis=self._redis,
@@ -203,11 +203,6 @@ class Preparer:
             worker_id=self._worker_id,
             secret_slots=slots,
         )
-
-
-def _needed_outputs(node: IrNode, predecessors: list[str]) -> list[str]:
-    """The nodes whose outputs a node's handler may see: its predecessors and those its config refers to."""
-    return sorted(set(predecessors) | referenced_nodes(node.config))
 
 
 def node_failed_error(exc: NodeFailed) -> NodeError:

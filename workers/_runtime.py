@@ -55,7 +55,7 @@ class Worker:
         self._cas = cas or Cas(redis, self._keys)
         self._irs = IrCache(redis, self._keys)
         self._handlers = {self._keys.tasks(h.node_type): h for h in handlers}
-        self._preparer = Preparer(redis, self._keys, self._cas, self._irs, self.id, template_limits=settings)
+        self._preparer = Preparer(self._scripts, self._cas, self._irs, self.id, template_limits=settings)
         metrics = metrics or Metrics()
         self._done = metrics.counter("aob_worker_tokens_total", "tokens handled", ["type", "outcome"])
         self._exec = metrics.histogram("aob_worker_exec_seconds", "handler time", ["type"])

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from common.clients import open_clients
 from common.errors import ConfigError
+from common.gc_tuning import settle_heap
 from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
@@ -64,4 +65,5 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
         async with _handler_for(node_type, settings, pool, redis, metrics) as handler:
             cas = Cas(redis, Keys(settings.key_prefix), pool)
             worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics)
+            settle_heap()
             await serve_until_signalled(worker)

@@ -18,7 +18,7 @@ from common.runs.decisions import Decision
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 # Scripts that share the run-state prelude; the others stand alone.
 RUN_SCRIPTS = (
-    "start_run",
+    "start_runs",
     "apply_completion",
     "end_run",
     "mark_started",
@@ -28,7 +28,7 @@ RUN_SCRIPTS = (
     "request_approval",
     "rebuild_run",
 )
-STANDALONE_SCRIPTS = ("move_due", "drain_signals")
+STANDALONE_SCRIPTS = ("move_due", "drain_signals", "read_tokens")
 
 
 @cache
@@ -94,22 +94,33 @@ class Scripts:
         argv = [self._templates, *args]
         return await self._scripts[name](keys=[*self.run_keys(run_id), *extra_keys], args=argv, client=client)
 
+    async def run_batch_script(self, name: str, keys: list[str], *args: Any) -> Any:
+        """Call a run-state script that handles several runs; ``keys`` already holds each run's (see _lib.lua)."""
+        return await self._scripts[name](keys=keys, args=[self._templates, *args])
+
     async def apply_completions(self, batch: list[tuple[str, Decision, str]], max_agents: int) -> list[list[Any]]:
         """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
 
         Returns ``[result, run status, has outputs]`` per decision, in order.
         """
         graphs: dict[str, int] = {}
+        runs: dict[str, int] = {}
         keys: list[str] = []
         graph_of: list[int] = []
+        run_of: list[int] = []
         for run_id, _, graph_json in batch:
-            keys += self.run_keys(run_id)
+            if run_id not in runs:
+                # The first run brings the four keys every run shares; each further run only its seven own.
+                keys += self.run_keys(run_id)[: 7 if runs else None]
+                runs[run_id] = len(runs)
+            run_of.append(runs[run_id])
             graph_of.append(graphs.setdefault(graph_json, len(graphs) + 1))
         # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
         decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
         argv = [self._templates, max_agents, decisions_json, graphs_json]
-        result = await self._scripts["apply_completion"](keys=keys, args=[*argv, json.dumps(graph_of)])
+        args = [*argv, json.dumps(graph_of), json.dumps(run_of)]
+        result = await self._scripts["apply_completion"](keys=keys, args=args)
         return list(result)
 
     async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
@@ -120,6 +131,18 @@ class Scripts:
             client=client,
         )
         return int(result)
+
+    async def read_tokens(
+        self, tokens: Sequence[tuple[str, str, list[str]]], run_fields: Sequence[str], ir_runs: Sequence[str]
+    ) -> list[Any]:
+        """For each (run id, node id, output node ids) the run's ``run_fields``, the node's state and the output
+        refs, then the IR text of each run in ``ir_runs``, in one call."""
+        keys: list[str] = []
+        for run_id, _, _ in tokens:
+            keys += [self.keys.run(run_id), self.keys.nodes(run_id), self.keys.ctx(run_id)]
+        keys += [self.keys.ir(run_id) for run_id in ir_runs]
+        asks = json.dumps([[node_id, needed] for _, node_id, needed in tokens])
+        return list(await self._scripts["read_tokens"](keys=keys, args=[len(tokens), asks, *run_fields]))
 
     async def drain_signals(self, inflight_key: str, batch: int) -> list[str]:
         """Move up to ``batch`` waiting signals into ``inflight_key``; returns them."""

@@ -1,8 +1,9 @@
-"""Starting a run: one script creates its hot state, writes its IR and queues its entry nodes."""
+"""Starting runs: one script call creates their hot state, writes their IRs and queues their entry nodes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,33 @@ class RunStart:
 
 async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: int) -> str:
     """Create the run's hot state and queue its entry nodes; returns the run status (idempotent)."""
+    [status] = await start_runs(scripts, [(start, ir)], max_agents=max_agents)
+    return status
+
+
+async def start_runs(scripts: Scripts, starts: Sequence[tuple[RunStart, IR]], *, max_agents: int) -> list[str]:
+    """Start every run of ``starts`` in one script call (each idempotently, as ``start_run`` does); returns
+    their statuses in order. Runs sharing an IR object send it once."""
+    if not starts:
+        return []
+    # Distinct IRs by identity: a burst of runs of one workflow version passes the same compiled IR.
+    irs: dict[int, int] = {}
+    ir_args: list[str] = []
+    runs: list[list[Any]] = []
+    keys: list[str] = []
+    for start, ir in starts:
+        if id(ir) not in irs:
+            irs[id(ir)] = len(irs) + 1
+            ir_args += [ir.model_dump_json(), json.dumps(ir.topology()), json.dumps(ir.entries)]
+        # The deadline is set in the script, from the Redis clock every due time uses.
+        runs.append([_fields(start, ir), irs[id(ir)], int(start.timeout_s * 1000) if start.timeout_s else 0])
+        # The first run brings the four keys every run shares; each further run only its seven own.
+        keys += scripts.run_keys(start.run_id)[: 7 if len(runs) > 1 else None]
+    result = await scripts.run_batch_script("start_runs", keys, json.dumps(runs), max_agents, *ir_args)
+    return [str(status) for _, status in result]
+
+
+def _fields(start: RunStart, ir: IR) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "run_id": start.run_id,
         "tenant": start.tenant_id,
@@ -43,15 +71,4 @@ async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: in
         "parent_node_id": start.parent_node_id,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
-    result = await scripts.run_script(
-        "start_run",
-        start.run_id,
-        json.dumps(fields),
-        ir.model_dump_json(),
-        json.dumps(ir.topology()),
-        json.dumps(ir.entries),
-        max_agents,
-        # The deadline is set in the script, from the Redis clock every due time uses.
-        int(start.timeout_s * 1000) if start.timeout_s else 0,
-    )
-    return str(result[1])
+    return fields

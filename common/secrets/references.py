@@ -9,6 +9,7 @@ the nonce, so it can never make the worker send a secret somewhere the author di
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets as random
 from collections.abc import Callable, Iterable, Mapping
@@ -33,9 +34,14 @@ def is_secret_reference(text: str) -> bool:
 class SecretSlots:
     """The secret references of one execution's config, as placeholders only this object can fill."""
 
-    def __init__(self) -> None:
-        self._nonce = random.token_hex(16)
-        self._placeholder = re.compile(rf"@@aob-secret-{self._nonce}-([A-Za-z0-9_]+)@@")
+    # Made on first use: most executions have no secret field, and compiling a pattern per execution is costly.
+    @functools.cached_property
+    def _nonce(self) -> str:
+        return random.token_hex(16)
+
+    @functools.cached_property
+    def _placeholder(self) -> re.Pattern[str]:
+        return re.compile(rf"@@aob-secret-{self._nonce}-([A-Za-z0-9_]+)@@")
 
     def shield(self, config: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
         """``config`` with the references in ``fields`` (at any depth) replaced by placeholders."""

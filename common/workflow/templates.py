@@ -90,6 +90,11 @@ def check_condition_syntax(expr: str) -> str | None:
     return None
 
 
+def has_templates(value: Any) -> bool:
+    """Whether any string inside ``value`` is a template; rendering a value without one returns it unchanged."""
+    return next(_template_strings(value, ""), None) is not None
+
+
 def referenced_nodes(value: Any) -> set[str]:
     """Ids of nodes that templates inside ``value`` refer to by name (``nodes.x``, ``nodes['x']``, ``$nodes.x``).
 

@@ -1,6 +1,7 @@
 -- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
 -- Callers pass KEYS[1..11] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines, delayed, children
--- (a script that handles several runs passes eleven keys per run and binds each run in turn with bind_run),
+-- (a script that handles several runs passes the seven own keys of each further run and binds each run in turn
+-- with bind_run_at, the four shared keys staying those of the first),
 -- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}, tenant_active_runs =
 -- {head, tail}} for the keys named by data the scripts read (a token's type, the run's tenant). The remaining ARGV are the
 -- script's own. No key name is spelled here: common/keys.py builds them all.
@@ -23,11 +24,21 @@ local CHILD_END_V = 1
 
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out = true }
 
+-- The run's epoch and IR version as read by a script that does not change them (apply_completion sets them
+-- after its own read), so writing a step or a token does not read them again; nil means "read the run".
+local RUN_EPOCH, RUN_IR_VERSION
+
+-- Binds the run whose seven own keys start after KEYS[base] and the four shared keys after KEYS[shared].
+local function bind_run_at(base, shared)
+  K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3],
+    KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7]
+  K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN = KEYS[shared + 1], KEYS[shared + 2], KEYS[shared + 3],
+    KEYS[shared + 4]
+  RUN_ID, RUN_EPOCH, RUN_IR_VERSION = nil, nil, nil
+end
+
 local function bind_run(base)
-  K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN =
-    KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6],
-    KEYS[base + 7], KEYS[base + 8], KEYS[base + 9], KEYS[base + 10], KEYS[base + 11]
-  RUN_ID = nil
+  bind_run_at(base, base + 7)
 end
 bind_run(0)
 
@@ -78,7 +89,7 @@ local function save_node(node_id, state)
     queued_at = state.queued_at, started_at = state.started_at, ended_at = state.ended_at,
     queue_ms = state.queue_ms, exec_ms = state.exec_ms, worker_id = state.worker_id,
     output_ref = state.output_ref, error = state.error,
-    epoch = tonumber(redis.call('HGET', K_RUN, 'epoch') or '0'), branch = state.branch })
+    epoch = tonumber(RUN_EPOCH or redis.call('HGET', K_RUN, 'epoch') or '0'), branch = state.branch })
 end
 
 local function run_ledger(extra)
@@ -153,14 +164,15 @@ local function end_run(status, err)
 end
 
 local function token_for(node_id, attempt, routing)
-  local epoch = redis.call('HGET', K_RUN, 'epoch') or '0'
+  local epoch = RUN_EPOCH or redis.call('HGET', K_RUN, 'epoch') or '0'
   return { v = TOKEN_V, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
-    type = routing, attempt = attempt, ir_version = tonumber(redis.call('HGET', K_RUN, 'ir_version')) }
+    type = routing, attempt = attempt,
+    ir_version = tonumber(RUN_IR_VERSION or redis.call('HGET', K_RUN, 'ir_version')) }
 end
 
 -- Queues one node execution: to its task stream, or to the delayed set for delay nodes and retries.
-local function enqueue(node_id, attempt, routing, due_ms)
-  local state = node_state(node_id)
+local function enqueue(node_id, attempt, routing, due_ms, known_state)
+  local state = known_state or node_state(node_id)
   local stream_type = routing
   local delay_s = nil
   if string.sub(routing, 1, 6) == 'delay:' then
@@ -252,7 +264,8 @@ local function resolve_edges(edges, topo, max_agents)
           if not handled then fail_run_for(target, err) end
         else
           -- A resumed node keeps counting attempts, so every attempt has its own step record.
-          enqueue(target, (node_state(target).attempt or 0) + 1, routing, nil)
+          local state = node_state(target)
+          enqueue(target, (state.attempt or 0) + 1, routing, nil, state)
         end
       elseif skip then
         local state = node_state(target)

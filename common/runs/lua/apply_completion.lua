@@ -1,7 +1,8 @@
 -- Applies a batch of decided completions, each atomically: idempotent by token id, checked against the
--- IR version its decision was computed on. KEYS: eleven per decision (see the prelude).
--- ARGV[2] = max agents, ARGV[3] = decisions (JSON list), ARGV[4] = graphs (JSON list),
--- ARGV[5] = the index into the graphs of each decision's graph (JSON list)
+-- IR version its decision was computed on. KEYS: the first run's eleven (see the prelude), then the seven own
+-- keys of each further run. ARGV[2] = max agents, ARGV[3] = decisions (JSON list), ARGV[4] = graphs (JSON list),
+-- ARGV[5] = the index into the graphs of each decision's graph (JSON list), ARGV[6] = the index of each decision's
+-- run (JSON list, 0 for the first run)
 -- decision: common.runs.decisions.Decision {v, token_id, node_id, attempt, ir_version, outcome =
 --   succeeded|failed|retrying, output_ref?, branch?, error?, worker_id?, started_at?, ended_at?,
 --   edges? = {{to, live}}, fail_run, retry_delay_ms?, approval}
@@ -22,6 +23,8 @@ local function apply_one(d, graph)
   if tonumber(run[2]) ~= d.ir_version then return { 'stale', status, 0 } end
   -- A token from before a resume belongs to an earlier life of the run and no longer counts.
   if string.match(d.token_id, '^(%d+):') ~= run[3] then return { 'ignored', status, 0 } end
+  -- Neither changes while this script runs: steps and tokens written below reuse them.
+  RUN_EPOCH, RUN_IR_VERSION = run[3], run[2]
   redis.call('SADD', K_APPLIED, d.token_id)
   redis.call('HINCRBY', K_RUN, 'counter', -1)
   if d.approval then
@@ -82,10 +85,11 @@ local function apply_one(d, graph)
 end
 
 local decisions = cjson.decode(ARGV[3])
-local keys_per_run = #KEYS / math.max(1, #decisions)
+local run_of = cjson.decode(ARGV[6])
 local results = {}
 for i, d in ipairs(decisions) do
-  bind_run((i - 1) * keys_per_run)
+  local r = run_of[i]
+  bind_run_at(r == 0 and 0 or 11 + (r - 1) * 7, 7)
   results[i] = apply_one(d, graphs[graph_of[i]])
 end
 return results
