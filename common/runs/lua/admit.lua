@@ -9,8 +9,13 @@ local n = #ARGV - 5
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local active = KEYS[n + 1]
--- A run admitted before (a child start repeated after a crash) is not counted twice.
-if ARGV[3] ~= '' and redis.call('ZSCORE', active, ARGV[3]) then return { 1, -1, -1, -1, window } end
+-- A run admitted before (a child start repeated after a crash, or by two advances of one map) is not counted
+-- twice: it is in the active set, or its hot state exists because it started (it may have ended already).
+local run_key = cjson.decode(ARGV[2])
+if ARGV[3] ~= '' and (redis.call('ZSCORE', active, ARGV[3])
+    or redis.call('EXISTS', run_key[1] .. ARGV[3] .. run_key[2]) == 1) then
+  return { 1, -1, -1, -1, window }
+end
 local tightest_limit, tightest_remaining, tightest_reset = -1, -1, window
 for i = 1, n do
   local limit = tonumber(ARGV[5 + i])
@@ -26,7 +31,6 @@ end
 if ARGV[3] ~= '' then
   local cap = tonumber(ARGV[4])
   local grace = tonumber(ARGV[5])
-  local run_key = cjson.decode(ARGV[2])
   local terminal = { succeeded = true, failed = true, cancelled = true, timed_out = true }
   -- Runs leave the set when they end (end_run); this also drops runs whose hot state is gone (pruned, expired,
   -- lost) and admitted runs whose hot state never appeared (their start failed) once the grace has passed.

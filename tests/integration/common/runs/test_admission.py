@@ -46,6 +46,22 @@ async def test_a_run_is_admitted_once_and_the_active_cap_refuses_the_next(redis:
     assert await redis.get(keys.rate(f"runs:many_agents:tenant:{TENANT}")) == "1"
 
 
+async def test_a_run_that_started_and_ended_is_not_admitted_again(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    # Two advances of one map both start a child; the child may end (and leave the active set) between them.
+    admission = Admission(redis, keys, RunQuotaFields(rate_runs_no_agents_per_min=10))
+    engine = Engine(deployment, redis, pool=pg_pool)
+    run_id = await engine.submit(chain(2), recorded=True)
+    await cancel_run(engine.scripts, run_id, reason="test")
+    assert await redis.zscore(keys.tenant_active_runs(TENANT), run_id) is None
+    counter = keys.rate("runs:no_agents:key:k")
+    await redis.delete(counter)
+    assert (await admission.admit_run(TENANT, run_id, agent_count=0, started_by="k")).allowed
+    assert await redis.get(counter) is None
+    assert await redis.zscore(keys.tenant_active_runs(TENANT), run_id) is None
+
+
 async def test_a_run_counts_as_active_from_start_to_end_and_again_when_it_lives_again(
     deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
 ) -> None:
