@@ -19,6 +19,7 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
+from common.runs.start_batch import StartBatcher
 from common.secrets import Keyring
 from common.settings import ApiSettings
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
@@ -78,12 +79,14 @@ def create_app(
             key_watch = KeyWatch(redis_client, db, keys, settings.key_recheck_s, metrics=metrics, cache=key_cache)
             key_watch.on_message(keys.workflow_changes(), workflows.forget_tenant)
             await stack.enter_async_context(key_watch)
+            scripts = Scripts(redis_client, keys)
             app.state.aob = AppState(
                 settings=settings,
                 redis=redis_client,
                 pool=db,
                 keys=keys,
-                scripts=Scripts(redis_client, keys),
+                scripts=scripts,
+                starts=StartBatcher(scripts, max_agents=settings.max_agents),
                 cas=Cas(redis_client, keys, db),
                 metrics=metrics,
                 limiter=RateLimiter(redis_client, keys, settings),

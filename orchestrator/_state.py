@@ -18,6 +18,7 @@ from common.metrics import Metrics
 from common.roles import Permission, roles_with
 from common.runs.cas import Cas
 from common.runs.scripts import Scripts
+from common.runs.start_batch import StartBatcher
 from common.secrets import Keyring
 from common.settings import ApiSettings
 from common.workflow.compiler import CompileResult
@@ -45,6 +46,8 @@ class AppState:
     pool: asyncpg.Pool
     keys: Keys
     scripts: Scripts
+    # Submissions arriving together start their runs in one script call.
+    starts: StartBatcher
     cas: Cas
     metrics: Metrics
     limiter: RateLimiter

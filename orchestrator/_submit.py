@@ -17,7 +17,7 @@ import asyncpg
 from common.auth import Principal
 from common.json_schema import InvalidSchema, instance_errors
 from common.runs.scripts import now_ms
-from common.runs.start import RunStart, start_run
+from common.runs.start import RunStart
 from common.runs.stranded import start_if_stranded
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
@@ -153,7 +153,7 @@ async def submit_run(
             started_by=caller.key_id,
         )
         started_ms = now_ms()
-        status = await start_run(state.scripts, start, target.compiled.result.ir, max_agents=state.settings.max_agents)
+        status = await state.starts.start(start, target.compiled.result.ir)
     except BaseException:
         if admitted:
             await state.limiter.release(caller.tenant_id, run_id)

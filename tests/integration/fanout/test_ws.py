@@ -155,7 +155,9 @@ async def test_stalled_client_is_resynced_while_others_keep_up(
         await watching
         for watcher in others:
             assert_complete(watcher, await engine.events(watcher.run_id))
-            assert max(watcher.latencies_s[1:]) < 1.0, watcher.latencies_s
+            # Bounded well below the stalled client's 20 s send timeout, which is what blocking others would cost;
+            # a loaded CI machine has taken over a second here.
+            assert max(watcher.latencies_s[1:]) < 5.0, watcher.latencies_s
         # Once it reads again, the stalled client finds the resync message naming its last event, then the close.
         texts, close_code = await stalled.messages()
         received = [json.loads(text) for text in texts]

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-import orchestrator._submit as submit
+from common.runs.start_batch import StartBatcher
 from common.runs.stranded import start_stranded_runs
 from tests.support.api import Api, chain_definition, running_api
 from tests.support.deployment import Deployment
@@ -29,7 +29,7 @@ async def _submit_and_lose_the_start(api: Api, monkeypatch: pytest.MonkeyPatch, 
     await api.create_workflow("w", chain_definition(2))
     body = {"workflow_id": "w", "inputs": {}}
     with monkeypatch.context() as patched:
-        patched.setattr(submit, "start_run", lost)
+        patched.setattr(StartBatcher, "start", lost)
         with contextlib.suppress(ConnectionError):
             await api.request("POST", "/api/v1/runs", json=body, headers={"Idempotency-Key": key})
     assert api.engine is not None and api.engine.pool is not None

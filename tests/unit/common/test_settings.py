@@ -119,7 +119,9 @@ def _sample(name: str, field: FieldInfo) -> tuple[str, Any]:
     if isinstance(default, bool):
         return str(not default).lower(), not default
     if isinstance(default, int | float):
-        return str(default + 1), default + 1
+        highest = next((bound.le for bound in field.metadata if getattr(bound, "le", None) is not None), None)
+        value = default + 1 if highest is None or default + 1 <= highest else (default + highest) / 2
+        return str(value), value
     if isinstance(default, Path):
         return "/srv/aob-sample", Path("/srv/aob-sample")
     if isinstance(default, SecretStr):
