@@ -178,14 +178,18 @@ def cmd_orchestrator(args: argparse.Namespace) -> int:
 
 
 def cmd_coordinator(args: argparse.Namespace) -> int:
-    """Run ``coordinator.run_coordinator(settings)``."""
-    return _run_service("coordinator", "coordinator", "run_coordinator", load_settings(CoordinatorSettings))
+    """Run ``coordinator.run_coordinator(settings)`` on uvloop."""
+    settings = load_settings(CoordinatorSettings)
+    return _run_service("coordinator", "coordinator", "run_coordinator", settings, loop_factory=uvloop.new_event_loop)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run ``workers.run_worker(node_type, settings)``."""
+    """Run ``workers.run_worker(node_type, settings)`` on uvloop."""
     node_type: str = args.node_type
-    return _run_service(f"worker {node_type}", "workers", "run_worker", load_settings(WorkerSettings), node_type)
+    settings = load_settings(WorkerSettings)
+    return _run_service(
+        f"worker {node_type}", "workers", "run_worker", settings, node_type, loop_factory=uvloop.new_event_loop
+    )
 
 
 def cmd_fanout(args: argparse.Namespace) -> int:
