@@ -32,6 +32,7 @@ import httpx
 
 from common.db import migrate
 from common.redis_client import connect_redis
+from tests.bench._proc import children, cpu_s, rss_mb
 from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.support.api import chain_definition
 from tests.support.deployment import ADMIN_KEY
@@ -97,18 +98,19 @@ def run_wrk(url: str, key: str, connections: int, duration_s: int, script: Path)
     }
 
 
-def rss_mb(root_pid: int) -> list[float]:
-    """Resident memory (MiB) of ``root_pid``'s API processes: its children, or itself when it has none."""
-    children = Path(f"/proc/{root_pid}/task/{root_pid}/children").read_text().split()
-    pids = [int(pid) for pid in children] or [root_pid]
-    sizes = []
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_text()
-        if "resource_tracker" in cmdline:
-            continue
-        sizes.append(int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024)  # type: ignore[union-attr]
-    return sizes
+def server_pids(root_pid: int) -> list[int]:
+    """The serving processes under ``root_pid``: its children (multiprocessing's helper aside), or itself alone."""
+    pids = [pid for pid in children(root_pid) if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
+    return pids or [root_pid]
+
+
+def measured(url: str, key: str, connections: int, duration_s: int, script: Path, root_pid: int) -> dict[str, float]:
+    """One wrk run, plus the server processes' CPU microseconds per request over it."""
+    pids = server_pids(root_pid)
+    before = sum(cpu_s(pid) for pid in pids)
+    figures = run_wrk(url, key, connections, duration_s, script)
+    used = sum(cpu_s(pid) for pid in pids) - before
+    return figures | {"cpu_us_per_request": round(used * 1e6 / max(1.0, figures["requests"]), 1)}
 
 
 async def _setup_api(url: str) -> str:
@@ -164,14 +166,16 @@ async def bench(workers: int, connections: int, duration_s: int) -> dict[str, An
         await wait_ready(api_url, "/readyz")
         key = await _setup_api(api_url)
         run_wrk(f"{api_url}/api/v1/runs", key, connections, 2, script)  # warm-up: caches, pools, connections
-        figures["api"] = run_wrk(f"{api_url}/api/v1/runs", key, connections, duration_s, script)
         assert api.proc is not None
-        figures["api_rss_mb"] = rss_mb(api.proc.pid)
+        figures["api"] = measured(f"{api_url}/api/v1/runs", key, connections, duration_s, script, api.proc.pid)
+        figures["api_rss_mb"] = [rss_mb(pid) for pid in server_pids(api.proc.pid)]
         api.stop()
         skeleton.start()
         await wait_ready(skeleton_url, "/docs")
         run_wrk(f"{skeleton_url}/api/v1/runs", key, connections, 2, script)
-        figures["skeleton"] = run_wrk(f"{skeleton_url}/api/v1/runs", key, connections, duration_s, script)
+        assert skeleton.proc is not None
+        url = f"{skeleton_url}/api/v1/runs"
+        figures["skeleton"] = measured(url, key, connections, duration_s, script, skeleton.proc.pid)
         skeleton.stop()
         api.start()
         for service in engine:
@@ -204,8 +208,9 @@ def report(figures: dict[str, Any]) -> str:
     met = api["rps"] >= TARGET_RPS and api["p99_ms"] <= TARGET_P99_MS and figures["ratio"] >= TARGET_RATIO
 
     def row(name: str, f: dict[str, float]) -> str:
+        cpu = f"{f['cpu_us_per_request']:,.0f}" if "cpu_us_per_request" in f else "-"
         return (
-            f"| {name} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['requests']:.0f}"
+            f"| {name} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {cpu} | {f['requests']:.0f}"
             f" | {f['non_2xx']:.0f} | {f['socket_errors']:.0f} |\n"
         )
 
@@ -216,14 +221,18 @@ def report(figures: dict[str, Any]) -> str:
         f" {figures['workers']} API processes (`AOB_API_WORKERS`). The skeleton is a bare FastAPI route doing one"
         " Postgres insert and one Redis script call, served the same way (uvicorn, uvloop, httptools, as many"
         " processes).\n\n"
-        "| server | requests/s | p50 ms | p99 ms | requests | non-2xx | socket errors |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | requests | non-2xx | socket errors |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         + row("API (coordinator and workers stopped: runs queue)", api)
         + row("skeleton (1 insert + 1 script)", skeleton)
         + row("API with a coordinator and a built-in worker running the runs", engine)
         + f"\nAPI / skeleton: **{figures['ratio']:.2f}** (target ≥ {TARGET_RATIO:.2f}); target ≥ {TARGET_RPS}"
         f" requests/s with p99 ≤ {TARGET_P99_MS:.0f} ms: **{'met' if met else 'not met'}**."
         f" RSS of the API processes after the run: {', '.join(f'{mb:.0f} MiB' for mb in figures['api_rss_mb'])}.\n"
+        "\nA submission is an API key from the cache, the body and inputs validated, the admission script (rate"
+        " limits, tier, active runs), the `runs` insert and the start script (shared by submissions arriving"
+        " together); the skeleton does one insert and one script. Server CPU per request is the API or skeleton"
+        " processes' CPU time over the run divided by its requests.\n"
     )
 
 

@@ -32,6 +32,7 @@ from common.runs.start import RunStart, start_runs
 from common.workflow.compiler import compile_definition
 from tests.bench import _engine_skeleton as skeleton
 from tests.bench._engine_report import celery_chain, report
+from tests.bench._proc import cpu_s, rss_mb
 from tests.support.processes import ServiceProcess
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -67,19 +68,6 @@ def definition(shape: str) -> dict[str, Any]:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Cpu:

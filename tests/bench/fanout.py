@@ -39,7 +39,8 @@ from redis.asyncio import Redis
 from common.db import create_pool, migrate
 from common.keys import Keys
 from common.redis_client import connect_redis
-from tests.bench.fanout_report import cpu_s, gauge, histogram_pct, pct, report, rss_mb
+from tests.bench._proc import cpu_s, rss_mb
+from tests.bench.fanout_report import gauge, histogram_pct, pct, report
 from tests.support.processes import ServiceProcess
 from tests.support.streaming import new_key
 

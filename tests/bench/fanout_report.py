@@ -36,19 +36,6 @@ def histogram_pct(text: str, name: str, q: float) -> float:
     return float("nan")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process ``pid`` used so far: a cost that shared cores do not blur."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def gauge(text: str, name: str) -> float:
     """The value of ``name{transport="ws"}`` in a Prometheus exposition."""
     prefix = f'{name}{{transport="ws"}} '
