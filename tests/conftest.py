@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,9 +12,14 @@ import redis.asyncio as aioredis
 from common.keys import Keys
 from common.redis_client import connect_redis
 from tests.support.deployment import ADMIN_KEY, SECRETS_KEY, Deployment
+from tests.support.session_services import SESSION_SERVICES
 
-REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE_URL = os.environ.get("AOB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Resolved when pytest loads this file, before xdist starts its workers: they inherit what was exported.
+REDIS_URL, DATABASE_URL = SESSION_SERVICES.urls()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SESSION_SERVICES.stop()
 
 
 @pytest.fixture
