@@ -56,12 +56,9 @@ class SessionServices:
             ):
                 if needed and url is not None:
                     os.environ[variable] = url
-                    print(
-                        f"tests: nothing answered where {variable} points by default: embedded {url}", file=sys.stderr
-                    )
-        return os.environ.get(REDIS_VARIABLE, DEFAULT_REDIS_URL), os.environ.get(
-            DATABASE_VARIABLE, DEFAULT_DATABASE_URL
-        )
+                    print(f"tests: nothing answers at {variable}'s default; started {url}", file=sys.stderr)
+        redis_url = os.environ.get(REDIS_VARIABLE, DEFAULT_REDIS_URL)
+        return redis_url, os.environ.get(DATABASE_VARIABLE, DEFAULT_DATABASE_URL)
 
     def stop(self) -> None:
         """Stop what this process started (nothing otherwise)."""
