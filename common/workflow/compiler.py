@@ -145,6 +145,12 @@ class _Compiler:
                     f"nodes[{index}].type: unknown type '{node.type}'; the node will be skipped at run time"
                 )
                 continue
+            if node.ignored_config:
+                names = ", ".join(f"'{name}'" for name in node.ignored_config)
+                self.warnings.append(
+                    f"nodes[{index}].config: {names} ignored: the original platform's '{node.written_type}' node"
+                    f" carried them without using them; it runs as '{node.type}'"
+                )
             body = node.config.get("body") if node.type in INLINE_BODY_TYPES else None
             if isinstance(body, dict):
                 # An inline body is a workflow of its own and must compile on its own.

@@ -11,7 +11,16 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import models_json_schema
 
 from common.json_schema import checked_schema
@@ -69,11 +78,39 @@ class NodeSpec(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     timeout_ms: float | None = Field(default=None, gt=0, exclude=True, description=_COMPAT + "timeout_s")
     join: Literal["all", "any"] = "all"
+    # Config fields a legacy type of the original platform carried and aob's type does not know: dropped.
+    _ignored_config: tuple[str, ...] = PrivateAttr(default=())
+    _written_type: str | None = PrivateAttr(default=None)
 
     @field_validator("type")
     @classmethod
     def _canonical_type(cls, node_type: str) -> str:
         return TYPE_ALIASES.get(node_type, node_type)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _legacy_config(cls, data: Any, handler: ModelWrapValidatorHandler[NodeSpec]) -> NodeSpec:
+        # The original platform ignored what its legacy types did not use (a `conditional` node's own condition,
+        # say): its definitions must run unchanged, so those fields are dropped with a warning, not refused.
+        node = handler(data)
+        written = data.get("type") if isinstance(data, dict) else None
+        model = NODE_TYPES.get(node.type) if written in TYPE_ALIASES else None
+        if model is not None:
+            known = {field.alias or name for name, field in model.model_fields.items()} | set(model.model_fields)
+            node._written_type = written
+            node._ignored_config = tuple(key for key in node.config if key not in known)
+            node.config = {key: value for key, value in node.config.items() if key in known}
+        return node
+
+    @property
+    def ignored_config(self) -> tuple[str, ...]:
+        """Config fields of a legacy node type that were dropped (see ``_legacy_config``)."""
+        return self._ignored_config
+
+    @property
+    def written_type(self) -> str:
+        """The type as the definition spelled it (a legacy alias, or ``type`` itself)."""
+        return self._written_type or self.type
 
     @model_validator(mode="after")
     def _normalise(self) -> NodeSpec:
