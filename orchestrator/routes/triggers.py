@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import ValidationError
 
 from orchestrator._audit import audited
-from orchestrator._errors import ApiError, not_found
+from orchestrator._errors import ApiError, not_found, validation_details
 from orchestrator._pagination import MAX_LIMIT
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._triggers import (
@@ -72,8 +73,9 @@ async def change_trigger(trigger_id: str, body: TriggerUpdate, state: State, cal
     current = await load_trigger(state.pool, caller.tenant_id, trigger_id)
     try:
         fields = body.merged(current)
-    except ValueError as exc:
-        raise ApiError(422, str(exc)) from None
+    except ValidationError as exc:
+        details = validation_details([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)])
+        raise ApiError(422, "; ".join(f"{d['path']}: {d['message']}" for d in details), details=details) from None
     if fields.version is not None:
         workflow = await live_workflow(state, caller.tenant_id, current.workflow_id, fresh=True)
         await _check_version(state, workflow, fields.version)

@@ -87,6 +87,8 @@ async def test_refusals_are_clear(api: Api) -> None:
     assert "X-Aob-Signature" in error(missing, 401)["message"]
     stale = error(await deliver(api, trigger, good, secret, at=int(time.time()) - 600), 401)
     assert stale["code"] == "stale_timestamp" and "600 s old" in stale["message"]
+    ahead = error(await deliver(api, trigger, good, secret, at=int(time.time()) + 600), 401)
+    assert ahead["code"] == "stale_timestamp" and "in the future" in ahead["message"]
 
     stamp = str(int(time.time()))
     raw = json.dumps(good).encode()
@@ -167,6 +169,8 @@ async def test_management_roles_and_validation(api: Api) -> None:
     assert error(bad, 422)
     assert error(await api.request("POST", "/api/v1/triggers", json={"workflow": "nope"}), 404)
     trigger = await create(api, version=1)
+    bad_patch = await api.request("PATCH", f"/api/v1/triggers/{trigger['id']}", json={"headers": ["Authorization"]})
+    assert "carry credentials" in error(bad_patch, 422)["message"]
     unpinned = await api.request("PATCH", f"/api/v1/triggers/{trigger['id']}", json={"version": None})
     assert unpinned.json()["version"] is None and unpinned.json()["paused"] is False, unpinned.text
     assert (await api.request("GET", f"/api/v1/triggers/{trigger['id']}", key=viewer)).status_code == 200
