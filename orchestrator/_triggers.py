@@ -10,9 +10,10 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from common.secrets import Keyring, SecretsUnavailable
 from common.workflow.templates import check_syntax
 from orchestrator._errors import ApiError, not_found
+
+T = TypeVar("T")
+SecretEntries = list[dict[str, str]]
 
 MAX_ACTIVE_SECRETS = 2
 HOOK_PATH = "/api/v1/hooks/{id}"
@@ -230,8 +234,11 @@ async def update_trigger(db: asyncpg.Pool, trigger: Trigger, fields: TriggerFiel
 
 
 async def replace_secrets(
-    conn: asyncpg.Connection, tenant_id: str, trigger_id: str, change: Any
-) -> tuple[Trigger, Any]:
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    trigger_id: str,
+    change: Callable[[SecretEntries], tuple[SecretEntries, T]],
+) -> tuple[Trigger, T]:
     """Apply ``change(secrets) -> (new secrets, result)`` to the trigger's secrets under a row lock, so two
     rotations at once cannot both see one active secret and leave three."""
     async with conn.transaction():
