@@ -48,6 +48,8 @@ ROUTERS = (
     "orchestrator.routes.audit",
     "orchestrator.routes.prune",
     "orchestrator.routes.secrets",
+    "orchestrator.routes.triggers",
+    "orchestrator.routes.hooks",
     "orchestrator.routes.ui",
 )
 

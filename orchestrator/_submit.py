@@ -33,8 +33,8 @@ _MAX_IDEMPOTENCY_KEY = 200
 # version the cache named. No row back: the idempotency key was taken, or the cached workflow is stale.
 _INSERT = """
 INSERT INTO runs (id, tenant_id, workflow_id, workflow_name, version, status, inputs, idempotency_key, request_hash,
-                  started_by, ir_version, definition)
-SELECT $1, $2, w.id, w.name, $4, 'queued', $5, $6, $7, $8, 1, $9::text::jsonb FROM workflows w
+                  started_by, ir_version, definition, trigger_id)
+SELECT $1, $2, w.id, w.name, $4, 'queued', $5, $6, $7, $8, 1, $9::text::jsonb, $11 FROM workflows w
 WHERE w.id = $3 AND w.tenant_id = $2 AND w.archived_at IS NULL AND ($10::int IS NULL OR w.latest_version = $10)
 ON CONFLICT DO NOTHING RETURNING workflow_name, created_at
 """
@@ -108,10 +108,16 @@ async def _target(state: AppState, tenant_id: str, body: RunCreate, *, fresh: bo
 
 
 async def submit_run(
-    state: AppState, caller: Principal, body: RunCreate, idempotency_key: str | None, count: DeferredCount
+    state: AppState,
+    caller: Principal,
+    body: RunCreate,
+    idempotency_key: str | None,
+    count: DeferredCount,
+    *,
+    trigger_id: str | None = None,
 ) -> Submitted:
     """Create and start a run, or return the one this idempotency key already made; ``count`` counts the request
-    (with the run's admission when one starts)."""
+    (with the run's admission when one starts); ``trigger_id`` names the webhook trigger that started it."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         length = len(idempotency_key)
         raise ApiError(422, f"Idempotency-Key: expected 1-{_MAX_IDEMPOTENCY_KEY} characters, got {length}")
@@ -131,7 +137,7 @@ async def submit_run(
             if not admitted:
                 await count.with_admission(target.compiled.result.ir.agent_count, run_id)
                 admitted = True
-            row = await _insert(state, caller, body, target, run_id, idempotency_key, digest)
+            row = await _insert(state, caller, body, target, run_id, idempotency_key, digest, trigger_id)
             if row is not None:
                 break
             if idempotency_key is not None and digest is not None:
@@ -172,6 +178,7 @@ async def _insert(
     run_id: str,
     idempotency_key: str | None,
     digest: str | None,
+    trigger_id: str | None,
 ) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await state.pool.fetchrow(
         _INSERT,
@@ -185,6 +192,7 @@ async def _insert(
         caller.key_id,
         target.compiled.definition_json,
         target.expected_latest,
+        trigger_id,
     )
     return row
 
