@@ -197,6 +197,12 @@ class CoordinatorSettings(CommonSettings, TemplateFields):
         description="how often live runs Redis lost are rebuilt from Postgres, runs stranded this long started and"
         " patches half done this long settled",
     )
+    schedule_poll_s: float = Field(default=0.5, gt=0, description="how often due schedules are looked for")
+    schedule_grace_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="a schedule's fire time later than this counts as missed and follows the schedule's catchup",
+    )
     max_agents: MaxAgents
     dlq_maxlen: DlqMaxLen
 
