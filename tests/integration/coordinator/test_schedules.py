@@ -66,7 +66,8 @@ async def test_two_schedulers_start_one_run_per_fire_time(
         assert len(keys) >= 4
         # Each was started in the engine and ran to its end.
         for row in runs:
-            assert (await api.wait_run(row["id"]))["status"] == "succeeded"
+            run = await api.wait_run(row["id"])
+            assert run["status"] == "succeeded" and run["schedule_id"] == schedule["id"]
 
 
 async def test_overlap_skip_fires_nothing_while_a_run_is_live(
