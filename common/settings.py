@@ -175,8 +175,9 @@ class TemplateFields(BaseModel):
     template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
 
 
-class CoordinatorSettings(CommonSettings, TemplateFields):
-    """``aob coordinator``: completion signals, timers, the recorder and the event archiver."""
+class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields):
+    """``aob coordinator``: completion signals, timers, the recorder, the event archiver and schedules (whose runs
+    pass the run quotas)."""
 
     coordinator_heartbeat_s: float = Field(
         default=5.0, gt=0, description="heartbeat period; a coordinator silent for 3 periods is taken over"

@@ -9,6 +9,7 @@ from common.keys import Keys
 from common.metrics import Metrics
 from common.periodic import PeriodicTask
 from common.retry import Retry
+from common.runs.admission import Admission
 from common.runs.scripts import Scripts
 from common.schedules import ScheduleFirer
 from common.settings import CoordinatorSettings
@@ -26,9 +27,11 @@ class Scheduler:
         *,
         metrics: Metrics | None = None,
     ) -> None:
+        keys = Keys(settings.key_prefix)
         self.firer = ScheduleFirer(
-            Scripts(redis, Keys(settings.key_prefix)),
+            Scripts(redis, keys),
             pool,
+            Admission(redis, keys, settings),
             max_agents=settings.max_agents,
             grace_s=settings.schedule_grace_s,
             metrics=metrics,

@@ -20,6 +20,7 @@ import asyncpg
 
 from common.json_schema import InvalidSchema, instance_errors
 from common.metrics import Metrics
+from common.runs.admission import Admission
 from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_runs
 from common.schedules.model import MAX_CRON_STEPS
@@ -65,6 +66,7 @@ class ScheduleFirer:
         self,
         scripts: Scripts,
         pool: asyncpg.Pool,
+        admission: Admission,
         *,
         max_agents: int,
         grace_s: float,
@@ -73,6 +75,7 @@ class ScheduleFirer:
     ) -> None:
         self._scripts = scripts
         self._pool = pool
+        self._admission = admission
         self._max_agents = max_agents
         self._grace = timedelta(seconds=grace_s)
         self._batch = batch
@@ -119,8 +122,10 @@ class ScheduleFirer:
             else:
                 for fire in fires:
                     start = await self._insert(conn, row, fire, compiled)
-                    if start is not None:
+                    if isinstance(start, RunStart):
                         starts.append((start, compiled.result.ir))
+                    elif start == "refused_quota":
+                        outcome = start
         if fires or outcome != "started":
             self._fires.labels(outcome).inc(max(len(fires), 1))
         await conn.execute(
@@ -173,9 +178,21 @@ class ScheduleFirer:
 
     async def _insert(
         self, conn: asyncpg.Connection, row: asyncpg.Record, fire: datetime, compiled: _Compiled
-    ) -> RunStart | None:
+    ) -> RunStart | str:
+        """The run of one fire time, inserted; or why none was: ``refused_quota`` or ``already_fired``."""
         run_id = uuid.uuid4().hex
         version = row["version"] or row["latest_version"]
+        # Scheduled runs pass the run quotas the API's do; a slot admitted here for a transaction that then fails is
+        # freed by the admission script once the run's hot state has not appeared for its grace period.
+        verdict = await self._admission.admit_run(
+            row["tenant_id"], run_id, agent_count=compiled.result.ir.agent_count, started_by=row["created_by"]
+        )
+        if not verdict.allowed:
+            logger.error(
+                "schedule %s: fire time %s starts no run: %s",
+                *(row["id"], fire.isoformat(), verdict.refusal(self._admission.window_s)),
+            )
+            return "refused_quota"
         inserted = await conn.fetchval(
             _INSERT_RUN,
             run_id,
@@ -191,7 +208,8 @@ class ScheduleFirer:
         )
         if inserted is None:
             # This fire time already has its run (an earlier life of a poller made it).
-            return None
+            await self._admission.release(row["tenant_id"], run_id)
+            return "already_fired"
         return RunStart(
             run_id=run_id,
             tenant_id=row["tenant_id"],

@@ -10,6 +10,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from common.keys import Keys
+from common.runs.admission import Admission
 from common.runs.scripts import Scripts
 from common.schedules import ScheduleFirer, idempotency_key
 from coordinator import Scheduler
@@ -100,7 +101,9 @@ async def test_catchup_after_an_outage_follows_the_policy(
         outage_start = latest - timedelta(hours=9)
         await pg_pool.execute("UPDATE schedules SET next_fire_at = $1", outage_start)
         # A grace of a millisecond: every fire time before now counts as missed.
-        firer = ScheduleFirer(Scripts(redis, Keys(deployment.key_prefix)), pg_pool, max_agents=5, grace_s=0.001)
+        keys = Keys(deployment.key_prefix)
+        admission = Admission(redis, keys, deployment.coordinator())
+        firer = ScheduleFirer(Scripts(redis, keys), pg_pool, admission, max_agents=5, grace_s=0.001)
         await firer.fire_due()
 
         def keys_of(policy: str, hours_back: list[int]) -> list[str]:
@@ -119,3 +122,15 @@ async def test_catchup_after_an_outage_follows_the_policy(
         await firer.fire_due()
         assert len(await _runs(pg_pool, policies["all"]["id"])) == 3
         assert len(await _runs(pg_pool, policies["last"]["id"])) == 1
+
+
+async def test_scheduled_runs_pass_the_run_quotas(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+) -> None:
+    # One active run per tenant, and no engine to end it: the first fire time starts a run, the others none.
+    deployment = deployment.replace(max_active_runs_per_tenant=1)
+    async with running_api(deployment, redis, pg_pool, engine=False) as api:
+        await api.create_workflow("w", chain_definition(1))
+        schedule = await _schedule(api, interval_s=1, overlap="allow")
+        await _run_schedulers(deployment, redis, pg_pool, 2.5)
+        assert len(await _runs(pg_pool, schedule["id"])) == 1
