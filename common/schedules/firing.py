@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,32 +108,34 @@ class ScheduleFirer:
         return starts, len(rows)
 
     async def _fire(self, conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> list[tuple[RunStart, IR]]:
-        timing = timing_of(row)
         fires = self._due(row, now)
-        outcome = "started"
+        outcomes: Counter[str] = Counter()
         if row["overlap"] == "skip" and fires:
             # Several due fire times would overlap one another: only the latest may start, and none while a run of
             # this schedule is still live.
-            outcome, fires = ("skipped_overlap", []) if row["has_live_run"] else (outcome, fires[-1:])
+            keep = 0 if row["has_live_run"] else 1
+            outcomes["skipped_overlap"] += len(fires) - keep
+            fires = fires[len(fires) - keep :]
+        compiled = await self._runnable(conn, row) if fires else None
         starts: list[tuple[RunStart, IR]] = []
-        if fires:
-            compiled = await self._runnable(conn, row)
-            if compiled is None:
-                outcome, fires = "refused", []
-            else:
-                for fire in fires:
-                    start = await self._insert(conn, row, fire, compiled)
-                    if isinstance(start, RunStart):
-                        starts.append((start, compiled.result.ir))
-                    elif start == "refused_quota":
-                        outcome = start
-        if fires or outcome != "started":
-            self._fires.labels(outcome).inc(max(len(fires), 1))
+        last_fire: datetime | None = None
+        if fires and compiled is None:
+            outcomes["refused"] += len(fires)
+        elif compiled is not None:
+            for fire in fires:
+                start = await self._insert(conn, row, fire, compiled)
+                if isinstance(start, RunStart):
+                    starts.append((start, compiled.result.ir))
+                    last_fire = fire
+                outcomes[start if isinstance(start, str) else "started"] += 1
+        for outcome, count in outcomes.items():
+            if count:
+                self._fires.labels(outcome).inc(count)
         await conn.execute(
             "UPDATE schedules SET next_fire_at = $2, last_fire_at = coalesce($3, last_fire_at) WHERE id = $1",
             row["id"],
-            timing.next_after(now),
-            fires[-1] if fires else None,
+            timing_of(row).next_after(now),
+            last_fire,
         )
         return starts
 
