@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from common.errors import AobError
 from common.json_schema import InvalidSchema, instance_errors
 from common.metrics import Metrics
 from common.runs.admission import Admission
@@ -30,6 +31,9 @@ from common.workflow.compiler import CompileResult, compile_definition
 from common.workflow.ir import IR
 
 logger = logging.getLogger(__name__)
+
+# A schedule whose fire failed (an error, not a refusal) is looked at again after this.
+FAILED_RETRY = timedelta(seconds=60)
 
 _CLAIM = """
 SELECT s.*, w.name AS workflow_name, w.latest_version, w.archived_at,
@@ -104,7 +108,15 @@ class ScheduleFirer:
             now: datetime = await conn.fetchval("SELECT now()")
             rows = await conn.fetch(_CLAIM, now, self._batch)
             for row in rows:
-                starts += await self._fire(conn, row, now)
+                try:
+                    async with conn.transaction():
+                        starts += await self._fire(conn, row, now)
+                except (AobError, ValueError):
+                    # One broken schedule must not hold back the others: its work is rolled back to the savepoint
+                    # and it is tried again later (rather than at every poll, where it would keep the batch full).
+                    retry_at = now + FAILED_RETRY
+                    logger.exception("schedule %s could not fire; tried again at %s", row["id"], retry_at.isoformat())
+                    await conn.execute("UPDATE schedules SET next_fire_at = $2 WHERE id = $1", row["id"], retry_at)
         return starts, len(rows)
 
     async def _fire(self, conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> list[tuple[RunStart, IR]]:

@@ -33,11 +33,18 @@ class ScheduleTiming(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                croniter(value)
-            except (CroniterBadCronError, ValueError, KeyError) as exc:
-                raise ValueError(f"expected a cron expression such as '0 * * * *', got {value!r}: {exc}") from None
+        if value is None:
+            return value
+        # No year field: a 5- or 6-field expression that fires once fires again every year, so a schedule that was
+        # valid never runs out of fire times.
+        if len(value.split()) > 6:
+            raise ValueError(f"expected 5 fields (or 6, the last for seconds), got {value!r}")
+        try:
+            # Walking both ways refuses expressions that never match, such as '0 0 31 2 *'.
+            croniter(value).get_next(datetime)
+            croniter(value).get_prev(datetime)
+        except (CroniterBadCronError, ValueError, KeyError) as exc:
+            raise ValueError(f"expected a cron expression such as '0 * * * *', got {value!r}: {exc}") from None
         return value
 
     @field_validator("timezone")

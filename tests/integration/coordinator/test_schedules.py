@@ -134,3 +134,23 @@ async def test_scheduled_runs_pass_the_run_quotas(
         schedule = await _schedule(api, interval_s=1, overlap="allow")
         await _run_schedulers(deployment, redis, pg_pool, 2.5)
         assert len(await _runs(pg_pool, schedule["id"])) == 1
+
+
+async def test_a_broken_schedule_does_not_hold_back_the_others(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
+) -> None:
+    async with running_api(deployment, redis, pg_pool, engine=False) as api:
+        await api.create_workflow("w", chain_definition(1))
+        good = await _schedule(api, interval_s=3600, catchup="last")
+        broken = await _schedule(api, interval_s=3600, catchup="last")
+        past = datetime.now(UTC) - timedelta(hours=2)
+        await pg_pool.execute("UPDATE schedules SET next_fire_at = $1", past)
+        # Written behind the API's back: a timing no schedule can have.
+        await pg_pool.execute("UPDATE schedules SET interval_s = NULL, cron = 'not cron' WHERE id = $1", broken["id"])
+        keys = Keys(deployment.key_prefix)
+        firer = ScheduleFirer(Scripts(redis, keys), pg_pool, Admission(redis, keys, deployment.coordinator()),
+                              max_agents=5, grace_s=0.001)  # fmt: skip
+        assert len(await firer.fire_due()) == 1
+        assert len(await _runs(pg_pool, good["id"])) == 1
+        retry_at = await pg_pool.fetchval("SELECT next_fire_at FROM schedules WHERE id = $1", broken["id"])
+        assert retry_at > datetime.now(UTC) + timedelta(seconds=30)

@@ -38,6 +38,8 @@ def test_between_keeps_the_latest_fire_times_in_order(timing: ScheduleTiming) ->
     ("fields", "where"),
     [
         ({"cron": "61 * * * *"}, ("cron",)),
+        ({"cron": "0 0 31 2 *"}, ("cron",)),
+        ({"cron": "0 0 1 1 * 0 2030"}, ("cron",)),
         ({"cron": "0 * * * *", "timezone": "Not/AZone"}, ("timezone",)),
         ({"interval_s": 0}, ("interval_s",)),
         ({"cron": "0 * * * *", "interval_s": 5}, ()),
