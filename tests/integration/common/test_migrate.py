@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "run_events",
     "audit_log",
     "secrets",
+    "schedules",
 }
 
 
