@@ -78,6 +78,9 @@ async def test_invalid_schedules_are_refused_naming_the_field(
         assert missing_input.status_code == 422 and "inputs" in missing_input.text
         unknown = await api.request("POST", "/api/v1/schedules", json={"workflow": "nope", "interval_s": 5})
         assert unknown.status_code == 404
+        pinned = {"workflow": "typed", "interval_s": 5, "version": 9, "inputs": {"city": "x"}}
+        no_version = await api.request("POST", "/api/v1/schedules", json=pinned)
+        assert no_version.status_code == 404
 
         ok = {"workflow": "typed", "interval_s": 5, "inputs": {"city": "x"}}
         schedule = (await api.request("POST", "/api/v1/schedules", json=ok)).json()
