@@ -175,8 +175,9 @@ class TemplateFields(BaseModel):
     template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
 
 
-class CoordinatorSettings(CommonSettings, TemplateFields):
-    """``aob coordinator``: completion signals, timers, the recorder and the event archiver."""
+class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields):
+    """``aob coordinator``: completion signals, timers, the recorder, the event archiver and schedules (whose runs
+    pass the run quotas)."""
 
     coordinator_heartbeat_s: float = Field(
         default=5.0, gt=0, description="heartbeat period; a coordinator silent for 3 periods is taken over"
@@ -196,6 +197,12 @@ class CoordinatorSettings(CommonSettings, TemplateFields):
         gt=0,
         description="how often live runs Redis lost are rebuilt from Postgres, runs stranded this long started and"
         " patches half done this long settled",
+    )
+    schedule_poll_s: float = Field(default=0.5, gt=0, description="how often due schedules are looked for")
+    schedule_grace_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="a schedule's fire time later than this counts as missed and follows the schedule's catchup",
     )
     max_agents: MaxAgents
     dlq_maxlen: DlqMaxLen

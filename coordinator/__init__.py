@@ -2,6 +2,7 @@
 
 from coordinator._reconciler import Reconciler
 from coordinator._recorder import Recorder
+from coordinator._schedules import Scheduler
 from coordinator._service import Coordinator, run_coordinator
 
-__all__ = ["Coordinator", "Reconciler", "Recorder", "run_coordinator"]
+__all__ = ["Coordinator", "Reconciler", "Recorder", "Scheduler", "run_coordinator"]

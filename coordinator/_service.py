@@ -36,6 +36,7 @@ from coordinator._decide import decide
 from coordinator._outputs import compute_outputs
 from coordinator._reconciler import Reconciler
 from coordinator._recorder import Recorder
+from coordinator._schedules import Scheduler
 from coordinator._signals import SignalInbox, requeue_orphaned_signals
 from coordinator._timers import move_due_tokens, time_out_runs
 
@@ -245,8 +246,8 @@ class Coordinator:
 
 
 async def run_coordinator(settings: CoordinatorSettings) -> None:
-    """``aob coordinator``: coordinate, record to Postgres, archive ended runs' events and reconcile Redis with
-    Postgres until SIGTERM."""
+    """``aob coordinator``: coordinate, record to Postgres, archive ended runs' events, reconcile Redis with
+    Postgres and fire due schedules until SIGTERM."""
     from common.events.archive import EventArchiver
 
     configure_logging(settings.log_level, settings.log_json)
@@ -268,5 +269,6 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
         reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
+        scheduler = Scheduler(settings, redis, pool, metrics=metrics)
         settle_heap()
-        await serve_until_signalled(coordinator, recorder, archiver, reconciler)
+        await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler)

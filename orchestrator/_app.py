@@ -50,6 +50,7 @@ ROUTERS = (
     "orchestrator.routes.secrets",
     "orchestrator.routes.triggers",
     "orchestrator.routes.hooks",
+    "orchestrator.routes.schedules",
     "orchestrator.routes.ui",
 )
 

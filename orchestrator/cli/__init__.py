@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.retention",
     "orchestrator.cli.secrets",
     "orchestrator.cli.triggers",
+    "orchestrator.cli.schedules",
 )
 
 

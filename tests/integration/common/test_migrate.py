@@ -30,6 +30,7 @@ EXPECTED_TABLES = {
     "audit_log",
     "secrets",
     "triggers",
+    "schedules",
 }
 
 
