@@ -48,6 +48,7 @@ ROUTERS = (
     "orchestrator.routes.audit",
     "orchestrator.routes.prune",
     "orchestrator.routes.secrets",
+    "orchestrator.routes.notifications",
     "orchestrator.routes.ui",
 )
 
