@@ -143,9 +143,7 @@ class NotificationFields(BaseModel):
     notify_allowlist: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), description="comma-separated host:port webhook targets exempt from the address checks"
     )
-    notify_ui_base_url: str = Field(
-        default="http://127.0.0.1:8080", description="public UI base URL approval notifications link to"
-    )
+    notify_ui_base_url: str = Field(default="http://127.0.0.1:8080", description="public UI base URL (for links)")
     smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications; unset: none")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = Field(default="aob@localhost", description="sender address of notification e-mails")
@@ -160,13 +158,7 @@ class NotificationFields(BaseModel):
 
 
 class ApiSettings(
-    CommonSettings,
-    RateLimitFields,
-    RunQuotaFields,
-    DefinitionLimitFields,
-    UiFields,
-    SecretsFields,
-    NotificationFields,
+    CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields, SecretsFields, NotificationFields
 ):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its definition limits)."""
 
