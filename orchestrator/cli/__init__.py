@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.dlq",
     "orchestrator.cli.retention",
     "orchestrator.cli.secrets",
+    "orchestrator.cli.notifications",
 )
 
 
