@@ -106,11 +106,15 @@ async def api(
         running_api(settings, redis, pg_pool, handlers=[HitlHandler(pg_pool, redis, keys)]) as client,
         httpx.AsyncClient() as http,
     ):
-        notifier = Notifier(settings.coordinator(), redis, pg_pool, keys, consumer="ntf-test", client=http)
-        task = asyncio.create_task(notifier.run())
+        # Two notifiers, as two coordinators would run: each event still reaches each subscription once.
+        notifiers = [
+            Notifier(settings.coordinator(), redis, pg_pool, keys, consumer=f"ntf-{i}", client=http) for i in range(2)
+        ]
+        tasks = [asyncio.create_task(notifier.run()) for notifier in notifiers]
         yield client
-        await notifier.shutdown()
-        await task
+        for notifier in notifiers:
+            await notifier.shutdown()
+        await asyncio.gather(*tasks)
 
 
 async def _subscribe(api: Api, **body: Any) -> dict[str, Any]:
@@ -126,8 +130,11 @@ async def test_failed_run_is_posted_signed_and_retried(api: Api, receiver: Recei
     assert len(sub["secret"]) == 64
     listed = (await api.request("GET", SUBSCRIPTIONS)).json()["items"]
     assert [s["id"] for s in listed] == [sub["id"]] and "secret" not in listed[0]
+    assert (await api.request("GET", f"{SUBSCRIPTIONS}/{sub['id']}")).json()["target"] == url
     bad = {"id": "bad", "type": "transform", "config": {"output": "{{ inputs.missing }}"}}
     await api.create_workflow("broken", {"nodes": [bad], "edges": []})
+    other = await api.create_workflow("other", {"nodes": [bad], "edges": []})
+    elsewhere = await _subscribe(api, channel="webhook", url=url, events=["run_failed"], workflow_id=other["id"])
     run = await api.start_run("broken")
 
     async def three_attempts() -> list[dict[str, Any]]:
@@ -141,6 +148,8 @@ async def test_failed_run_is_posted_signed_and_retried(api: Api, receiver: Recei
     assert [d["response_code"] for d in log] == [200, 500, 500]
     assert {(d["event_type"], d["run_id"]) for d in log} == {("run_failed", run["id"])}
     assert len(receiver.requests) == 3
+    # The other workflow's subscription was never enqueued (both were matched against the same event).
+    assert (await api.request("GET", f"{SUBSCRIPTIONS}/{elsewhere['id']}/deliveries")).json()["items"] == []
     headers, body = receiver.requests[-1]
     expected = sign(sub["secret"], headers["x-aob-timestamp"], body)
     assert hmac.compare_digest(headers["x-aob-signature"], expected)
