@@ -158,19 +158,29 @@ async def test_failed_run_is_posted_signed_and_retried(api: Api, receiver: Recei
 
 
 async def test_approval_request_is_emailed_with_its_link(api: Api, mailbox: Any) -> None:
-    await _subscribe(api, channel="email", address="ops@example.com", events=["approval_requested"])
+    events = ["approval_requested", "approval_decided"]
+    await _subscribe(api, channel="email", address="ops@example.com", events=events)
     gate = {"id": "g", "type": "hitl", "config": {"title": "ship?"}}
     await api.create_workflow("gate", {"nodes": [gate], "edges": []})
     run = await api.start_run("gate")
 
-    async def mailed() -> Any:
-        assert len(mailbox[0].messages) == 1
-        return mailbox[0].messages[0]
+    async def mailed(count: int) -> list[Any]:
+        assert len(mailbox[0].messages) == count
+        return list(mailbox[0].messages)
 
-    envelope = await eventually(mailed, 15)
+    [envelope] = await eventually(lambda: mailed(1), 15)
     assert envelope.rcpt_tos == ["ops@example.com"]
-    text = message_from_bytes(envelope.content).get_payload()
+    requested = message_from_bytes(envelope.content)
+    assert requested["Subject"].startswith("[aob] Approval requested for node g")
+    text = requested.get_payload()
     assert "https://aob.example/#/approvals" in text and run["id"] in text
+
+    [approval] = (await api.request("GET", "/api/v1/approvals", params={"run_id": run["id"]})).json()["items"]
+    alice = await api.new_key(role="editor", name="alice")
+    path = f"/api/v1/approvals/{approval['id']}/decide"
+    assert (await api.request("POST", path, key=alice, json={"decision": "approve"})).status_code == 200
+    decided = message_from_bytes((await eventually(lambda: mailed(2), 15))[1].content)
+    assert decided["Subject"].startswith("[aob] Approval approved for node g")
 
 
 @pytest.mark.parametrize(
