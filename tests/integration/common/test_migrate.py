@@ -29,6 +29,9 @@ EXPECTED_TABLES = {
     "run_events",
     "audit_log",
     "secrets",
+    "notification_subscriptions",
+    "notification_outbox",
+    "notification_deliveries",
 }
 
 
