@@ -28,11 +28,7 @@ ApiPort = Annotated[int, Field(default=8080, ge=0, le=65535, description="orches
 FanoutHost = Annotated[str, Field(default="127.0.0.1", description="WebSocket fanout address")]
 KeyRecheck = Annotated[
     float,
-    Field(
-        default=1.0,
-        gt=0,
-        description="re-check the API keys of open streams this often (revocations also arrive at once)",
-    ),
+    Field(default=1.0, gt=0, description="re-check open streams' API keys this often (revocations arrive at once)"),
 ]
 FanoutPort = Annotated[int, Field(default=8081, ge=0, le=65535, description="WebSocket fanout port")]
 MaxAgents = Annotated[int, Field(default=5, ge=0, description="agent nodes allowed in one run")]
@@ -133,7 +129,33 @@ class UiFields(BaseModel):
     fanout_port: FanoutPort
 
 
-class ApiSettings(CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields, SecretsFields):
+class NotificationFields(BaseModel):
+    """Notifications (docs/notifications.md): webhook retries and reach, the SMTP server, links into the UI."""
+
+    notify_poll_s: float = Field(default=1.0, gt=0, description="how often due notification deliveries are sent")
+    notify_retry_base_s: float = Field(default=2.0, gt=0, description="first retry delay; doubles per attempt")
+    notify_retry_max_s: float = Field(default=3600.0, gt=0, description="a delivery is retried for this long")
+    notify_timeout_s: float = Field(default=10.0, gt=0, description="one webhook request or SMTP session")
+    notify_allowlist: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="comma-separated host:port webhook targets exempt from the address checks"
+    )
+    notify_ui_base_url: str = Field(default="http://127.0.0.1:8080", description="public UI base URL (for links)")
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications; unset: none")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="aob@localhost", description="sender address of notification e-mails")
+    smtp_user: str | None = Field(default=None)
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_starttls: bool = Field(default=False, description="upgrade the SMTP session with STARTTLS")
+
+    @field_validator("notify_allowlist", mode="before")
+    @classmethod
+    def _parse_notify_allowlist(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
+class ApiSettings(
+    CommonSettings, RateLimitFields, RunQuotaFields, DefinitionLimitFields, UiFields, SecretsFields, NotificationFields
+):
     """``aob orchestrator``: the REST API, SSE streams and the UI (``aob validate`` reads its definition limits)."""
 
     api_host: ApiHost
@@ -175,9 +197,9 @@ class TemplateFields(BaseModel):
     template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
 
 
-class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields):
-    """``aob coordinator``: completion signals, timers, the recorder, the event archiver and schedules (whose runs
-    pass the run quotas)."""
+class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields, SecretsFields, NotificationFields):
+    """``aob coordinator``: completion signals, timers, the recorder, the event archiver, schedules (whose runs pass
+    the run quotas) and notifications."""
 
     coordinator_heartbeat_s: float = Field(
         default=5.0, gt=0, description="heartbeat period; a coordinator silent for 3 periods is taken over"

@@ -11,6 +11,7 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -33,6 +34,7 @@ from common.settings import CoordinatorSettings
 from common.workflow.edges import needs_output
 from common.workflow.templates import TemplateScope
 from coordinator._decide import decide
+from coordinator._notifications import Notifier
 from coordinator._outputs import compute_outputs
 from coordinator._reconciler import Reconciler
 from coordinator._recorder import Recorder
@@ -270,5 +272,9 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
         reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
         scheduler = Scheduler(settings, redis, pool, metrics=metrics)
+        client = await stack.enter_async_context(httpx.AsyncClient())
+        notifier = Notifier(
+            settings, redis, pool, keys, consumer=f"ntf-{coordinator.id}", client=client, metrics=metrics
+        )
         settle_heap()
-        await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler)
+        await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler, notifier)

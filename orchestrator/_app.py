@@ -51,6 +51,7 @@ ROUTERS = (
     "orchestrator.routes.triggers",
     "orchestrator.routes.hooks",
     "orchestrator.routes.schedules",
+    "orchestrator.routes.notifications",
     "orchestrator.routes.ui",
 )
 

@@ -33,6 +33,7 @@ Decision = Literal["approve", "reject"]
 SYSTEM = "system"
 # Same cap as the run-state scripts, so an approval's events never grow the run's stream unbounded.
 EVENTS_MAXLEN = 100_000
+TENANT_EVENTS_MAXLEN = 10_000
 
 
 class ApprovalNotFound(AobError):
@@ -212,6 +213,10 @@ async def _announce(redis: aioredis.Redis, keys: Keys, row: ApprovalRow, entry: 
     )
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(keys.events(approval.run_id), {"e": event.stored()}, maxlen=EVENTS_MAXLEN, approximate=True)
+        # Notifications follow the tenant stream; the Lua scripts cap it at the same length.
+        pipe.xadd(
+            keys.tenant_events(row.tenant_id), {"e": event.stored()}, maxlen=TENANT_EVENTS_MAXLEN, approximate=True
+        )
         if approval.status != "pending":
             pipe.rpush(keys.completion_signals, completion_for(row).model_dump_json(exclude_none=True))
             if row.timeout_token:

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.secrets",
     "orchestrator.cli.triggers",
     "orchestrator.cli.schedules",
+    "orchestrator.cli.notifications",
 )
 
 

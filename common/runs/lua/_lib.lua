@@ -57,7 +57,8 @@ local function emit_event(etype, node_id, data)
   -- cjson encodes an empty table as {}, which is what an empty `data` should be.
   local body = cjson.encode(event)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', body)
-  if not node_id or etype == 'workflow_patched' then
+  -- Approval requests also reach the tenant stream: notifications follow it (common/notifications).
+  if not node_id or etype == 'workflow_patched' or etype == 'approval_requested' then
     local tenant = redis.call('HGET', K_RUN, 'tenant')
     redis.call('XADD', key_for(KEY_TEMPLATES.tenant_events, tenant), 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e',
       body)

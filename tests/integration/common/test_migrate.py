@@ -31,6 +31,9 @@ EXPECTED_TABLES = {
     "secrets",
     "triggers",
     "schedules",
+    "notification_subscriptions",
+    "notification_outbox",
+    "notification_deliveries",
 }
 
 
