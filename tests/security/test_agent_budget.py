@@ -43,7 +43,10 @@ async def test_concurrent_agents_of_one_tenant_cannot_overshoot_its_budget(
     used = await TokenBudget(redis, keys, BUDGET).used("tenant-test")
     # Reservations cover each call (the provider honours max_tokens here), so nothing is spent beyond the budget.
     assert used <= BUDGET, (used, ended)
-    assert "succeeded" in ended, errors
+    # Which agents finish depends on how their calls interleave (in-flight reservations can refuse every agent's
+    # second call); what must hold is that the budget was spent on calls, not refused whole, and nothing hung.
+    assert used >= 2 * sum(USAGE.values()), (used, errors)
+    assert all(status in ("succeeded", "failed") for status in ended), ended
     refused = [error for error in errors if error is not None]
     assert refused and all(error["type"] == "budget_exceeded" for error in refused), refused
     assert all("budget" in error["message"] for error in refused)
