@@ -14,9 +14,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import httpx
 
 from common.errors import ConfigError, NodeFailed
-from common.redaction import safe_url
-from common.settings import DEFAULT_DENY_PATHS, HttpNodeFields
-from workers.http._addresses import (
+from common.net_addresses import (
     IpAddress,
     blocked_reason,
     connect_address,
@@ -24,6 +22,8 @@ from workers.http._addresses import (
     is_metadata_host,
     parse_host,
 )
+from common.redaction import safe_url
+from common.settings import DEFAULT_DENY_PATHS, HttpNodeFields
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """Resolves ``(host, port)`` to IP address strings; the guard calls it exactly once per checked URL."""

@@ -188,6 +188,8 @@ async def test_approval_request_is_emailed_with_its_link(api: Api, mailbox: Any)
     [
         {"channel": "webhook", "url": "http://10.0.0.1/x", "events": ["run_failed"]},
         {"channel": "webhook", "url": "http://169.254.169.254/latest", "events": ["run_failed"]},
+        # A NAT64 form of a private address: refused by the HTTP node's rules, which notifications share.
+        {"channel": "webhook", "url": "http://[64:ff9b::a00:1]/x", "events": ["run_failed"]},
         {"channel": "webhook", "url": "ftp://example.com/x", "events": ["run_failed"]},
         {"channel": "webhook", "address": "a@b.c", "events": ["run_failed"]},
         {"channel": "email", "address": "nobody", "events": ["run_failed"]},

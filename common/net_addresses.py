@@ -1,4 +1,5 @@
-"""Host parsing the way browsers and ``inet_aton`` read hosts, and the address classes the SSRF guard refuses."""
+"""Host parsing the way browsers and ``inet_aton`` read hosts, and the address classes an outgoing request from
+aob may not reach: the HTTP node's SSRF guard and notification webhooks share them."""
 
 from __future__ import annotations
 
