@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
-from tests.support.api import served_api
 from tests.support.cli import aob
-from tests.support.deployment import ADMIN_KEY, Deployment
-
-
-@pytest.fixture
-async def api_url(
-    deployment: Deployment,
-    redis: aioredis.Redis,
-    pg_pool: asyncpg.Pool,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[str]:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("AOB_API_KEY", ADMIN_KEY)
-    async with served_api(deployment.api(), redis, pg_pool) as url:
-        monkeypatch.setenv("AOB_API_URL", url)
-        yield url
 
 
 async def test_prune_dry_run_then_for_real(
