@@ -27,7 +27,10 @@ from orchestrator._headers import SecurityHeadersMiddleware
 from orchestrator._input_guard import InputGuardMiddleware
 from orchestrator._json import OrjsonResponse
 from orchestrator._middleware import RequestMetricsMiddleware
+from orchestrator._models import RunCreate
 from orchestrator._ratelimit import RateLimiter
+from orchestrator._schemas.document import install_openapi
+from orchestrator._schemas.errors import ERROR_RESPONSES
 from orchestrator._state import AppState
 from orchestrator._workflow_cache import WorkflowCache
 
@@ -101,7 +104,13 @@ def create_app(
             )
             yield
 
-    app = FastAPI(title="aob", version="1", lifespan=lifespan, default_response_class=OrjsonResponse)
+    app = FastAPI(
+        title="aob",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        responses=ERROR_RESPONSES,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(InputGuardMiddleware)
@@ -111,4 +120,5 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=[path for path in docs if path])
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
+    install_openapi(app, bodies=[RunCreate])
     return app

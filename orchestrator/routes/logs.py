@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from common.agent_protocol import classify_line
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
+from orchestrator._schemas.streams import LogPageAnswer
 from orchestrator._state import AppState, Reader, State
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
@@ -30,7 +31,7 @@ async def node_logs(
     caller: Reader,
     after: str | None = Query(default=None, max_length=40, description="the last line id seen (<attempt>-<n>)"),
     limit: int = Query(default=1000, ge=1, le=MAX_LIMIT, description="lines per page"),
-) -> dict[str, Any]:
+) -> LogPageAnswer:
     """Lines after ``after``, oldest first: ``{items: [{id, attempt, kind, line, ts}], next_cursor, ...}``.
 
     Archived lines carry no ``ts`` (the archive keeps the text only).

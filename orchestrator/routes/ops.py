@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from common.serving import all_ready, readiness
 from orchestrator._errors import ApiError
+from orchestrator._schemas.service import HealthAnswer, ReadyAnswer
 from orchestrator._state import State
 
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> HealthAnswer:
     """The process answers."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-async def readyz(state: State) -> dict[str, str]:
+async def readyz(state: State) -> ReadyAnswer:
     """Redis and Postgres answer; 503 naming the one that does not (details: ``{"redis": "down", ...}``)."""
     states = await readiness(state.redis, state.pool)
     if not all_ready(states):
@@ -27,7 +29,7 @@ async def readyz(state: State) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(state: State) -> Response:
     """Prometheus exposition of this process's metrics."""
     payload, content_type = state.metrics.render()

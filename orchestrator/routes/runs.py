@@ -18,6 +18,14 @@ from orchestrator._json_body import read_json, validated
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
+from orchestrator._schemas.document import COMPONENT_REFS
+from orchestrator._schemas.runs import (
+    ResumedRunAnswer,
+    RunAnswer,
+    RunDefinitionAnswer,
+    RunDetailAnswer,
+    RunPageAnswer,
+)
 from orchestrator._state import AppState, Editor, Reader, State, permitted, principal_counted_later
 from orchestrator._submit import submit_run
 
@@ -26,14 +34,24 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out")
 
 
-# The route takes only the request (see orchestrator._json_body); its documentation says what it reads.
+# The route takes only the request (see orchestrator._json_body); its documentation says what it reads (RunCreate is a
+# component that create_app adds).
 _SUBMIT_OPENAPI: dict[str, Any] = {
     "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": RunCreate.model_json_schema()}}},
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": COMPONENT_REFS + "RunCreate"}}},
+    },
 }
 
 
-@router.post("/runs", status_code=201, response_model=dict[str, Any], openapi_extra=_SUBMIT_OPENAPI)
+@router.post(
+    "/runs",
+    status_code=201,
+    response_model=RunAnswer,
+    responses={200: {"model": RunAnswer, "description": "an idempotent replay: the run this key started"}},
+    openapi_extra=_SUBMIT_OPENAPI,
+)
 async def create_run(request: Request) -> Response:
     """Start a run (201); the same ``Idempotency-Key`` and body again gives the same run (200)."""
     body = await read_json(request)
@@ -58,7 +76,7 @@ async def list_runs(
     top_level: bool = Query(default=False, description="only runs that no other run started"),
     limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=500),
-) -> dict[str, Any]:
+) -> RunPageAnswer:
     """The tenant's runs, newest first (as last recorded in Postgres)."""
     conditions = ["tenant_id = $1"]
     args: list[Any] = [caller.tenant_id]
@@ -87,7 +105,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
+async def get_run(run_id: str, state: State, caller: Reader) -> RunDetailAnswer:
     """A run with per-node state, outputs (or their CAS refs), metrics and the child runs its nodes started."""
     body = await run_json(state, await find_run(state, caller.tenant_id, run_id))
     children = await list_child_runs(state.pool, state.redis, state.keys, caller.tenant_id, run_id)
@@ -95,7 +113,7 @@ async def get_run(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/definition")
-async def get_run_definition(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
+async def get_run_definition(run_id: str, state: State, caller: Reader) -> RunDefinitionAnswer:
     """The run's current definition, with every patch applied so far."""
     await find_run(state, caller.tenant_id, run_id)
     row = await state.pool.fetchrow("SELECT definition, definition_version FROM runs WHERE id = $1", run_id)
@@ -103,7 +121,7 @@ async def get_run_definition(run_id: str, state: State, caller: Reader) -> dict[
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel(run_id: str, state: State, caller: Editor) -> dict[str, Any]:
+async def cancel(run_id: str, state: State, caller: Editor) -> RunAnswer:
     """Cancel a run that has not ended; 409 when it has."""
     row = await find_run(state, caller.tenant_id, run_id)
     verdict = await cancel_run(state.scripts, run_id, reason=f"cancelled by {caller.name}")
@@ -117,7 +135,7 @@ async def cancel(run_id: str, state: State, caller: Editor) -> dict[str, Any]:
 @router.post("/runs/{run_id}/resume")
 async def resume(
     run_id: str, state: State, caller: Editor, body: Annotated[RunResume | None, Body()] = None
-) -> dict[str, Any]:
+) -> ResumedRunAnswer:
     """Run a failed, cancelled or timed-out run again from where it stopped (or from ``from_node``)."""
     row = await find_run(state, caller.tenant_id, run_id)
     from_node = body.from_node if body is not None else None
