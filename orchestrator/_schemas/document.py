@@ -68,10 +68,11 @@ def install_openapi(app: FastAPI, bodies: Sequence[type[BaseModel]] = ()) -> Non
         document = derived()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         added = definition_components() | model_components(bodies)
-        clashes = sorted(name for name in added if name in schemas)
+        clashes = sorted(name for name, schema in added.items() if schemas.get(name, schema) != schema)
         if clashes:
             # A model of the API named like a part of the definition would silently replace it.
-            raise RuntimeError(f"OpenAPI components named twice: {', '.join(clashes)}")
+            app.openapi_schema = None
+            raise RuntimeError(f"OpenAPI components named twice, with different schemas: {', '.join(clashes)}")
         schemas.update(added)
         _errors_in_json(document)
         return document

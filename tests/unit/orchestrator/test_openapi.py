@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 
 from common.settings import ApiSettings
 from orchestrator import create_app
+from orchestrator._schemas.document import install_openapi
 
 REFS = "#/components/schemas/"
 # Constraints that make a schema more than "any JSON" (an object type alone is not one).
@@ -118,3 +121,21 @@ def test_errors_are_documented_in_the_one_error_shape(document: dict[str, Any]) 
             for status in ("4XX", "5XX"):
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": REFS + "ErrorBody"}
+
+
+class NodeSpec(BaseModel):
+    """Named like a part of the workflow definition, with another shape."""
+
+    elsewhere: int
+
+
+def test_a_model_named_like_a_part_of_the_definition_is_refused() -> None:
+    app = FastAPI()
+
+    @app.post("/elsewhere")
+    async def elsewhere(body: NodeSpec) -> None:
+        return None
+
+    install_openapi(app)
+    with pytest.raises(RuntimeError, match="named twice, with different schemas: NodeSpec"):
+        app.openapi()
