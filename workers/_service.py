@@ -19,11 +19,10 @@ from common.ops_endpoint import ops_endpoint
 from common.runs.cas import Cas
 from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
+from common.workflow.ir import WORKER_TYPES
 from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
-
-WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
 
 
 @contextlib.asynccontextmanager
