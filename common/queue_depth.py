@@ -14,6 +14,9 @@ from common.workflow.ir import WORKER_TYPES
 
 logger = logging.getLogger(__name__)
 
+# The name the worker autoscalers ask prometheus-adapter for (deploy/kubernetes/autoscaling.yaml).
+QUEUE_DEPTH_METRIC = "aob_queue_depth"
+
 
 async def export_queue_depth(redis: aioredis.Redis, keys: Keys, metrics: Metrics) -> None:
     """Set ``aob_queue_depth{type}`` to the length of each worker type's task stream, read now.
@@ -22,7 +25,7 @@ async def export_queue_depth(redis: aioredis.Redis, keys: Keys, metrics: Metrics
     Redis does not answer the gauge is emptied, not left stale: an autoscaler without the metric keeps the scale it
     has, where a stale value would keep moving it.
     """
-    gauge = metrics.gauge("aob_queue_depth", "tokens queued for workers of the type, waiting or in hand", ["type"])
+    gauge = metrics.gauge(QUEUE_DEPTH_METRIC, "tokens queued for workers of the type, waiting or in hand", ["type"])
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for worker_type in WORKER_TYPES:
