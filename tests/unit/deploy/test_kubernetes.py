@@ -143,6 +143,7 @@ def test_each_worker_type_scales_on_its_queue_depth_through_the_adapter_rule(obj
         selector = {"matchLabels": {"type": worker_type}}
         assert metric["external"]["metric"] == {"name": QUEUE_DEPTH_METRIC, "selector": selector}
         assert metric["external"]["target"]["type"] == "AverageValue"
+        assert int(metric["external"]["target"]["averageValue"]) >= 1
         assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
     # `kubectl apply` of a replica count would undo the autoscaler's.
     for name, deployment in by_kind(objects, "Deployment").items():
