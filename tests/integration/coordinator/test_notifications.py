@@ -210,3 +210,27 @@ async def test_subscription_pause_delete_and_tenant_scope(api: Api) -> None:
     assert (await api.request("GET", path, key=other)).status_code == 404
     assert (await api.request("DELETE", path)).status_code == 204
     assert (await api.request("GET", path)).status_code == 404
+
+
+async def test_send_test_goes_through_the_notifier(api: Api, receiver: Receiver) -> None:
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    # Paused: no run event reaches it, but a test asked for by hand does.
+    sub = await _subscribe(api, channel="webhook", url=url, events=["run_failed"], format="slack", paused=True)
+    path = f"{SUBSCRIPTIONS}/{sub['id']}"
+    queued = await api.request("POST", f"{path}/test")
+    assert queued.status_code == 202, queued.text
+    event_id = queued.json()["event_id"]
+
+    async def delivered() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await api.request("GET", f"{path}/deliveries")).json()["items"]
+        assert [d["status"] for d in items] == ["delivered", "retrying", "retrying"], items
+        return items
+
+    log = await eventually(delivered, 15)
+    assert {(d["event_id"], d["event_type"], d["run_id"]) for d in log} == {(event_id, "test", None)}
+    headers, body = receiver.requests[-1]
+    assert headers["x-aob-event"] == "test"
+    assert hmac.compare_digest(headers["x-aob-signature"], sign(sub["secret"], headers["x-aob-timestamp"], body))
+    assert orjson.loads(body) == {"text": f"Test notification for subscription {sub['id']} (sent from aob)"}
+    # Delivered, it has left the outbox: another test may be sent.
+    assert (await api.request("POST", f"{path}/test")).status_code == 202
