@@ -234,3 +234,29 @@ async def test_send_test_goes_through_the_notifier(api: Api, receiver: Receiver)
     assert orjson.loads(body) == {"text": f"Test notification for subscription {sub['id']} (sent from aob)"}
     # Delivered, it has left the outbox: another test may be sent.
     assert (await api.request("POST", f"{path}/test")).status_code == 202
+
+
+async def test_tenants_created_after_the_notifier_started_are_notified(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    # As in `aob up`: the coordinator's notifier starts before the API has created any tenant. Their events used to
+    # wait for the consumer's stream refresh (every 30 s) before they were delivered.
+    async with Receiver(failures=0).serving() as late_receiver, httpx.AsyncClient() as http:
+        settings = deployment.replace(notify_allowlist=f"127.0.0.1:{late_receiver.port}", notify_poll_s=0.05)
+        notifier = Notifier(settings.coordinator(), redis, pg_pool, keys, consumer="ntf-late", client=http)
+        task = asyncio.create_task(notifier.run())
+        try:
+            async with running_api(settings, redis, pg_pool) as api:
+                url = f"http://127.0.0.1:{late_receiver.port}/late"
+                await _subscribe(api, channel="webhook", url=url, events=["run_succeeded"])
+                await api.create_workflow("quick", {"nodes": [{"id": "n", "type": "noop"}], "edges": []})
+                run = await api.start_run("quick")
+
+                async def posted() -> bool:
+                    assert [orjson.loads(body)["run_id"] for _, body in late_receiver.requests] == [run["id"]]
+                    return True
+
+                await eventually(posted, 10)
+        finally:
+            await notifier.shutdown()
+            await task
