@@ -183,5 +183,11 @@ test("a webhook subscription: send test is delivered, signed, and logged", async
   await card.getByRole("button", { name: "Refresh log" }).click();
   await expect.poll(() => card.locator("[data-testid=delivery-run_succeeded]").textContent()).toContain(run.id);
   await shot(page, "admin-notifications");
+
+  // Deleted in the UI (the browser tests after this one send no more to a receiver that has gone).
+  await card.getByRole("button", { name: "Delete", exact: true }).click();
+  await card.getByRole("button", { name: "Delete this subscription" }).click();
+  await expect.poll(() => page.locator("[data-testid^=subscription-nsub_]").count()).toBe(0);
+  expect((await call<{ items: unknown[] }>("GET", "/api/v1/notifications/subscriptions")).items).toEqual([]);
   expect(watched.errors).toEqual([]);
 });

@@ -34,6 +34,7 @@ export function NotificationsPage() {
       {secret?.secret && (
         <OnceShown label={`Signing secret of ${secret.target}`} value={secret.secret} onDone={() => setSecret(null)} testId="signing-secret" />
       )}
+      <h3>Subscriptions</h3>
       {subscriptions.error && <div className="alert" role="alert">{subscriptions.error}</div>}
       {subscriptions.data?.items.length === 0 && <p className="muted">No subscriptions yet.</p>}
       {subscriptions.data?.items.map((sub) => (
