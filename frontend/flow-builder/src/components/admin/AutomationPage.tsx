@@ -5,13 +5,13 @@ import { go, useSession } from "../../session";
 import { allows } from "../../state/roles";
 import { ScheduleSection } from "./ScheduleSection";
 import { TriggerSection } from "./TriggerSection";
-import { useMe, useResource } from "./useAdmin";
+import { useMe, useResource, useThrottled } from "./useAdmin";
 
 export function AutomationPage({ workflowId }: { workflowId: string | null }) {
   const { api } = useSession();
   const me = useMe(api);
   // A fired schedule or a delivered hook starts a run: the tenant feed says so, and the lists are read again.
-  const { runs } = useTenant(api);
+  const runs = useThrottled(useTenant(api).runs);
   const workflows = useResource(() => api.get<Page<Workflow>>("/api/v1/workflows?limit=200"), [api]);
   const items = workflows.data?.items ?? [];
   const chosen = workflowId ?? items[0]?.id ?? null;

@@ -10,7 +10,7 @@ import { allows } from "../../state/roles";
 import { DeliveryLog } from "./DeliveryLog";
 import { OnceShown } from "./OnceShown";
 import { SubscriptionForm } from "./SubscriptionForm";
-import { useAdminApi, useMe, useResource } from "./useAdmin";
+import { useAdminApi, useMe, useResource, useThrottled } from "./useAdmin";
 
 export function NotificationsPage() {
   const { api } = useSession();
@@ -48,7 +48,7 @@ function SubscriptionCard({ sub, workflowName, canWrite, onChange }: { sub: Subs
   const { api } = useSession();
   const admin = useAdminApi();
   // A run's end may have been delivered: its log is read again on tenant events.
-  const { runs } = useTenant(api);
+  const runs = useThrottled(useTenant(api).runs);
   const [testEventId, setTestEventId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);

@@ -2,7 +2,7 @@
 import { useTenant } from "../../net/tenant";
 import { useSession } from "../../session";
 import { relativeTime } from "../../state/scheduleForm";
-import { useAdminApi, useResource } from "./useAdmin";
+import { useAdminApi, useResource, useThrottled } from "./useAdmin";
 
 const BADGE: Record<string, string> = { succeeded: "ok", failed: "bad", timed_out: "bad", cancelled: "", waiting: "warn" };
 
@@ -14,7 +14,7 @@ export function RecentRuns({ source, id, label, testId }: { source: "schedule" |
   const { api } = useSession();
   const admin = useAdminApi();
   // Any run event of the tenant may concern one of these runs: the list is read again then, not polled.
-  const { runs } = useTenant(api);
+  const runs = useThrottled(useTenant(api).runs);
   const { data, error } = useResource(() => (source === "schedule" ? admin.scheduleRuns(id) : admin.triggerRuns(id)), [admin, source, id, runs]);
   if (error) return <div className="alert" role="alert">{error}</div>;
   if (!data) return <p className="muted">Loading runs…</p>;

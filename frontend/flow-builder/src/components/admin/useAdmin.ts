@@ -64,3 +64,22 @@ export function useNow(everyMs = 1000): number {
   }, [everyMs]);
   return now;
 }
+
+/** ``value``, passed on at most once every ``everyMs`` (the latest one): a busy tenant feed then makes a page
+ * read its lists again once a second, not once per event. */
+export function useThrottled<T>(value: T, everyMs = 1000): T {
+  const [shown, setShown] = useState(value);
+  const last = useRef(0);
+  useEffect(() => {
+    const wait = last.current + everyMs - Date.now();
+    const timer = setTimeout(
+      () => {
+        last.current = Date.now();
+        setShown(value);
+      },
+      Math.max(0, wait),
+    );
+    return () => clearTimeout(timer);
+  }, [value, everyMs]);
+  return shown;
+}
