@@ -84,6 +84,9 @@ class Notifier:
             streams=self._tenant_streams,
             handler=self._handle_batch,
             metrics=metrics,
+            # The tenant list is read as often as the outbox: a tenant created after this started (`aob up` starts
+            # coordinators before the API makes the default tenant) is notified within a poll, not 30 s later.
+            refresh_s=settings.notify_poll_s,
         )
         self._sending = PeriodicTask(self.send_due, settings.notify_poll_s, retry=self._consumer.retry, stage="send")
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
+from common.notifications.models import TEST_EVENT
 from common.notifications.targets import WebhookTargetRefused, check_webhook_url
 from common.pinned_http import create_http_client, pinned_addresses
 from common.settings import NotificationFields
@@ -32,6 +33,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def summary(payload: dict[str, Any]) -> str:
     """One line saying what happened, with the approval page's link when there is one."""
     kind = payload["type"]
+    if kind == TEST_EVENT:
+        return f"Test notification for subscription {payload['data'].get('subscription_id')} (sent from aob)"
     run = f"run {payload['run_id']} of workflow {payload.get('workflow_id') or '?'}"
     if kind == "approval_requested":
         text = f"Approval requested for node {payload.get('node_id')} in {run}"

@@ -230,3 +230,53 @@ async def test_webhook_connects_only_to_the_address_its_check_resolved(
     finally:
         await sender.aclose()
     assert not outcome.delivered and receiver.requests == [] and lookups == ["hooks.example"]
+
+
+async def test_send_test_goes_through_the_notifier(api: Api, receiver: Receiver) -> None:
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    # Paused: no run event reaches it, but a test asked for by hand does.
+    sub = await _subscribe(api, channel="webhook", url=url, events=["run_failed"], format="slack", paused=True)
+    path = f"{SUBSCRIPTIONS}/{sub['id']}"
+    queued = await api.request("POST", f"{path}/test")
+    assert queued.status_code == 202, queued.text
+    event_id = queued.json()["event_id"]
+
+    async def delivered() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await api.request("GET", f"{path}/deliveries")).json()["items"]
+        assert [d["status"] for d in items] == ["delivered", "retrying", "retrying"], items
+        return items
+
+    log = await eventually(delivered, 15)
+    assert {(d["event_id"], d["event_type"], d["run_id"]) for d in log} == {(event_id, "test", None)}
+    headers, body = receiver.requests[-1]
+    assert headers["x-aob-event"] == "test"
+    assert hmac.compare_digest(headers["x-aob-signature"], sign(sub["secret"], headers["x-aob-timestamp"], body))
+    assert orjson.loads(body) == {"text": f"Test notification for subscription {sub['id']} (sent from aob)"}
+    # Delivered, it has left the outbox: another test may be sent.
+    assert (await api.request("POST", f"{path}/test")).status_code == 202
+
+
+async def test_tenants_created_after_the_notifier_started_are_notified(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    # As in `aob up`: the coordinator's notifier starts before the API has created any tenant. Their events used to
+    # wait for the consumer's stream refresh (every 30 s) before they were delivered.
+    async with Receiver(failures=0).serving() as late_receiver:
+        settings = deployment.replace(notify_allowlist=f"127.0.0.1:{late_receiver.port}", notify_poll_s=0.05)
+        notifier = Notifier(settings.coordinator(), redis, pg_pool, keys, consumer="ntf-late")
+        task = asyncio.create_task(notifier.run())
+        try:
+            async with running_api(settings, redis, pg_pool) as api:
+                url = f"http://127.0.0.1:{late_receiver.port}/late"
+                await _subscribe(api, channel="webhook", url=url, events=["run_succeeded"])
+                await api.create_workflow("quick", {"nodes": [{"id": "n", "type": "noop"}], "edges": []})
+                run = await api.start_run("quick")
+
+                async def posted() -> bool:
+                    assert [orjson.loads(body)["run_id"] for _, body in late_receiver.requests] == [run["id"]]
+                    return True
+
+                await eventually(posted, 10)
+        finally:
+            await notifier.shutdown()
+            await task
