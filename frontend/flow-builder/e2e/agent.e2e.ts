@@ -142,6 +142,10 @@ test("the run succeeds with the added nodes; tokens are counted per reply, node 
   await expect.poll(() => page.textContent("[data-testid=log-matches]")).toMatch(/^2 of \d+$/);
   expect(await page.locator("[data-testid=tool-item][data-tool=get_context]").count()).toBe(0);
   await page.fill("[data-testid=log-search]", "");
+  await page.check(".agent-log input[type=checkbox]");
+  await expect.poll(() => page.textContent("[data-testid=log-count]")).toMatch(/^\d+ lines$/);
+  expect(await page.locator(".log .line", { hasText: "@@AOB_RESULT@@" }).count()).toBe(1);
+  await page.uncheck(".agent-log input[type=checkbox]");
 
   await page.click(".react-flow__pane", { position: { x: 20, y: 20 } });
   await expect.poll(() => page.textContent("[data-testid=run-tokens]")).toBe(`Agents used ${TOTAL_TOKENS} tokens (580 in / 90 out)`);

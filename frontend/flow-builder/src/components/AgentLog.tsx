@@ -1,12 +1,11 @@
 // An agent node's log as a conversation: the model's text rendered as markdown while it streams (raw HTML, images
 // and unsafe links never reach the page), tool calls as collapsible items with their results, token usage, a search.
-import { useLayoutEffect, useMemo, useRef, useState } from "react";
+import { useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { itemMatches, parseAgentLog, runUsage, type AgentItem, type Usage } from "../state/agentLog";
 import { stablePrefix } from "../state/markdownStream";
 import type { NodeLog } from "../state/runEvents";
-import { VirtualLog } from "./LogPanel";
 
 // Past this many lines the log opens as raw lines: every item is rendered, the raw view only the ones in sight.
 const RENDERED_MAX_LINES = 5_000;
@@ -38,7 +37,8 @@ export function tokens(usage: Usage): string {
   return `${usage.total.toLocaleString()} tokens (${usage.prompt.toLocaleString()} in / ${usage.completion.toLocaleString()} out)`;
 }
 
-export function AgentLog({ log }: { log: NodeLog }) {
+/** ``log`` as items; ``rawLines`` (the virtualised raw lines) is shown instead when "raw" is ticked. */
+export function AgentLog({ log, rawLines }: { log: NodeLog; rawLines: ReactNode }) {
   const [query, setQuery] = useState("");
   const [raw, setRaw] = useState(log.count > RENDERED_MAX_LINES);
   const view = useMemo(() => parseAgentLog(log.lines, log.count), [log.lines, log.count]);
@@ -59,7 +59,7 @@ export function AgentLog({ log }: { log: NodeLog }) {
         </label>
       </div>
       {raw ? (
-        <VirtualLog lines={log.lines} count={log.count} truncated={log.truncated} />
+        rawLines
       ) : (
         <>
           <div className="row" style={{ marginBottom: 4 }}>

@@ -100,6 +100,6 @@ export function LogPanel({ runId, nodeId, log, nodeType }: { runId: string; node
   }, [api, runId, nodeId, live]);
   const shown = live > 0 || !stored ? log : stored;
   if (!shown || shown.count === 0) return <p className="muted" data-testid="log-empty">{note ?? "No log lines yet; they appear here as the node writes them."}</p>;
-  if (nodeType === "agent") return <AgentLog log={shown} />;
-  return <VirtualLog lines={shown.lines} count={shown.count} truncated={shown.truncated} />;
+  const raw = <VirtualLog lines={shown.lines} count={shown.count} truncated={shown.truncated} />;
+  return nodeType === "agent" ? <AgentLog log={shown} rawLines={raw} /> : raw;
 }

@@ -31,7 +31,7 @@ export type AgentLogView = {
   streaming: boolean;
 };
 
-type Record_ = Record<string, unknown>;
+type JsonRecord = Record<string, unknown>;
 
 const ZERO: Usage = { prompt: 0, completion: 0, total: 0 };
 
@@ -129,17 +129,17 @@ function cachedUsage(log: NodeLog): Usage {
   return usage;
 }
 
-function usageOf(record: Record_): Usage {
+function usageOf(record: JsonRecord): Usage {
   const prompt = num(record.prompt_tokens) ?? 0;
   const completion = num(record.completion_tokens) ?? 0;
   return { prompt, completion, total: num(record.tokens) ?? prompt + completion };
 }
 
-function parseRecord(text: string): Record_ | null {
+function parseRecord(text: string): JsonRecord | null {
   if (!text.startsWith("{")) return null;
   try {
     const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" && !Array.isArray(value) ? (value as Record_) : null;
+    return value && typeof value === "object" && !Array.isArray(value) ? (value as JsonRecord) : null;
   } catch {
     return null;
   }
@@ -148,7 +148,7 @@ function parseRecord(text: string): Record_ | null {
 function resultText(line: string): string {
   const record = parseRecord(line.slice(RESULT_PREFIX.length).trim());
   if (!record) return "result";
-  const error = record.error as Record_ | null | undefined;
+  const error = record.error as JsonRecord | null | undefined;
   return error ? `result: ${str(record.status)} (${str(error.type)}: ${str(error.message)})` : `result: ${str(record.status)}`;
 }
 
