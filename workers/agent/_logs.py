@@ -144,7 +144,8 @@ class NodeLog:
         if self._held:
             held, self._held = self._held, ""
             if classify_line(line) == "text":
-                line = _as_text(held + line)
+                # The continuation was escaped as if it began a line; inside one it needs no escape of its own.
+                line = _as_text(held + line.removeprefix(TEXT_ESCAPE))
             else:
                 await self._store(held, more=True)
         # A piece whose end may be the start of a secret waits for the rest: redaction sees them together.

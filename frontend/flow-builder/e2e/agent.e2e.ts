@@ -39,7 +39,7 @@ const SCRIPT = [
     usage: { prompt_tokens: 200, completion_tokens: 30 },
   },
   {
-    delay_s: 4,
+    delay_s: 6,
     text: "Patched. **Done.**\n",
     tool_calls: [{ name: "finish", arguments: { result: { rows: 2 } } }],
     usage: { prompt_tokens: 260, completion_tokens: 12 },

@@ -61,3 +61,13 @@ async def test_a_credential_split_between_streamed_pieces_is_still_redacted(redi
     assert "abcdef1234567890xyz" not in stored and "sesame" not in stored
     assert [entry.get("more") for entry in entries] == ["1", None, "1", None]
     assert entries[2]["line"] == "Plain words " and entries[3]["kind"] == "log"
+
+
+async def test_a_held_piece_joins_its_continuation_without_the_continuations_own_escape(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    async with node_log(redis, keys) as log:
+        await log.add("the token ", more=True)
+        await log.add('text| {"ts": 1, "level": "x"} end')
+    entries = [fields for _, fields in await redis.xrange(keys.logs("r1", "agent"))]
+    assert [(entry["kind"], entry["line"]) for entry in entries] == [("text", 'the token {"ts": 1, "level": "x"} end')]
