@@ -28,7 +28,12 @@ const PATCH_OPS = [
 // Conversation mode: the reply is picked by how many turns the conversation has, so re-runs get the same story.
 const SCRIPT = [
   {
-    text: `## Plan\n\nI will **read the run's context**, then add a \`summarise\` step:\n\n1. read the inputs\n2. patch the run\n\n${HOSTILE}\n`,
+    // A slow model: the reply arrives a word at a time, so the page shows it while it streams.
+    chunk_delay_s: 0.12,
+    text:
+      "## Plan\n\nI will **read the run's context** and then decide, step by step, whether this run needs a " +
+      "`summarise` step after me; if it does I add it with `patch_workflow`:\n\n1. read the inputs\n2. patch the run\n\n" +
+      `${HOSTILE}\n`,
     tool_calls: [{ name: "get_context", arguments: {} }],
     usage: { prompt_tokens: 120, completion_tokens: 48 },
   },
@@ -96,7 +101,23 @@ test("the agent's text streams in as markdown and its tool calls appear as items
   await page.click("[data-testid=node-research]");
   await page.click("[data-testid=logs-tab]");
   const log = page.locator("[data-testid=agent-log]");
-  await expect.poll(() => log.locator(".agent-text h2").first().textContent(), { timeout: 20_000 }).toBe("Plan");
+  const reply = log.locator("[data-testid=agent-text]").first();
+  await page.waitForSelector("[data-testid=agent-text][data-streaming=true]", { timeout: 20_000 });
+  // Sampled while it streams: what shows grows, and never holds half a word or an unrendered marker.
+  const seen: string[] = [];
+  while ((await reply.getAttribute("data-streaming")) === "true") {
+    seen.push(await reply.innerText());
+    await page.waitForTimeout(100);
+  }
+  const final = await reply.innerText();
+  const words = new Set(final.split(/\s+/));
+  expect(new Set(seen).size).toBeGreaterThanOrEqual(3);
+  for (const text of seen) {
+    expect(text).not.toMatch(/\*\*|`/);
+    const last = text.trim().split(/\s+/).pop() ?? "";
+    if (last) expect(words.has(last), `"${last}" is not a whole word of the reply`).toBe(true);
+  }
+  expect(await log.locator(".agent-text h2").first().textContent()).toBe("Plan");
   expect(await log.locator(".agent-text strong").first().textContent()).toBe("read the run's context");
   expect(await log.locator(".agent-text ol li").count()).toBe(2);
   await page.waitForSelector("[data-testid=tool-item][data-tool=get_context]");

@@ -29,6 +29,10 @@ describe("stablePrefix", () => {
     expect("run `npm te".slice(0, stablePrefix("run `npm te"))).toBe("run ");
     expect("see [the docs](https://x.y/a b".slice(0, stablePrefix("see [the docs](https://x.y/a b"))).toBe("see ");
     expect("a _b c_ d ".slice(0, stablePrefix("a _b c_ d "))).toBe("a _b c_ d ");
+    const tag = 'x <img src="a" onerror="b';
+    expect(tag.slice(0, stablePrefix(tag))).toBe("x ");
+    expect(stablePrefix('x <img src="a"> y ')).toBe('x <img src="a"> y '.length);
+    expect(stablePrefix("1 < 2 and ")).toBe("1 < 2 and ".length);
   });
 
   it("treats list bullets, lone asterisks and snake_case as text", () => {

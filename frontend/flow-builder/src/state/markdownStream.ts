@@ -1,17 +1,18 @@
 // Streamed markdown is shown up to a safe point only: a prefix that ends between words and leaves no construct open,
 // so a word never shows half-typed and `**bold` never flashes as literal asterisks before its closing `**` arrives.
 
-/** Inline constructs open at the scan's position; none of them spans a blank line (the end of a paragraph). */
-type Inline = { code: number; marks: Set<string>; bracket: number; paren: number };
+/** Inline constructs open at the scan's position; none of them spans a blank line (the end of a paragraph).
+ * ``tag``: an HTML tag or autolink begun with ``<`` and not yet closed by ``>``. */
+type Inline = { code: number; marks: Set<string>; bracket: number; paren: number; tag: boolean };
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;
 
 function freshInline(): Inline {
-  return { code: 0, marks: new Set(), bracket: 0, paren: 0 };
+  return { code: 0, marks: new Set(), bracket: 0, paren: 0, tag: false };
 }
 
 function balanced(state: Inline): boolean {
-  return state.code === 0 && state.marks.size === 0 && state.bracket === 0 && state.paren === 0;
+  return state.code === 0 && state.marks.size === 0 && state.bracket === 0 && state.paren === 0 && !state.tag;
 }
 
 function isSpace(char: string | undefined): boolean {
@@ -23,7 +24,8 @@ function isWordChar(char: string | undefined): boolean {
 }
 
 /** The length of the longest prefix of streamed markdown ``text`` that can be rendered now: it ends at whitespace,
- * and no code fence (inside one: whole lines only), code span, emphasis or link is left open. */
+ * and no code fence (inside one: whole lines only), code span, emphasis, link or HTML tag is left open (a half tag
+ * would show as text until it closes, then vanish as the HTML it is). */
 export function stablePrefix(text: string): number {
   let stable = 0;
   let fence: string | null = null;
@@ -93,7 +95,9 @@ function scanLine(line: string, offset: number, state: Inline): number {
         i += run;
         continue;
       }
-      if (char === "[") state.bracket += 1;
+      if (char === "<" && /[A-Za-z/!?]/.test(line[i + 1] ?? "")) state.tag = true;
+      else if (char === ">") state.tag = false;
+      else if (char === "[") state.bracket += 1;
       else if (char === "]" && state.bracket > 0) {
         state.bracket -= 1;
         if (line[i + 1] === "(") {
