@@ -29,7 +29,7 @@ const PATCH_OPS = [
 const SCRIPT = [
   {
     // A slow model: the reply arrives a word at a time, so the page shows it while it streams.
-    chunk_delay_s: 0.12,
+    chunk_delay_s: 0.15,
     text:
       "## Plan\n\nI will **read the run's context** and then decide, step by step, whether this run needs a " +
       "`summarise` step after me; if it does I add it with `patch_workflow`:\n\n1. read the inputs\n2. patch the run\n\n" +
