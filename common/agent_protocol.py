@@ -118,6 +118,16 @@ class ProtocolWriter:
             self._text_line(self._partial)
             self._partial = ""
 
+    def words(self) -> None:
+        """Print the waiting partial line up to its last whitespace as a piece without a line end, so a long line
+        streams a few words at a time; the rest waits for more text."""
+        cut = max(self._partial.rfind(" "), self._partial.rfind("\t")) + 1
+        if cut == 0:
+            return
+        piece, self._partial = self._partial[:cut], self._partial[cut:]
+        self._stream.write(_escaped(piece))
+        self._stream.flush()
+
     def result(self, result: AgentResult) -> None:
         self.end_text()
         self._write(f"{RESULT_PREFIX} {result.model_dump_json()}")
@@ -128,14 +138,18 @@ class ProtocolWriter:
         self._write(f"{CALL_PREFIX} {request.model_dump_json()}")
 
     def _text_line(self, line: str) -> None:
-        line = line.rstrip("\r")
-        if classify_line(line) != "text" or line.startswith(TEXT_ESCAPE):
-            line = TEXT_ESCAPE + line
-        self._write(line)
+        self._write(_escaped(line.rstrip("\r")))
 
     def _write(self, line: str) -> None:
         self._stream.write(line + "\n")
         self._stream.flush()
+
+
+def _escaped(text: str) -> str:
+    """``text`` with ``TEXT_ESCAPE`` put before it when it would read as a system log, a call or a result line."""
+    if classify_line(text) != "text" or text.startswith(TEXT_ESCAPE):
+        return TEXT_ESCAPE + text
+    return text
 
 
 class _Message(BaseModel):

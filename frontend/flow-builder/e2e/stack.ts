@@ -9,9 +9,17 @@ import type { TestProject } from "vitest/node";
 
 export const REPO = resolve(__dirname, "../../..");
 
-/** ``receiverPort``: a free port the HTTP node and notification webhooks may reach on 127.0.0.1 (their address
+/** ``llmUrl``: the scripted demo LLM `aob up` started for agents (its `/_script` sets what the model says).
+ * ``receiverPort``: a free port the HTTP node and notification webhooks may reach on 127.0.0.1 (their address
  * checks refuse loopback otherwise), for a receiver a test starts itself. */
-export type Stack = { api: string; adminKey: string; redisUrl: string; python: string; receiverPort: number };
+export type Stack = {
+  api: string;
+  adminKey: string;
+  redisUrl: string;
+  python: string;
+  receiverPort: number;
+  llmUrl: string;
+};
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -76,7 +84,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await until(async () => (await fetch(`${api}/readyz`)).ok, `${api}/readyz`, 60_000, () => output);
   await until(async () => (await fetch(`http://127.0.0.1:${fanoutPort}/readyz`)).ok, "fanout /readyz", 60_000, () => output);
   const redisUrl = /^redis: (\S+)/m.exec(output)?.[1] ?? "";
-  project.provide("stack", { api, adminKey, redisUrl, python: join(REPO, ".venv/bin/python"), receiverPort });
+  const llmPort = /using the scripted demo LLM on port (\d+)/.exec(output)?.[1];
+  const llmUrl = llmPort ? `http://127.0.0.1:${llmPort}` : "";
+  project.provide("stack", { api, adminKey, redisUrl, python: join(REPO, ".venv/bin/python"), receiverPort, llmUrl });
   return async () => {
     child?.kill("SIGTERM");
     const killer = setTimeout(() => child?.kill("SIGKILL"), 30_000);

@@ -87,8 +87,11 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
         writer.log(
             "INFO",
             "model replied",
+            event="usage",
             step=step,
             tool_calls=[call.name for call in turn.tool_calls],
+            prompt_tokens=turn.usage.prompt_tokens,
+            completion_tokens=turn.usage.completion_tokens,
             tokens=turn.usage.total_tokens,
             total_tokens=progress.usage.total_tokens,
         )
