@@ -98,6 +98,7 @@ class Engine:
         timeout_s: float | None = None,
         started_by: str | None = None,
         recorded: bool = False,
+        traceparent: str | None = None,
     ) -> str:
         """Compile ``definition`` and start a run of it; returns the run id. ``recorded`` first inserts its
         ``runs`` row with the definition, as the API does."""
@@ -124,6 +125,7 @@ class Engine:
             inputs=inputs or {},
             timeout_s=timeout_s,
             started_by=started_by,
+            traceparent=traceparent,
         )
         await start_run(self.scripts, start, ir, max_agents=self.max_agents)
         return run_id
