@@ -1,7 +1,7 @@
 """Tracing benchmark (not a test): what OpenTelemetry costs the engine, off and on.
 
-One coordinator and one built-in worker process run 500 runs of a 10-node chain in four modes, in alternating
-rounds: ``main`` (the code before tracing, from ``git archive $AOB_BENCH_BASE``, default ``main``), ``off`` (this
+One coordinator and one built-in worker process run 500 runs of a 10-node chain in four modes, each round in a new
+order: ``main`` (the code before tracing, from ``git archive $AOB_BENCH_BASE``, default ``main``), ``off`` (this
 code, no endpoint: no SDK), ``on, runs untraced`` (an endpoint, runs started without a traceparent) and ``on``
 (every run traced; spans go to a local OTLP/HTTP receiver in this process). Prints a Markdown section (appended to
 ``$AOB_BENCH_REPORT``, default docs/benchmarks.md) and, last, one JSON line. Run: ``python -m tests.bench.tracing``.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import tempfile
@@ -114,8 +115,9 @@ async def run(prefix: str, schema: str) -> dict[str, list[dict[str, Any]]]:
                 "on, runs untraced": traced_env,
                 "on": traced_env,
             }
-            for _ in range(ROUNDS):
-                for mode in MODES:
+            for round_ in range(ROUNDS):
+                # A new order each round: the machine's load drifts, and a fixed order would charge it to one mode.
+                for mode in random.Random(round_).sample(MODES, len(MODES)):
                     results[mode].append(await chain_round(scripts, envs[mode], mode == "on", logs))
             spans = len(receiver.spans)
     finally:
@@ -133,7 +135,7 @@ def report(results: dict[str, list[dict[str, Any]]]) -> None:
     lines = [
         f"\n## Tracing — {time.strftime('%Y-%m-%d %H:%M')} UTC, commit {commit or 'unknown'}\n",
         f"{RUNS} runs of a 10-node chain at once, one coordinator and one built-in worker process (concurrency 64),"
-        f" {ROUNDS} alternating rounds per mode, medians (spread in brackets). `main`: the code before tracing;"
+        f" {ROUNDS} rounds in a shuffled order per mode, medians (spread in brackets). `main`: the code before tracing;"
         " `off`: no OTLP endpoint (no SDK loaded); `on, runs untraced`: an endpoint, runs without a traceparent;"
         " `on`: every run traced (a node span per attempt in the worker, an apply span per signal in the"
         " coordinator, exported to a local OTLP/HTTP receiver). CPU is µs per transition.\n",
