@@ -166,10 +166,10 @@ async def test_a_scheduled_run_gets_a_trace_of_its_own_rooted_at_its_fire_time(
     async with running_api(deployment, redis, pg_pool, engine=False) as api:
         await api.create_workflow("w", chain_definition(1))
         await _schedule(api, interval_s=3600, catchup="last")
-        await pg_pool.execute("UPDATE schedules SET next_fire_at = $1", datetime.now(UTC) - timedelta(seconds=1))
+        await pg_pool.execute("UPDATE schedules SET next_fire_at = $1", datetime.now(UTC) - timedelta(hours=2))
         keys = Keys(deployment.key_prefix)
         firer = ScheduleFirer(Scripts(redis, keys), pg_pool, Admission(redis, keys, deployment.coordinator()),
-                              max_agents=5, grace_s=60, tracing=tracing)  # fmt: skip
+                              max_agents=5, grace_s=0.001, tracing=tracing)  # fmt: skip
         [run_id] = await firer.fire_due()
     [fire] = exported.get_finished_spans()
     assert fire.name == "aob.schedule.fire" and fire.attributes["aob.run_id"] == run_id and fire.parent is None
