@@ -12,12 +12,10 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from common.keys import CONTROL_GROUP, Keys
 from common.runs.cancel import cancel_run
 from common.runs.cas import Cas
-from common.tracing._sdk import SdkTracing
 from common.workflow.child_run_limits import ChildRunLimits
 from common.workflow.references import check_workflow_references
 from tests.support.deployment import Deployment
@@ -392,22 +390,3 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
             assert await live.reclaim() == 1, index
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}
-
-
-async def test_with_tracing_on_child_runs_join_their_parent_runs_trace(
-    control_deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
-) -> None:
-    tracing = SdkTracing("aob-worker-control", "http://127.0.0.1:9/v1/traces", exporter=InMemorySpanExporter())
-    settings = control_deployment.worker()
-    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    body = {"name": "inner", "nodes": [{"id": "n", "type": "noop", "config": {}}]}
-    outer = {"name": "outer", "nodes": [{"id": "o", "type": "loop", "config": {"body": body, "until": "true"}}]}
-    async with (
-        control_handler(settings, pg_pool, redis, tracing=tracing) as control,
-        Engine(control_deployment, redis, handlers=[control], worker_tracing=tracing) as engine,
-    ):
-        run_id = await engine.submit(outer, traceparent=traceparent)
-        assert await engine.wait_ended(run_id) == "succeeded"
-        (child,) = await engine.redis.smembers(engine.keys.child_runs(run_id))
-        assert (await engine.run_hash(child))["traceparent"] == traceparent
-    tracing.shutdown()
