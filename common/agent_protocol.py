@@ -1,7 +1,8 @@
 """The agent program's protocol with the worker that runs it.
 
 stdout: JSON system logs, plain model text lines, sentinel-prefixed call lines (the program asks the worker to call
-the model or a tool for it) and one sentinel-prefixed result line. stdin: the job as the first line, then one reply
+the model or a tool for it), sentinel-prefixed span lines (its OpenTelemetry spans, which the worker exports for it)
+and one sentinel-prefixed result line. stdin: the job as the first line, then one reply
 line per call. The program holds no network access and no credentials of its own: every call goes through the worker.
 """
 
@@ -16,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 RESULT_PREFIX = "@@AOB_RESULT@@"
 CALL_PREFIX = "@@AOB_CALL@@"
+SPANS_PREFIX = "@@AOB_SPANS@@"
 TEXT_ESCAPE = "text| "
 """Put before a model text line that would otherwise read as a system log, a call or a result line."""
 
-LineKind = Literal["result", "call", "log", "text"]
+LineKind = Literal["result", "call", "spans", "log", "text"]
 
 
 class Usage(BaseModel):
@@ -66,6 +68,8 @@ def classify_line(line: str) -> LineKind:
         return "result"
     if line.startswith(CALL_PREFIX):
         return "call"
+    if line.startswith(SPANS_PREFIX):
+        return "spans"
     if line.startswith("{"):
         try:
             record = json.loads(line)
@@ -136,6 +140,10 @@ class ProtocolWriter:
         """Ask the worker for a model or tool call; the reply comes on stdin."""
         self.end_text()
         self._write(f"{CALL_PREFIX} {request.model_dump_json()}")
+
+    def spans(self, encoded: str) -> None:
+        """Hand the worker finished spans: ``encoded`` is a base64 OTLP/protobuf trace export request."""
+        self._write(f"{SPANS_PREFIX} {encoded}")
 
     def _text_line(self, line: str) -> None:
         self._write(_escaped(line.rstrip("\r")))

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from common.errors import ConfigError
 from common.hitl_settings import HitlNodeFields
 from common.ops_settings import OpsEndpointFields
+from common.tracing import TracingFields
 
 DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
 DEFAULT_UI_DIST_DIR = Path(__file__).resolve().parents[1] / "frontend" / "flow-builder" / "dist"
@@ -45,8 +46,8 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-class CommonSettings(BaseSettings):
-    """Every process: where state lives, how its keys and tables are named, how it logs."""
+class CommonSettings(BaseSettings, TracingFields):
+    """Every process: where state lives, how its keys and tables are named, how it logs and traces."""
 
     model_config = SettingsConfigDict(env_prefix="AOB_", extra="forbid", frozen=True)
 
@@ -387,5 +388,6 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "AOB_" + "_".join(str(p) for p in first["loc"]).upper()
+        name = "_".join(str(p) for p in first["loc"]).upper()
+        name = name if name.startswith("OTEL_") else "AOB_" + name
         raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None

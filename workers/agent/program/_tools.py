@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from common.agent_protocol import AgentError, HttpCall, PatchCall, ProtocolWriter, ToolCall
 from common.errors import AobError, ValidationFailed
 from common.json_schema import instance_errors
+from common.tracing import Tracing
 from workers.agent.program._channel import WorkerChannel
 from workers.agent.program._job import AgentJob
 from workers.agent.program._pipeline import PIPELINE_SCHEMA, FetchStep, execute_pipeline
@@ -44,6 +45,8 @@ class ToolContext:
     worker: WorkerChannel
     writer: ProtocolWriter
     finish: FinishState = field(default_factory=FinishState)
+    # Model and tool calls become spans when the worker passed a trace (TRACEPARENT).
+    tracing: Tracing | None = None
 
 
 class Tool(Protocol):
