@@ -53,10 +53,20 @@ def test_the_collector_takes_otlp_http_and_sends_traces_to_jaeger() -> None:
 
 def test_prometheus_scrapes_the_processes_that_serve_metrics() -> None:
     config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text())
-    targets = {t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    jobs = config["scrape_configs"]
+    targets = {t for job in jobs for group in job.get("static_configs", []) for t in group["targets"]}
+    discovered = {f"{n}:{sd['port']}" for job in jobs for sd in job.get("dns_sd_configs", []) for n in sd["names"]}
     assert targets == {"orchestrator:8080", "fanout:8081"}
     services = compose()["services"]
-    for target in targets:
+    # Every coordinator and worker service is scraped on the ops port the shared environment gives them.
+    ops_port = services["coordinator"]["environment"]["AOB_OPS_PORT"]
+    engine = {
+        name
+        for name, s in services.items()
+        if s.get("command", [""])[:2] in (["aob", "coordinator"], ["aob", "worker"])
+    }
+    assert discovered == {f"{name}:{ops_port}" for name in engine}
+    for target in targets | discovered:
         assert target.split(":")[0] in services
 
 
