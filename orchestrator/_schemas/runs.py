@@ -108,7 +108,8 @@ class ResumedRun(Run):
 
 
 class RunPage(BaseModel):
-    """One page of runs, newest first; ``next_cursor`` is null on the last page."""
+    """One page of runs, newest first; ``next_cursor`` is null on the last page (and always for the runs of a
+    schedule or a trigger)."""
 
     model_config = ConfigDict(extra="forbid")
 

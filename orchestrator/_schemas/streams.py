@@ -42,6 +42,7 @@ class LogLine(BaseModel):
     kind: str | None = Field(description="how the agent protocol reads the line")
     line: str
     ts: int | None = Field(description="epoch milliseconds; null for archived lines")
+    more: bool | None = Field(default=None, description="true on a piece of a streamed line the next item continues")
 
 
 class LogPage(BaseModel):

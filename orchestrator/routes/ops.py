@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 
+from common.queue_depth import export_queue_depth
 from common.serving import all_ready, readiness
 from orchestrator._errors import ApiError
 from orchestrator._schemas.service import HealthAnswer, ReadyAnswer
@@ -31,6 +32,7 @@ async def readyz(state: State) -> ReadyAnswer:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(state: State) -> Response:
-    """Prometheus exposition of this process's metrics."""
+    """Prometheus exposition of this process's metrics, with the worker queues' depth read at the scrape."""
+    await export_queue_depth(state.redis, state.keys, state.metrics)
     payload, content_type = state.metrics.render()
     return Response(payload, media_type=content_type)

@@ -14,6 +14,9 @@ from common.auth import Principal
 from common.schedules import EDITABLE, SchedulePatch, ScheduleSpec, ScheduleStore, timing_of
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
+from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
+from orchestrator._schemas.runs import RunPageAnswer
 from orchestrator._schemas.schedules import ScheduleAnswer, SchedulePageAnswer
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._submit import check_inputs
@@ -54,6 +57,20 @@ async def get_schedule(schedule_id: str, state: State, caller: Reader) -> Schedu
     if row is None:
         raise not_found("schedule", schedule_id)
     return _shown(row)
+
+
+@router.get("/schedules/{schedule_id}/runs")
+async def schedule_runs(
+    schedule_id: str,
+    state: State,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> RunPageAnswer:
+    """The schedule's latest runs, newest first."""
+    if await ScheduleStore(state.pool).get(caller.tenant_id, schedule_id) is None:
+        raise not_found("schedule", schedule_id)
+    items = await runs_started_by(state, caller.tenant_id, "schedule_id", schedule_id, limit)
+    return {"items": items, "next_cursor": None}
 
 
 @router.patch("/schedules/{schedule_id}")

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
 from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
+from orchestrator._schemas.runs import RunPageAnswer
 from orchestrator._schemas.triggers import (
     TriggerAnswer,
     TriggerPageAnswer,
@@ -71,6 +73,19 @@ async def list_triggers(
 async def get_trigger(trigger_id: str, state: State, caller: Reader) -> TriggerAnswer:
     """One trigger; never its secrets."""
     return (await load_trigger(state.pool, caller.tenant_id, trigger_id)).shown()
+
+
+@router.get("/triggers/{trigger_id}/runs")
+async def trigger_runs(
+    trigger_id: str,
+    state: State,
+    caller: Reader,
+    limit: int = Query(default=10, ge=1, le=MAX_LIMIT),
+) -> RunPageAnswer:
+    """The trigger's latest runs, newest first."""
+    await load_trigger(state.pool, caller.tenant_id, trigger_id)
+    items = await runs_started_by(state, caller.tenant_id, "trigger_id", trigger_id, limit)
+    return {"items": items, "next_cursor": None}
 
 
 @router.patch("/triggers/{trigger_id}")

@@ -13,6 +13,7 @@ import type { NodeView, PendingApproval, RunView as View } from "../state/runEve
 import { ApprovalCard } from "./ApprovalsPage";
 import { nodeTypes, type NodeOverlay } from "./FlowNode";
 import { LogPanel } from "./LogPanel";
+import { RunTokens } from "./AgentLog";
 
 type Loaded = { run: Run; definition: Definition; base: Definition | null; patches: PatchRecord[] };
 
@@ -193,7 +194,7 @@ function RunViewInner({ runId }: { runId: string }) {
                 runNode={loaded?.run.nodes?.[selected]}
               />
             ) : (
-              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} />
+              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} nodeType={selectedSpec?.type} />
             )}
           </>
         ) : (
@@ -287,6 +288,7 @@ function RunSummary({ view, run, approvals, runId }: { view: View; run: Run | nu
           </li>
         ))}
       </ul>
+      <RunTokens logs={view.logs} />
       <p className="muted">{view.applied} events applied · last id {view.lastId}</p>
     </div>
   );
