@@ -40,7 +40,6 @@ export const NodePalette = forwardRef<HTMLInputElement, { types: NodeType[]; onA
               className="palette-item"
               draggable
               data-testid={`palette-${t.type}`}
-              aria-label={`add ${t.type} node`}
               onClick={() => onAdd(t.type)}
               onDragStart={(e) => {
                 e.dataTransfer.setData("application/aob-node-type", t.type);
