@@ -63,7 +63,7 @@ test("undo and redo an edit, a move and a delete, by keys and by buttons", async
   const box = (await page.locator("[data-testid=node-done]").boundingBox())!;
   await page.mouse.move(box.x + 40, box.y + 20);
   await page.mouse.down();
-  await page.mouse.move(box.x + 40, box.y + 220, { steps: 10 });
+  await page.mouse.move(box.x - 160, box.y + 150, { steps: 10 });
   await page.mouse.up();
   await expect.poll(() => position("done")).not.toBe(before);
 
