@@ -48,6 +48,9 @@ async function pointAtEmptyCanvas(): Promise<void> {
 const position = (id: string) => page.locator(`.react-flow__node[data-id="${id}"]`).evaluate((n) => (n as HTMLElement).style.transform);
 
 test("undo and redo an edit, a move and a delete, by keys and by buttons", async () => {
+  // A workflow just opened has no unsaved changes (it said "unsaved" at once: the name was left out of the
+  // saved copy it is compared with).
+  await expect.poll(() => page.textContent("[data-testid=saved-version]")).toBe("v1");
   await page.click("[data-testid=node-publish]");
   await page.fill("#node-name", "Publish it");
   await expect.poll(() => page.textContent("[data-testid=node-publish] .id")).toBe("Publish it");
@@ -88,6 +91,7 @@ test("undo and redo an edit, a move and a delete, by keys and by buttons", async
   await expect.poll(nodeIds).toEqual(["prepare", "publish", "done"]);
   await expect.poll(() => page.textContent("[data-testid=node-publish] .id")).toBe("publish");
   expect(await page.getByRole("button", { name: "Undo", exact: true }).isDisabled()).toBe(true);
+  await expect.poll(() => page.textContent("[data-testid=saved-version]")).toBe("v1");
   expect(watched.errors).toEqual([]);
 });
 

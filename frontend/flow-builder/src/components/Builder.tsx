@@ -128,7 +128,9 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
         const opened = load(wf.definition, wf.name);
         resetHistory(opened.nodes, opened.edges);
         const canvas = definitionToCanvas(wf.definition);
-        setSaved({ name: wf.name, version: wf.version, json: JSON.stringify(canvasToDefinition(canvas.meta, canvas.nodes, canvas.edges)) });
+        // Built as currentJson() builds it (the name included), so an unchanged workflow is not "unsaved".
+        const json = JSON.stringify(canvasToDefinition({ ...canvas.meta, name: wf.name }, canvas.nodes, canvas.edges));
+        setSaved({ name: wf.name, version: wf.version, json });
       })
       .catch((e) => setMessage({ text: describeError(e), error: true }));
   }, [api, workflowRef, load, resetHistory]);
@@ -286,7 +288,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
           ) : (
             <span className="badge ok" data-testid="validity">valid</span>
           )}
-          {saved && <span className="badge">v{saved.version}{dirty ? " · unsaved" : ""}</span>}
+          {saved && <span className="badge" data-testid="saved-version">v{saved.version}{dirty ? " · unsaved" : ""}</span>}
           <button className="primary" onClick={() => void save()} disabled={!nodes.length}>Save</button>
           <button onClick={() => void startRun()} disabled={!nodes.length || errorCount > 0}>Run…</button>
           <button onClick={() => setNodes(layout(nodes, edges))} disabled={!nodes.length}>Auto-layout</button>
@@ -325,6 +327,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
             deleteKeyCode={null}
             nodesConnectable={!comparison}
             defaultViewport={{ x: 0, y: 0, zoom: 1 }}
+            minZoom={0.05}
           >
             <Background />
             <Controls />
