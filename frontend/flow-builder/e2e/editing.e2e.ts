@@ -51,6 +51,8 @@ test("undo and redo an edit, a move and a delete, by keys and by buttons", async
   // A workflow just opened has no unsaved changes (it said "unsaved" at once: the name was left out of the
   // saved copy it is compared with).
   await expect.poll(() => page.textContent("[data-testid=saved-version]")).toBe("v1");
+  // The workflow's fields show the opened workflow's (it has no inputs), not those of the empty one before it.
+  expect(await page.inputValue("#wf-inputs")).toBe("");
   await page.click("[data-testid=node-publish]");
   await page.fill("#node-name", "Publish it");
   await expect.poll(() => page.textContent("[data-testid=node-publish] .id")).toBe("Publish it");

@@ -177,6 +177,17 @@ export function WorkflowEditor(props: {
 function JsonField({ label, id, value, onChange }: { label: string; id: string; value: unknown; onChange: (v: unknown) => void }) {
   const [raw, setRaw] = useState(value === undefined ? "" : JSON.stringify(value, null, 2));
   const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    // Show outside changes (a workflow opened, an import) without clobbering what is being typed.
+    let typed: unknown = undefined;
+    try {
+      typed = raw.trim() ? JSON.parse(raw) : undefined;
+    } catch {
+      return;
+    }
+    if (JSON.stringify(typed) !== JSON.stringify(value)) setRaw(value === undefined ? "" : JSON.stringify(value, null, 2));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [value]);
   return (
     <div className={`field${error ? " invalid" : ""}`}>
       <label htmlFor={id}>{label}</label>
