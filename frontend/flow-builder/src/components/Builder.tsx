@@ -135,8 +135,17 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
       .catch((e) => setMessage({ text: describeError(e), error: true }));
   }, [api, workflowRef, load, resetHistory]);
 
-  const definition = useMemo(() => canvasToDefinition({ ...meta, name: name || undefined }, nodes, edges, { positions: false }), [meta, name, nodes, edges]);
-  const definitionKey = JSON.stringify(definition);
+  // The definition leaves positions out, so moving nodes keeps the same one (and validates nothing again): the nodes
+  // it is built from change only when a node's id or spec does.
+  const specNodes = useRef(nodes);
+  const previous = specNodes.current;
+  if (previous.length !== nodes.length || nodes.some((n, i) => n.id !== previous[i].id || n.data !== previous[i].data)) specNodes.current = nodes;
+  const definition = useMemo(
+    () => canvasToDefinition({ ...meta, name: name || undefined }, specNodes.current, edges, { positions: false }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [meta, name, specNodes.current, edges],
+  );
+  const definitionKey = useMemo(() => JSON.stringify(definition), [definition]);
 
   useEffect(() => {
     if (!definition.nodes.length) {
