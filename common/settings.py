@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.errors import ConfigError
+from common.hitl_settings import HitlNodeFields
+from common.ops_settings import OpsEndpointFields
 
 DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
 DEFAULT_UI_DIST_DIR = Path(__file__).resolve().parents[1] / "frontend" / "flow-builder" / "dist"
@@ -197,7 +199,9 @@ class TemplateFields(BaseModel):
     template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
 
 
-class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields, SecretsFields, NotificationFields):
+class CoordinatorSettings(
+    CommonSettings, TemplateFields, RunQuotaFields, SecretsFields, NotificationFields, OpsEndpointFields
+):
     """``aob coordinator``: completion signals, timers, the recorder, the event archiver, schedules (whose runs pass
     the run quotas) and notifications."""
 
@@ -313,18 +317,6 @@ class AgentNodeFields(BaseModel):
         return _split_commas(value)
 
 
-class HitlNodeFields(BaseModel):
-    """HITL nodes: how often the sweeper looks for lost completions and orphaned approvals."""
-
-    hitl_sweep_interval_s: float = Field(default=30.0, gt=0, description="seconds between sweeps")
-    hitl_repush_grace_s: float = Field(
-        default=10.0, ge=0, description="a decision this old whose node still waits lost its completion"
-    )
-    hitl_repush_window_s: float = Field(
-        default=86_400.0, gt=0, description="decisions older than this are not looked at again"
-    )
-
-
 class ControlNodeFields(BaseModel):
     """Control nodes (sub-workflow, loop, map): nesting cap, and how child-run ends are followed and swept."""
 
@@ -347,6 +339,7 @@ class WorkerSettings(
     RunQuotaFields,
     TemplateFields,
     SecretsFields,
+    OpsEndpointFields,
 ):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 

@@ -11,7 +11,6 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -22,6 +21,7 @@ from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
+from common.ops_endpoint import ops_endpoint
 from common.retry import Retry, sleep_unless
 from common.runs.cas import Cas
 from common.runs.dead_letters import DeadLetter
@@ -272,9 +272,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
         reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
         scheduler = Scheduler(settings, redis, pool, metrics=metrics)
-        client = await stack.enter_async_context(httpx.AsyncClient())
-        notifier = Notifier(
-            settings, redis, pool, keys, consumer=f"ntf-{coordinator.id}", client=client, metrics=metrics
-        )
+        notifier = Notifier(settings, redis, pool, keys, consumer=f"ntf-{coordinator.id}", metrics=metrics)
         settle_heap()
-        await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler, notifier)
+        async with ops_endpoint(settings, redis, pool, metrics, f"coordinator {coordinator.id}"):
+            await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler, notifier)

@@ -15,14 +15,14 @@ from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
+from common.ops_endpoint import ops_endpoint
 from common.runs.cas import Cas
 from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
+from common.workflow.ir import WORKER_TYPES
 from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
-
-WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
 
 
 @contextlib.asynccontextmanager
@@ -66,4 +66,5 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
             cas = Cas(redis, Keys(settings.key_prefix), pool)
             worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics)
             settle_heap()
-            await serve_until_signalled(worker)
+            async with ops_endpoint(settings, redis, pool, metrics, f"{node_type} worker"):
+                await serve_until_signalled(worker)

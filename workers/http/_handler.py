@@ -12,6 +12,7 @@ import httpcore
 
 from common.errors import NodeFailed
 from common.logging import redacting
+from common.pinned_http import create_http_client
 from common.redaction import Redactor, safe_url
 from common.secrets import SecretStore
 from common.settings import HttpNodeFields
@@ -20,7 +21,6 @@ from workers._handler import NodeContext, NodeResult, validated_config
 from workers._secret_values import secret_values
 from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._ssrf import Resolver, SsrfGuard
-from workers.http._transport import create_http_client
 
 log = logging.getLogger(__name__)
 

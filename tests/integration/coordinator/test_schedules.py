@@ -54,7 +54,7 @@ async def test_two_schedulers_start_one_run_per_fire_time(
         await api.create_workflow("w", chain_definition(1))
         schedule = await _schedule(api, interval_s=1, overlap="allow")
         first = datetime.fromisoformat(schedule["next_fire_at"])
-        stopping = await _run_schedulers(deployment, redis, pg_pool, 5.0)
+        stopping = await _run_schedulers(deployment, redis, pg_pool, 10.0)
         stopped = datetime.now(UTC)
         runs = await _runs(pg_pool, schedule["id"])
         keys = [row["idempotency_key"] for row in runs]
@@ -64,7 +64,7 @@ async def test_two_schedulers_start_one_run_per_fire_time(
         assert keys == expected
         assert first + timedelta(seconds=len(keys) - 1) <= stopped
         assert first + timedelta(seconds=len(keys)) > stopping - timedelta(seconds=0.5), (keys, stopping)
-        assert len(keys) >= 4
+        assert len(keys) >= 9
         # Each was started in the engine and ran to its end.
         for row in runs:
             run = await api.wait_run(row["id"])
