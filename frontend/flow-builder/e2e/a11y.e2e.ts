@@ -42,6 +42,10 @@ export const PAGES: Check[] = [
   { name: "run view, node log", path: RUN, ready: WAITING, act: async (page) => (await page.click(NODE), await page.click("[data-testid=logs-tab]")), shows: "[data-testid=log-empty]" },
   { name: "runs", path: "#/runs", ready: "[data-testid=runs-list] tbody tr" },
   { name: "approvals", path: "#/approvals", ready: "[data-testid^=approval-]" },
+  { name: "schedules and triggers", path: "#/automation", ready: "[data-testid^=trigger-] [data-testid=trigger-url]" },
+  { name: "secrets", path: "#/secrets", ready: "[data-testid=secret-A11Y_TOKEN]" },
+  { name: "notifications", path: "#/notifications", ready: "[data-testid^=subscription-]" },
+  { name: "API keys", path: "#/keys", ready: "[data-testid=key-a11y-viewer]" },
 ];
 
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -65,6 +69,7 @@ async function violations(page: Page): Promise<string[]> {
 let browser: Browser;
 let watched: Watched;
 const context: Context = { runId: "" };
+const cleanup: string[] = [];
 
 beforeAll(async () => {
   browser = await launch();
@@ -79,10 +84,30 @@ beforeAll(async () => {
   };
   await call("POST", "/api/v1/workflows", { name: "a11y-review", definition });
   context.runId = (await call<{ id: string }>("POST", "/api/v1/runs", { workflow_id: "a11y-review", inputs: { who: "Ada" } })).id;
+  // Something on each admin page, so its lists and cards are checked too; removed again after (other browser
+  // tests share the stack and count what is there).
+  const made = (path: string, body: unknown) => call<{ id: string }>("POST", path, body);
+  const schedule = await made("/api/v1/schedules", { workflow: "a11y-review", cron: "0 3 * * *", inputs: { who: "Ada" }, paused: true });
+  const trigger = await made("/api/v1/triggers", { workflow: "a11y-review", name: "a11y-hook", auth: "bearer", paused: true });
+  await call("PUT", "/api/v1/secrets/A11Y_TOKEN", { value: "not shown anywhere" });
+  const subscription = await made("/api/v1/notifications/subscriptions", { events: ["run_failed"], channel: "email", address: "ops@example.com" });
+  const key = await made("/api/v1/api-keys", { name: "a11y-viewer", role: "viewer" });
+  cleanup.push(
+    `/api/v1/schedules/${schedule.id}`,
+    `/api/v1/triggers/${trigger.id}`,
+    "/api/v1/secrets/A11Y_TOKEN",
+    `/api/v1/notifications/subscriptions/${subscription.id}`,
+    `/api/v1/api-keys/${key.id}`,
+  );
 });
 
 afterAll(async () => {
   await browser?.close();
+  const { api, adminKey } = inject("stack");
+  for (const path of cleanup) {
+    const response = await fetch(api + path, { method: "DELETE", headers: { Authorization: `Bearer ${adminKey}` } });
+    if (!response.ok) throw new Error(`DELETE ${path}: ${response.status} ${await response.text()}`);
+  }
 });
 
 test("login page: no serious or critical violations", async () => {
