@@ -129,6 +129,8 @@ test("paste into another workflow opened through the picker's search, then save 
   await page.keyboard.press("Control+V");
   await expect.poll(nodeIds).toEqual(["start", "prepare", "publish"]);
   await expect.poll(edgeCount).toBe(1);
+  // Validated live like any edit.
+  await expect.poll(() => page.textContent("[data-testid=validity]")).toBe("valid");
   await page.getByRole("button", { name: "Save", exact: true }).click();
   await expect.poll(() => page.textContent("[role=status]")).toMatch(/version 2/);
   await shot(page, "17-builder-paste-other-workflow");
