@@ -16,7 +16,8 @@ from orchestrator._state import AppState
 
 RUN_COLUMNS = (
     "id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error, idempotency_key,"
-    " request_hash, started_by, parent_run_id, ir_version, created_at, started_at, ended_at, schedule_id"
+    " request_hash, started_by, parent_run_id, ir_version, created_at, started_at, ended_at, schedule_id,"
+    " trigger_id"
 )
 
 
@@ -98,8 +99,9 @@ def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "ir_version": row["ir_version"],
         "parent_run_id": row["parent_run_id"],
         "started_by": row["started_by"],
-        # Only a run a schedule started has one; the API's own inserts leave it out of their columns.
+        # Only a run a schedule (a trigger) started has one; the API's own inserts leave it out of their columns.
         "schedule_id": row.get("schedule_id"),
+        "trigger_id": row.get("trigger_id"),
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "ended_at": _iso(row["ended_at"]),

@@ -134,6 +134,12 @@ class CompletionSignal(WireModel):
     # a coordinator holding an older IR reloads it before deciding.
     ir_version: int | None = None
 
+    @property
+    def epoch(self) -> int:
+        """The life of the run the token belonged to (its id's first part; 0 when the id has none)."""
+        head = self.token_id.partition(":")[0]
+        return int(head) if head.isdigit() else 0
+
     @classmethod
     def succeeded(
         cls,

@@ -11,20 +11,18 @@ from common.roles import Permission
 from common.runs.approvals import cancel_approvals
 from common.runs.cancel import cancel_run
 from common.runs.children import list_child_runs
-from common.runs.resume import resume_run
+from common.runs.resume import InvalidInputs, resume_run
 from orchestrator._errors import ApiError
 from orchestrator._json import OrjsonResponse
 from orchestrator._json_body import read_json, validated
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from orchestrator._run_filters import RunFilters
 from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
 from orchestrator._state import AppState, Editor, Reader, State, permitted, principal_counted_later
 from orchestrator._submit import submit_run
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
-
-RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out")
-
 
 # The route takes only the request (see orchestrator._json_body); its documentation says what it reads.
 _SUBMIT_OPENAPI: dict[str, Any] = {
@@ -53,23 +51,12 @@ async def create_run(request: Request) -> Response:
 async def list_runs(
     state: State,
     caller: Reader,
-    workflow: str | None = Query(default=None, max_length=300, description="workflow id or name"),
-    status: str | None = Query(default=None, pattern="^(" + "|".join(RUN_STATUSES) + ")$"),
-    top_level: bool = Query(default=False, description="only runs that no other run started"),
+    filters: Annotated[RunFilters, Query()],
     limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> dict[str, Any]:
-    """The tenant's runs, newest first (as last recorded in Postgres)."""
-    conditions = ["tenant_id = $1"]
-    args: list[Any] = [caller.tenant_id]
-    if workflow is not None:
-        args.append(workflow)
-        conditions.append(f"(workflow_id = ${len(args)} OR workflow_name = ${len(args)})")
-    if status is not None:
-        args.append(status)
-        conditions.append(f"status = ${len(args)}")
-    if top_level:
-        conditions.append("parent_run_id IS NULL")
+    """The tenant's runs, newest first (as last recorded in Postgres), narrowed by ``filters``."""
+    conditions, args = filters.where(caller.tenant_id)
     if cursor is not None:
         created_at, last_id = decode_cursor(cursor)
         args += [created_at, last_id]
@@ -118,15 +105,24 @@ async def cancel(run_id: str, state: State, caller: Editor) -> dict[str, Any]:
 async def resume(
     run_id: str, state: State, caller: Editor, body: Annotated[RunResume | None, Body()] = None
 ) -> dict[str, Any]:
-    """Run a failed, cancelled or timed-out run again from where it stopped (or from ``from_node``)."""
+    """Run a failed, cancelled or timed-out run again from where it stopped (or from ``from_node``), with its
+    inputs replaced by ``inputs`` when given."""
     row = await find_run(state, caller.tenant_id, run_id)
-    from_node = body.from_node if body is not None else None
-    if from_node is None:
+    body = body or RunResume()
+    if body.from_node is None:
         status = await state.redis.hget(state.keys.run(run_id), "status")
         if status == "succeeded":
             raise ApiError(409, f"run {run_id} succeeded; give from_node to replay from a node", code="run_succeeded")
     try:
-        outcome = await resume_run(state.scripts, run_id, from_node=from_node, max_agents=state.settings.max_agents)
+        outcome = await resume_run(
+            state.scripts,
+            run_id,
+            from_node=body.from_node,
+            inputs=body.inputs,
+            max_agents=state.settings.max_agents,
+        )
+    except InvalidInputs as exc:
+        raise ApiError(422, exc.message, code=exc.code, details=exc.details or [exc.message]) from exc
     except AobError as exc:
         raise ApiError(422, exc.message, details=[exc.message]) from exc
     if outcome.status == "not_ended":
