@@ -153,3 +153,24 @@ def started_run_json(row: Mapping[str, Any], ir: IR, status: str, started_ms: fl
     node = {"status": "queued", "attempt": 1, "queued_at": started_ms}
     body["nodes"] = {node_id: _node_fields(node, None) for node_id in ir.entries}
     return body
+
+
+def ir_definition(ir: IR) -> dict[str, Any]:
+    """A definition drawn from a compiled IR: a child run records only its IR, and the UI draws definitions."""
+    nodes = [
+        {"id": node.id, "type": node.type, "config": node.config}
+        | ({"name": node.name} if node.name else {})
+        | ({"join": node.join} if node.join != "all" else {})
+        for node in ir.nodes.values()
+    ]
+    edges = [
+        {"from": source, "to": edge.to}
+        | ({"when": "failed"} if edge.on_failure else {"when": edge.when} if edge.when else {})
+        | ({"branch": edge.branch} if edge.branch else {})
+        for source, out in ir.successors.items()
+        for edge in out
+    ]
+    definition: dict[str, Any] = {"name": ir.name, "nodes": nodes, "edges": edges}
+    if ir.inputs_schema:
+        definition["inputs"] = ir.inputs_schema
+    return definition

@@ -12,13 +12,14 @@ from common.runs.approvals import cancel_approvals
 from common.runs.cancel import cancel_run
 from common.runs.children import list_child_runs
 from common.runs.resume import InvalidInputs, resume_run
+from common.workflow.ir import IR
 from orchestrator._errors import ApiError
 from orchestrator._json import OrjsonResponse
 from orchestrator._json_body import read_json, validated
 from orchestrator._models import RunCreate, RunResume
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from orchestrator._run_filters import RunFilters
-from orchestrator._run_view import RUN_COLUMNS, find_run, run_json, summary_json
+from orchestrator._run_view import RUN_COLUMNS, find_run, ir_definition, run_json, summary_json
 from orchestrator._state import AppState, Editor, Reader, State, permitted, principal_counted_later
 from orchestrator._submit import submit_run
 
@@ -83,10 +84,18 @@ async def get_run(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}/definition")
 async def get_run_definition(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
-    """The run's current definition, with every patch applied so far."""
+    """The run's current definition, with every patch applied so far (a child run's is drawn from its IR)."""
     await find_run(state, caller.tenant_id, run_id)
-    row = await state.pool.fetchrow("SELECT definition, definition_version FROM runs WHERE id = $1", run_id)
-    return {"run_id": run_id, "ir_version": row["definition_version"], "definition": row["definition"]}
+    row = await state.pool.fetchrow("SELECT definition, definition_version, ir FROM runs WHERE id = $1", run_id)
+    definition = row["definition"]
+    if definition is None:
+        # A child run records only the IR it started with (the hot one is current, patches included).
+        hot = await state.redis.get(state.keys.ir(run_id))
+        if hot is not None:
+            definition = ir_definition(IR.model_validate_json(hot))
+        elif row["ir"] is not None:
+            definition = ir_definition(IR.model_validate(row["ir"]))
+    return {"run_id": run_id, "ir_version": row["definition_version"], "definition": definition}
 
 
 @router.post("/runs/{run_id}/cancel")
