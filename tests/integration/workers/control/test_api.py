@@ -107,9 +107,12 @@ async def test_a_child_runs_definition_is_drawn_from_its_ir(api: Api, pg_pool: a
     expected = {
         "name": "leaf",
         "inputs": leaf["inputs"],
-        "nodes": [{"id": "t", "type": "transform", "config": {"output": "{{ inputs.v }}"}}, {"id": "u", "type": "noop", "config": {}}],
+        "nodes": [
+            {"id": "t", "type": "transform", "config": {"output": "{{ inputs.v }}"}},
+            {"id": "u", "type": "noop", "config": {}},
+        ],
         "edges": [{"from": "t", "to": "u", "when": "output > 1"}],
-    }  # fmt: skip
+    }
     hot = await api.request("GET", f"/api/v1/runs/{child['id']}/definition")
     assert hot.status_code == 200 and hot.json()["definition"] == expected
 
