@@ -63,6 +63,12 @@ async function waitRun(runId: string, status: string): Promise<Run> {
   return run as unknown as Run;
 }
 
+/** The run view's status, then (to say what went wrong when they differ) its stream's and the API's. */
+async function shownStatus(runId: string): Promise<string> {
+  const api = (await call<Run>("GET", `/api/v1/runs/${runId}`)).status;
+  return `${await page.textContent("[data-testid=run-status]")} (${await page.textContent("[data-testid=socket-status]")}; api: ${api})`;
+}
+
 async function rowCount(): Promise<number> {
   return page.locator("[data-testid=runs-list] tbody tr").count();
 }
@@ -71,7 +77,7 @@ test("a failed run resumed from its failed node with an edited input succeeds", 
   const { api } = inject("stack");
   const run = await call<Run>("POST", "/api/v1/runs", { workflow_id: "divide", inputs: { total: 100, parts: 0 } });
   await page.goto(`${api}/#/runs/${run.id}`);
-  await expect.poll(() => page.textContent("[data-testid=run-status]"), { timeout: 20_000 }).toBe("failed");
+  await expect.poll(() => shownStatus(run.id), { timeout: 20_000 }).toMatch(/^failed /);
   await page.click("[data-testid=node-share]");
   const failed = page.locator("[data-testid=node-attempts] [data-testid=attempt-0-1]");
   await expect.poll(() => failed.textContent()).toMatch(/failed[\s\S]*division/i);
@@ -87,7 +93,7 @@ test("a failed run resumed from its failed node with an edited input succeeds", 
   await dialog.locator("[data-testid=resume-submit]").click();
   await dialog.waitFor({ state: "detached" });
 
-  await expect.poll(() => page.textContent("[data-testid=run-status]"), { timeout: 20_000 }).toBe("succeeded");
+  await expect.poll(() => shownStatus(run.id), { timeout: 20_000 }).toMatch(/^succeeded /);
   await page.click("[data-testid=node-share]");
   const resumed = page.locator("[data-testid=node-attempts] [data-testid=attempt-1-2]");
   await expect.poll(() => resumed.textContent()).toMatch(/after resume 1[\s\S]*succeeded/);
@@ -101,6 +107,42 @@ test("a failed run resumed from its failed node with an edited input succeeds", 
   const ended = await waitRun(run.id, "succeeded");
   expect(ended.nodes.share.output).toBe(25);
   await expect.poll(async () => (await call<Run>("GET", `/api/v1/runs/${run.id}`)).inputs).toEqual({ total: 100, parts: 4 });
+  expect(watched.errors).toEqual([]);
+});
+
+test("child runs of a map node are one click away, and link back; run again starts a new run", async () => {
+  const { api } = inject("stack");
+  const fanOut = {
+    inputs: { type: "object", properties: { totals: { type: "array", items: { type: "integer" } } } },
+    nodes: [{ id: "each", type: "map", config: { items: "{{ inputs.totals }}", body: "divide", inputs: { total: "{{ item }}", parts: 2 } } }],
+    edges: [],
+  };
+  await call("POST", "/api/v1/workflows", { name: "fan-out", definition: fanOut });
+  const run = await call<Run>("POST", "/api/v1/runs", { workflow_id: "fan-out", inputs: { totals: [10, 30] } });
+  await page.goto(`${api}/#/runs/${run.id}`);
+  await expect.poll(() => page.textContent("[data-testid=run-status]"), { timeout: 20_000 }).toBe("succeeded");
+  const children = page.locator("[data-testid=run-summary] [data-testid=child-runs] li");
+  await expect.poll(() => children.count()).toBe(2);
+  await page.click("[data-testid=node-each]");
+  await expect.poll(() => page.locator("[data-testid=node-detail] [data-testid=child-runs] li").count()).toBe(2);
+  await shot(page, "run-child-runs");
+
+  await page.locator("[data-testid=node-detail] [data-testid=child-runs] a").first().click();
+  // The child run's view draws its definition (recorded as its IR) and says which run started it.
+  await page.waitForSelector("[data-testid=node-share]");
+  await expect.poll(() => page.textContent("[data-testid=run-status]")).toBe("succeeded");
+  await page.click(`[data-testid=parent-run]`);
+  await page.waitForSelector("[data-testid=node-each]");
+
+  await page.click("[data-testid=run-again]");
+  const dialog = page.getByRole("dialog", { name: "run again" });
+  await dialog.locator("#again-input-totals").fill("4, 8, 12");
+  await dialog.locator("[data-testid=again-submit]").click();
+  await expect.poll(() => page.url()).not.toContain(run.id);
+  const againId = decodeURIComponent(page.url().split("#/runs/")[1]);
+  const again = await waitRun(againId, "succeeded");
+  expect(again.inputs).toEqual({ totals: [4, 8, 12] });
+  await expect.poll(() => page.locator("[data-testid=run-summary] [data-testid=child-runs] li").count(), { timeout: 20_000 }).toBe(3);
   expect(watched.errors).toEqual([]);
 });
 
