@@ -1,6 +1,6 @@
 // What a user does with a run: cancel it while live; once ended, resume it (whole, or from a node, with edited
 // inputs) or run it again as a new run with the same or edited inputs.
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { describeError } from "../api/client";
 import type { Definition, JsonSchema, Run } from "../api/types";
 import { go, useSession } from "../session";
@@ -135,9 +135,12 @@ function InputsEditor(props: { idPrefix: string; schema: JsonSchema | undefined;
 }
 
 function Modal({ label, onClose, children }: { label: string; onClose: () => void; children: React.ReactNode }) {
+  const dialog = useRef<HTMLDivElement>(null);
+  // Keyboard and screen-reader users land in the dialog, where Escape closes it.
+  useEffect(() => dialog.current?.focus(), []);
   return (
     <div className="modal-back" onClick={onClose} onKeyDown={(e) => e.key === "Escape" && onClose()}>
-      <div className="modal" role="dialog" aria-modal="true" aria-label={label} onClick={(e) => e.stopPropagation()}>
+      <div ref={dialog} tabIndex={-1} className="modal" role="dialog" aria-modal="true" aria-label={label} onClick={(e) => e.stopPropagation()}>
         {children}
       </div>
     </div>

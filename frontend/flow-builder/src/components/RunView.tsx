@@ -4,7 +4,8 @@
 import { Background, Controls, ReactFlow, ReactFlowProvider, type NodeChange } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { describeError } from "../api/client";
-import type { Definition, Page, PatchRecord, Run, RunEvent } from "../api/types";
+import type { ChildRun, Definition, Page, PatchRecord, Run, RunEvent } from "../api/types";
+import { useChildRuns } from "../net/childRuns";
 import { useLiveRun } from "../net/runStore";
 import { useTenant, useTenantEvents } from "../net/tenant";
 import { useSession } from "../session";
@@ -81,8 +82,9 @@ function RunViewInner({ runId }: { runId: string }) {
     return () => {
       cancelled = true;
     };
-    // A resume may replace the inputs; child runs appear while it runs.
-  }, [api, path, view.patches.length, view.ended, live.attempts.epoch, live.attempts.childEvents]);
+    // A resume may replace the inputs.
+  }, [api, path, view.patches.length, view.ended, live.attempts.epoch]);
+  const children = useChildRuns(api, runId, live.attempts.childEvents, loaded?.run.children ?? []);
 
   const decided = tenant.decided;
   const approvals = useMemo(() => Object.values(view.approvals).filter((a) => !decided.has(a.id)), [view.approvals, decided]);
@@ -235,6 +237,7 @@ function RunViewInner({ runId }: { runId: string }) {
                 runNode={loaded?.run.nodes?.[selected]}
                 attempts={live.attempts}
                 run={loaded?.run ?? null}
+                children={children}
                 ended={view.ended}
                 onResumeFrom={() => setDialog({ mode: "resume", fromNode: selected })}
               />
@@ -243,7 +246,7 @@ function RunViewInner({ runId }: { runId: string }) {
             )}
           </>
         ) : (
-          <RunSummary view={view} run={loaded?.run ?? null} approvals={approvals} runId={runId} />
+          <RunSummary view={view} run={loaded?.run ?? null} approvals={approvals} runId={runId} children={children} />
         )}
       </aside>
     </>
@@ -262,6 +265,7 @@ function NodeDetail(props: {
   runNode: { output?: unknown; output_ref?: string } | undefined;
   attempts: AttemptsView;
   run: Run | null;
+  children: ChildRun[];
   ended: boolean;
   onResumeFrom: () => void;
 }) {
@@ -274,7 +278,7 @@ function NodeDetail(props: {
     api.get<unknown>(`/api/v1/blobs/${ref.replace(/^cas:\/\/sha256:/, "")}`).then(setBlob).catch(() => {});
   }, [api, ref]);
   const output = node?.output ?? props.runNode?.output ?? blob;
-  const children = (props.run?.children ?? []).filter((c) => c.parent_node_id === spec?.id);
+  const children = props.children.filter((c) => c.parent_node_id === spec?.id);
   const ms = (value: number | undefined) => (value === undefined ? "–" : `${value.toFixed(1)} ms`);
   return (
     <div data-testid="node-detail">
@@ -318,7 +322,8 @@ function NodeDetail(props: {
   );
 }
 
-function RunSummary({ view, run, approvals, runId }: { view: View; run: Run | null; approvals: PendingApproval[]; runId: string }) {
+function RunSummary(props: { view: View; run: Run | null; approvals: PendingApproval[]; runId: string; children: ChildRun[] }) {
+  const { view, run, approvals, runId, children } = props;
   return (
     <div data-testid="run-summary">
       <h2>Run</h2>
@@ -334,10 +339,10 @@ function RunSummary({ view, run, approvals, runId }: { view: View; run: Run | nu
       ))}
       <h3>Inputs</h3>
       <Json value={run?.inputs ?? {}} />
-      {(run?.children?.length ?? 0) > 0 && (
+      {children.length > 0 && (
         <>
-          <h3>Child runs ({run?.children?.length})</h3>
-          <ChildRuns children={run?.children ?? []} showNode />
+          <h3>Child runs ({children.length})</h3>
+          <ChildRuns children={children} showNode />
         </>
       )}
       {view.ended && (
