@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from common.runs.messages import RunStatus
 
@@ -41,6 +41,12 @@ class RunFilters(BaseModel):
     source: RunSource | None = Field(default=None, description="how the run was started")
     created_after: datetime | None = Field(default=None, description="created at or after this time")
     created_before: datetime | None = Field(default=None, description="created before this time")
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _utc_when_naive(cls, value: datetime | None) -> datetime | None:
+        # A time without zone is UTC here, whatever the database session's time zone says.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     def where(self, tenant_id: str) -> tuple[list[str], list[Any]]:
         """SQL conditions (joined with AND by the caller) and their positional arguments, tenant first."""

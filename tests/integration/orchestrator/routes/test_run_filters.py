@@ -107,3 +107,8 @@ async def test_bad_filters_are_422_naming_the_parameter(
     response = await api.request("GET", "/api/v1/runs", params=params)
     assert response.status_code == 422, response.text
     assert where in response.text
+
+
+async def test_a_time_without_zone_reads_as_utc(api: Api, runs: dict[str, str]) -> None:
+    naive = await _listed(api, created_after="2026-01-01T03:00:00", created_before="2026-01-01T04:00:00")
+    assert naive == [runs["scheduled"]]
