@@ -69,14 +69,16 @@ format: install
 migrate: install
 	$(BIN)/aob migrate
 
-# The three benchmarks of docs/benchmarks.md, one after another on an otherwise idle machine; each appends its
-# section there and prints one JSON object as its last line. The API figures need wrk (apt-get install wrk).
+# The benchmarks of docs/benchmarks.md (API, engine, fanout, then the UI in Chromium), one after another on an
+# otherwise idle machine; each appends its section there and prints one JSON object as its last line.
+# The API figures need wrk (apt-get install wrk).
 bench: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || { echo "*** wrk not found: apt-get install wrk (the API benchmark's load generator)"; exit 1; }
 	$(BIN)/python -m tests.bench.api_submit
 	$(BIN)/python -m tests.bench.engine
 	$(BIN)/python -m tests.bench.fanout
+	$(if $(NPM),cd $(UI_DIR) && npm run bench:ui,@echo "*** npm not found: SKIPPING the UI benchmark (frontend/flow-builder: npm run bench:ui)")
 
 clean:
 	rm -rf $(VENV) .aob .mypy_cache .ruff_cache .pytest_cache

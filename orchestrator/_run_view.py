@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -83,6 +83,20 @@ def _stored_node(row: asyncpg.Record) -> dict[str, Any]:
         "branch": None,
         **_output_fields(row["output_ref"]),
     }
+
+
+async def runs_started_by(
+    state: AppState, tenant_id: str, source: Literal["schedule_id", "trigger_id"], source_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` runs a schedule or a trigger started, newest first (as last recorded in Postgres)."""
+    rows = await state.pool.fetch(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND {source} = $2 ORDER BY created_at DESC, id DESC"
+        " LIMIT $3",
+        tenant_id,
+        source_id,
+        limit,
+    )
+    return [summary_json(row) for row in rows]
 
 
 def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:

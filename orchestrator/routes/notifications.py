@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from common.notifications import NotificationStore, SubscriptionCreate, check_webhook_url
+from common.notifications import NotificationStore, SubscriptionCreate, TestQueued, check_webhook_url
 from common.notifications.models import SubscriptionPatch
 from common.secrets import SecretsUnavailable
 from orchestrator._audit import audited
@@ -86,3 +86,22 @@ async def list_deliveries(
         raise not_found("subscription", subscription_id)
     items = await store.deliveries(caller.tenant_id, subscription_id, limit=limit)
     return {"items": [item.model_dump(mode="json") for item in items], "next_cursor": None}
+
+
+@router.post("/subscriptions/{subscription_id}/test", status_code=202)
+async def send_test(subscription_id: SubscriptionId, state: State, caller: Editor) -> TestQueued:
+    """Queue a ``test`` event for the subscription, even a paused one: the notifiers send it as they send every
+    event, and its attempts appear in the delivery log. 409 while an earlier test is still waiting to be sent."""
+    store = _store(state)
+    subscription = await store.get(caller.tenant_id, subscription_id)
+    if subscription is None:
+        raise not_found("subscription", subscription_id)
+    async with audited(state, caller, "notification.test", subscription_id, tenant_id=caller.tenant_id, detail={}):
+        event_id = await store.enqueue_test(subscription, requested_by=caller.name)
+        if event_id is None:
+            raise ApiError(
+                409,
+                f"subscription {subscription_id}: an earlier test is still waiting to be delivered; see its deliveries",
+                code="test_pending",
+            )
+    return TestQueued(subscription_id=subscription_id, event_id=event_id)

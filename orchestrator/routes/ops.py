@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from common.queue_depth import export_queue_depth
 from common.serving import all_ready, readiness
 from orchestrator._errors import ApiError
 from orchestrator._state import State
@@ -29,6 +30,7 @@ async def readyz(state: State) -> dict[str, str]:
 
 @router.get("/metrics")
 async def metrics(state: State) -> Response:
-    """Prometheus exposition of this process's metrics."""
+    """Prometheus exposition of this process's metrics, with the worker queues' depth read at the scrape."""
+    await export_queue_depth(state.redis, state.keys, state.metrics)
     payload, content_type = state.metrics.render()
     return Response(payload, media_type=content_type)

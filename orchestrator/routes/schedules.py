@@ -14,6 +14,8 @@ from common.auth import Principal
 from common.schedules import EDITABLE, SchedulePatch, ScheduleSpec, ScheduleStore, timing_of
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
+from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._submit import check_inputs
 from orchestrator._workflows import compiled_version, live_workflow
@@ -53,6 +55,20 @@ async def get_schedule(schedule_id: str, state: State, caller: Reader) -> dict[s
     if row is None:
         raise not_found("schedule", schedule_id)
     return _shown(row)
+
+
+@router.get("/schedules/{schedule_id}/runs")
+async def schedule_runs(
+    schedule_id: str,
+    state: State,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> dict[str, Any]:
+    """The schedule's latest runs, newest first."""
+    if await ScheduleStore(state.pool).get(caller.tenant_id, schedule_id) is None:
+        raise not_found("schedule", schedule_id)
+    items = await runs_started_by(state, caller.tenant_id, "schedule_id", schedule_id, limit)
+    return {"items": items, "next_cursor": None}
 
 
 @router.patch("/schedules/{schedule_id}")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
 from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._triggers import (
     MAX_ACTIVE_SECRETS,
@@ -65,6 +66,19 @@ async def list_triggers(
 async def get_trigger(trigger_id: str, state: State, caller: Reader) -> dict[str, Any]:
     """One trigger; never its secrets."""
     return (await load_trigger(state.pool, caller.tenant_id, trigger_id)).shown()
+
+
+@router.get("/triggers/{trigger_id}/runs")
+async def trigger_runs(
+    trigger_id: str,
+    state: State,
+    caller: Reader,
+    limit: int = Query(default=10, ge=1, le=MAX_LIMIT),
+) -> dict[str, Any]:
+    """The trigger's latest runs, newest first."""
+    await load_trigger(state.pool, caller.tenant_id, trigger_id)
+    items = await runs_started_by(state, caller.tenant_id, "trigger_id", trigger_id, limit)
+    return {"items": items, "next_cursor": None}
 
 
 @router.patch("/triggers/{trigger_id}")

@@ -203,6 +203,9 @@ test("approvals arrive from the tenant feed without polling, with a desktop noti
     if (request.url().includes("/api/v1/approvals")) approvalReads.push(request.url());
   });
   await page.goto(`${api}/#/approvals`);
+  await page.waitForSelector("[data-testid=notify-opt-in]");
+  // Other browser tests share the stack: count from what is pending now.
+  const pendingBefore = (await call<{ items: unknown[] }>("GET", "/api/v1/approvals?status=pending&limit=200")).items.length;
   await page.click("[data-testid=notify-opt-in]");
   await expect.poll(() => page.getAttribute("[data-testid=notify-state]", "data-state")).toBe("on");
   const readsBefore = approvalReads.length;
@@ -211,7 +214,7 @@ test("approvals arrive from the tenant feed without polling, with a desktop noti
   const card = page.locator("[data-testid^=approval-]", { hasText: "Release to production?" });
   await card.waitFor({ timeout: 20_000 });
   expect(await card.textContent()).toContain(run.id);
-  await expect.poll(() => page.textContent("[data-testid=approvals-count]")).toBe("1");
+  await expect.poll(() => page.textContent("[data-testid=approvals-count]")).toBe(String(pendingBefore + 1));
   const shown = await page.evaluate(() => (window as unknown as { __notifications: { title: string; body?: string }[] }).__notifications);
   expect(shown).toEqual([{ title: "Approval needed: Release to production?", body: `run ${run.id} · node gate` }]);
   await shot(page, "approvals-pushed");

@@ -19,6 +19,7 @@ import { ResumeDialog, RunAgainDialog, type ActionDialog } from "./RunActions";
 import { RunTimeline } from "./RunTimeline";
 import { nodeTypes, type NodeOverlay } from "./FlowNode";
 import { LogPanel } from "./LogPanel";
+import { RunTokens } from "./AgentLog";
 
 type Loaded = { run: Run; definition: Definition; base: Definition | null; patches: PatchRecord[] };
 
@@ -242,7 +243,7 @@ function RunViewInner({ runId }: { runId: string }) {
                 onResumeFrom={() => setDialog({ mode: "resume", fromNode: selected })}
               />
             ) : (
-              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} />
+              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} nodeType={selectedSpec?.type} />
             )}
           </>
         ) : (
@@ -365,6 +366,7 @@ function RunSummary(props: { view: View; run: Run | null; approvals: PendingAppr
           </li>
         ))}
       </ul>
+      <RunTokens logs={view.logs} />
       <p className="muted">{view.applied} events applied · last id {view.lastId}</p>
     </div>
   );

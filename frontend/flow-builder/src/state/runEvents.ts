@@ -36,7 +36,8 @@ export type PatchEvent = {
   addedEdges: unknown[];
 };
 
-export type LogLine = { id: string; text: string; level?: string };
+/** One stored entry; ``more``: a piece of a streamed text line that the next entry continues. */
+export type LogLine = { id: string; text: string; level?: string; more?: boolean };
 
 /** Lines of one node's log. ``lines`` is append-only and shared between states; ``count`` says how many a
  * state holds, so appending 100,000 lines never copies the array. */
@@ -255,6 +256,7 @@ function logLines(event: RunEvent): LogLine[] {
         id: `${event.id}/${str(record.id) ?? index}`,
         text: typeof text === "string" ? text : JSON.stringify(text),
         level: str(record.kind) ?? str(record.level),
+        ...(record.more === true ? { more: true } : {}),
       };
     });
   }
