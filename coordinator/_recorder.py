@@ -33,6 +33,8 @@ ON CONFLICT (id) DO UPDATE SET
                   THEN r.status ELSE EXCLUDED.status END,
     outputs = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.outputs ELSE COALESCE(EXCLUDED.outputs, r.outputs) END,
     error = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.error ELSE COALESCE(EXCLUDED.error, r.error) END,
+    -- Only a start or a resume that replaced them carries inputs.
+    inputs = CASE WHEN $7::jsonb IS NULL THEN r.inputs ELSE EXCLUDED.inputs END,
     ir_version = GREATEST(r.ir_version, EXCLUDED.ir_version),
     started_at = COALESCE(r.started_at, EXCLUDED.started_at),
     ended_at = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.ended_at

@@ -186,7 +186,8 @@ class Coordinator:
         output: Any = None
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
-        scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={}, limits=self.settings)
+        inputs = await self._irs.inputs(signal.run_id, entry, signal.epoch)
+        scope = TemplateScope(inputs=inputs, nodes={}, limits=self.settings)
         return entry, decide(entry.ir, signal, output, scope)
 
     async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:

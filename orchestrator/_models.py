@@ -71,6 +71,11 @@ class RunPatch(Strict):
 
 class RunResume(Strict):
     from_node: str | None = Field(default=None, min_length=1, max_length=64)
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="replace the run's inputs for every node that runs from the resume on (checked against the"
+        " workflow's inputs schema); nodes kept keep the outputs they computed from the old inputs",
+    )
 
 
 class ApiKeyCreate(Strict):

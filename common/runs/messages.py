@@ -138,6 +138,12 @@ class CompletionSignal(WireModel):
     # The token's trace context: the coordinator's span for this signal joins the run's trace.
     traceparent: str | None = None
 
+    @property
+    def epoch(self) -> int:
+        """The life of the run the token belonged to (its id's first part; 0 when the id has none)."""
+        head = self.token_id.partition(":")[0]
+        return int(head) if head.isdigit() else 0
+
     @classmethod
     def succeeded(
         cls,

@@ -69,7 +69,8 @@ class RunSummary(BaseModel):
     ir_version: int = Field(description="bumped by every patch of the running run")
     parent_run_id: str | None = Field(description="the run whose workflow, loop or map node started this one")
     started_by: str | None = Field(description="the key, trigger or schedule that started it")
-    schedule_id: str | None
+    schedule_id: str | None = Field(description="the schedule that started it")
+    trigger_id: str | None = Field(description="the webhook trigger that started it")
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

@@ -104,6 +104,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   const { api, adminKey } = inject("stack");
+  // Its approval would stay pending for the browser tests that count pending approvals: cancelling the run
+  // cancels it.
+  if (context.runId) await call("POST", `/api/v1/runs/${context.runId}/cancel`);
   for (const path of cleanup) {
     const response = await fetch(api + path, { method: "DELETE", headers: { Authorization: `Bearer ${adminKey}` } });
     if (!response.ok) throw new Error(`DELETE ${path}: ${response.status} ${await response.text()}`);

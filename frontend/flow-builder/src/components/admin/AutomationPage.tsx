@@ -11,7 +11,7 @@ export function AutomationPage({ workflowId }: { workflowId: string | null }) {
   const { api } = useSession();
   const me = useMe(api);
   // A fired schedule or a delivered hook starts a run: the tenant feed says so, and the lists are read again.
-  const runs = useThrottled(useTenant(api).runs);
+  const runs = useThrottled(useTenant(api).lastId);
   const workflows = useResource(() => api.get<Page<Workflow>>("/api/v1/workflows?limit=200"), [api]);
   const items = workflows.data?.items ?? [];
   const chosen = workflowId ?? items[0]?.id ?? null;

@@ -48,7 +48,7 @@ function SubscriptionCard({ sub, workflowName, canWrite, onChange }: { sub: Subs
   const { api } = useSession();
   const admin = useAdminApi();
   // A run's end may have been delivered: its log is read again on tenant events.
-  const runs = useThrottled(useTenant(api).runs);
+  const runs = useThrottled(useTenant(api).lastId);
   const [testEventId, setTestEventId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);

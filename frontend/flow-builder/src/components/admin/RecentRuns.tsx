@@ -14,7 +14,7 @@ export function RecentRuns({ source, id, label, testId }: { source: "schedule" |
   const { api } = useSession();
   const admin = useAdminApi();
   // Any run event of the tenant may concern one of these runs: the list is read again then, not polled.
-  const runs = useThrottled(useTenant(api).runs);
+  const runs = useThrottled(useTenant(api).lastId);
   const { data, error } = useResource(() => (source === "schedule" ? admin.scheduleRuns(id) : admin.triggerRuns(id)), [admin, source, id, runs]);
   if (error) return <div className="alert" role="alert">{error}</div>;
   if (!data) return <p className="muted">Loading runs…</p>;
