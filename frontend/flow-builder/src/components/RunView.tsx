@@ -111,18 +111,25 @@ function RunViewInner({ runId }: { runId: string }) {
   }, [step, loaded, patches, shownDefinition]);
 
   const canvas = useMemo(() => (shownDefinition ? definitionToCanvas(shownDefinition) : null), [shownDefinition]);
+  // A node whose inputs did not change keeps its object, so React Flow and the memoised node drawing skip it: a
+  // batch of events on a 1,000-node run redraws the nodes it touched, not all of them.
+  type Drawn = { inputs: unknown[]; node: ReturnType<typeof definitionToCanvas>["nodes"][number] };
+  const drawn = useRef(new Map<string, Drawn>());
   const nodes = useMemo(() => {
     if (!canvas) return [];
+    const waiting = new Set(approvals.map((a) => a.nodeId));
     return canvas.nodes.map((n) => {
       const state = view.nodes[n.id];
-      const overlay: NodeOverlay = {
-        status: state?.status ?? "pending",
-        meta: nodeMeta(state),
-        patched: step === null ? n.id in view.addedNodes : stepAdded.has(n.id),
-        approval: approvals.some((a) => a.nodeId === n.id),
-      };
+      const patched = step === null ? n.id in view.addedNodes : stepAdded.has(n.id);
       const measured = sizes.current.get(n.id);
-      return { ...n, measured, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
+      const inputs = [n, state, patched, waiting.has(n.id), n.id === selected, measured];
+      const cached = drawn.current.get(n.id);
+      if (cached && cached.inputs.every((value, i) => value === inputs[i])) return cached.node;
+      const approval = waiting.has(n.id);
+      const overlay: NodeOverlay = { status: state?.status ?? "pending", meta: nodeMeta(state), patched, approval };
+      const node = { ...n, measured, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
+      drawn.current.set(n.id, { inputs, node });
+      return node;
     });
   }, [canvas, view.nodes, view.addedNodes, approvals, selected, step, stepAdded]);
   const edges = useMemo(() => {
