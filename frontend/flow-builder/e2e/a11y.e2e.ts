@@ -1,13 +1,12 @@
 // Accessibility: axe-core (injected from its npm package) runs on every page and state of the app listed in
 // PAGES, and any `serious` or `critical` violation fails the test, naming the rule and the elements.
 // A new page is one more line in PAGES: where it is, what shows it is ready, and optionally what to do first.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import type { Browser, Page } from "playwright-core";
+import { violations } from "./axe";
 import { call, launch, login, openPage, type Watched } from "./browser";
 
-type Context = { runId: string };
+type Context = { runId: string; endedRunId: string };
 type Check = {
   name: string;
   /** The hash route, or a function of what beforeAll set up. */
@@ -24,6 +23,7 @@ const click = (selector: string) => (page: Page) => page.click(selector);
 const press = (key: string) => (page: Page) => page.keyboard.press(key);
 const WF = "#/builder/a11y-review";
 const RUN = (c: Context) => `#/runs/${c.runId}`;
+const ENDED = (c: Context) => `#/runs/${c.endedRunId}`;
 const NODE = "[data-testid=node-review]";
 const WAITING = "[data-testid=node-review][data-status=waiting]";
 
@@ -40,6 +40,9 @@ export const PAGES: Check[] = [
   { name: "run view", path: RUN, ready: WAITING },
   { name: "run view, node detail", path: RUN, ready: WAITING, act: click(NODE), shows: "[data-testid=node-detail]" },
   { name: "run view, node log", path: RUN, ready: WAITING, act: async (page) => (await page.click(NODE), await page.click("[data-testid=logs-tab]")), shows: "[data-testid=log-empty]" },
+  { name: "run view, timeline", path: RUN, ready: WAITING, act: click("[data-testid=timeline-toggle]"), shows: "[data-testid=run-timeline]" },
+  { name: "run view, resume dialog", path: ENDED, ready: "[data-testid=resume-run]", act: click("[data-testid=resume-run]"), shows: "[data-testid=resume-submit]" },
+  { name: "run view, run again dialog", path: ENDED, ready: "[data-testid=run-again]", act: click("[data-testid=run-again]"), shows: "[data-testid=again-submit]" },
   { name: "runs", path: "#/runs", ready: "[data-testid=runs-list] tbody tr" },
   { name: "approvals", path: "#/approvals", ready: "[data-testid^=approval-]" },
   { name: "schedules and triggers", path: "#/automation", ready: "[data-testid^=trigger-] [data-testid=trigger-url]" },
@@ -48,27 +51,9 @@ export const PAGES: Check[] = [
   { name: "API keys", path: "#/keys", ready: "[data-testid=key-a11y-viewer]" },
 ];
 
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-const BLOCKING = new Set(["serious", "critical"]);
-
-type Violation = { id: string; impact: string | null; help: string; nodes: { target: unknown[]; failureSummary?: string }[] };
-
-/** The serious and critical axe violations on ``page`` as it is now, one readable line each. */
-async function violations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol: the app's Content-Security-Policy refuses an injected <script>.
-  await page.evaluate(AXE);
-  const found = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (context: Document, options: object) => Promise<{ violations: Violation[] }> } }).axe;
-    return (await axe.run(document, { resultTypes: ["violations"] })).violations;
-  });
-  return found
-    .filter((v) => BLOCKING.has(v.impact ?? ""))
-    .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 5).join(" | ")}`);
-}
-
 let browser: Browser;
 let watched: Watched;
-const context: Context = { runId: "" };
+const context: Context = { runId: "", endedRunId: "" };
 const cleanup: string[] = [];
 
 beforeAll(async () => {
@@ -83,7 +68,11 @@ beforeAll(async () => {
     edges: [{ from: "prepare", to: "review" }],
   };
   await call("POST", "/api/v1/workflows", { name: "a11y-review", definition });
-  context.runId = (await call<{ id: string }>("POST", "/api/v1/runs", { workflow_id: "a11y-review", inputs: { who: "Ada" } })).id;
+  const start = async () => (await call<{ id: string }>("POST", "/api/v1/runs", { workflow_id: "a11y-review", inputs: { who: "Ada" } })).id;
+  context.runId = await start();
+  // An ended run, for the resume and run-again dialogs.
+  context.endedRunId = await start();
+  await call("POST", `/api/v1/runs/${context.endedRunId}/cancel`);
   // Something on each admin page, so its lists and cards are checked too; removed again after (other browser
   // tests share the stack and count what is there).
   const made = (path: string, body: unknown) => call<{ id: string }>("POST", path, body);

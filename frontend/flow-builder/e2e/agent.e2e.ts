@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import type { Browser, Page } from "playwright-core";
+import { violations } from "./axe";
 import { call, launch, login, openPage, shot, type Watched } from "./browser";
 import { REPO } from "./stack";
 
@@ -158,6 +159,8 @@ test("the run succeeds with the added nodes; tokens are counted per reply, node 
   await expect.poll(() => getContext.locator("[data-testid=tool-result]").textContent()).toMatch(/"topic": "rows"/);
   await page.click(".react-flow__controls-fitview");
   await shot(page, "agent-live-finished");
+  // The agent's log (markdown, tool items, tokens) is reached only here: the accessibility check covers it too.
+  expect(await violations(page)).toEqual([]);
 
   await page.fill("[data-testid=log-search]", "publish");
   await expect.poll(() => page.textContent("[data-testid=log-matches]")).toMatch(/^2 of \d+$/);

@@ -118,11 +118,12 @@ function Item({ item, streaming }: { item: AgentItem; streaming: boolean }) {
             {item.durationMs !== undefined && <span className="muted"> · {item.durationMs} ms</span>}
           </summary>
           <h4>Arguments</h4>
-          <pre>{pretty(item.arguments)}</pre>
+          {/* Focusable: a long value scrolls, and a keyboard user must be able to scroll it too. */}
+          <pre tabIndex={0} aria-label={`arguments of ${item.tool}`}>{pretty(item.arguments)}</pre>
           {item.result !== undefined && (
             <>
               <h4>Result</h4>
-              <pre data-testid="tool-result">{pretty(item.result)}</pre>
+              <pre tabIndex={0} aria-label={`result of ${item.tool}`} data-testid="tool-result">{pretty(item.result)}</pre>
             </>
           )}
         </details>
