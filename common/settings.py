@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.errors import ConfigError
+from common.redis_settings import RedisTopologyFields
 
 DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
 DEFAULT_UI_DIST_DIR = Path(__file__).resolve().parents[1] / "frontend" / "flow-builder" / "dist"
@@ -43,7 +44,7 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-class CommonSettings(BaseSettings):
+class CommonSettings(BaseSettings, RedisTopologyFields):
     """Every process: where state lives, how its keys and tables are named, how it logs."""
 
     model_config = SettingsConfigDict(env_prefix="AOB_", extra="forbid", frozen=True)

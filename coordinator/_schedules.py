@@ -27,7 +27,7 @@ class Scheduler:
         *,
         metrics: Metrics | None = None,
     ) -> None:
-        keys = Keys(settings.key_prefix)
+        keys = Keys(settings.key_prefix, settings.shards)
         self.firer = ScheduleFirer(
             Scripts(redis, keys),
             pool,

@@ -63,7 +63,7 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
         redis, pool = await open_clients(stack, settings, f"{node_type} worker")
         metrics = Metrics()
         async with _handler_for(node_type, settings, pool, redis, metrics) as handler:
-            cas = Cas(redis, Keys(settings.key_prefix), pool)
+            cas = Cas(redis, Keys(settings.key_prefix, settings.shards), pool)
             worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics)
             settle_heap()
             await serve_until_signalled(worker)

@@ -1,8 +1,8 @@
 """Event retention: copy an ended run's events into Postgres ``run_events``, and only then trim them from Redis.
 
-Ended runs are found by consuming every tenant stream (``events:tenant:<tenant>``, where each run's terminal
-event is also written) with the consumer group ``archiver``, so any number of archivers share the work and an
-entry is acknowledged only once its run is archived. Tenants come from the Postgres ``tenants`` table. A run
+Ended runs are found by consuming every tenant stream (each shard's ``events:tenant:...:<tenant>``, where each
+run's terminal event is also written) with the consumer group ``archiver``, so any number of archivers share the
+work and an entry is acknowledged only once its run is archived. Tenants come from the Postgres ``tenants`` table. A run
 whose terminal entry was trimmed from a tenant stream before any archiver read it keeps its events in Redis
 (nothing is lost); ``archive_run`` archives it on demand.
 """
@@ -152,7 +152,7 @@ class EventArchiver:
 
     async def _tenant_streams(self) -> list[str]:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]
-        return [self.keys.tenant_events(t) for t in tenants]
+        return [stream for t in tenants for stream in self.keys.tenant_events(t)]
 
     async def _handle_batch(self, batch: Batch) -> None:
         entries: list[tuple[str, dict[str, str] | None]] = list(batch.entries)

@@ -161,9 +161,11 @@ class DeadLetterStore:
     def _target(self, letter: DeadLetter) -> str:
         where = f"dead letter {letter.id}"
         if letter.kind == "signal":
-            return self._keys.completion_signals
+            if letter.run_id is not None:
+                return self._keys.shard_for(letter.run_id).completion_signals
+            return letter.source
         if letter.kind == "token":
-            if not letter.source.startswith(self._keys.tasks("")):
+            if not self._keys.is_task_stream(letter.source):
                 raise ReplayRefused(f"{where}: came from {letter.source!r}, not a task stream", "not_replayable")
             if letter.run_id is None or letter.epoch is None:
                 raise ReplayRefused(

@@ -71,7 +71,7 @@ class AgentHandler:
         self._settings = settings
         self._pool = pool
         self._redis = redis
-        self._keys = Keys(settings.key_prefix)
+        self._keys = Keys(settings.key_prefix, settings.shards)
         self._runtimes = runtimes or RuntimeFactory(settings)
         self._budget = TokenBudget(redis, self._keys, settings.agent_daily_token_budget)
         self._credentials = AgentCredentials(redis, self._keys)

@@ -192,7 +192,7 @@ async def control_handler(
     metrics: Metrics | None = None,
 ) -> AsyncIterator[ControlHandler]:
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix, settings.shards)
     store = ControlStore(redis, keys)
     advancer = Advancer(redis, keys, store, cas or Cas(redis, keys, pool), settings, pool=pool)
     consumer_id = f"ctl-{uuid.uuid4().hex[:12]}"

@@ -349,10 +349,11 @@ async def test_repeated_child_end_is_counted_once(engine: Engine) -> None:
     assert await engine.wait_ended(run_id) == "succeeded"
     child = sorted(await engine.redis.smembers(engine.keys.child_runs(run_id)))[0]
     record = {"run_id": child, "parent_run_id": run_id, "parent_node_id": "each", "status": "failed"}
-    await engine.redis.xadd(engine.keys.children, {"c": json.dumps(record)})
+    children = engine.keys.shard_for(child).children
+    await engine.redis.xadd(children, {"c": json.dumps(record)})
 
     async def consumed() -> bool:
-        return await engine.redis.xlen(engine.keys.children) == 0
+        return await engine.redis.xlen(children) == 0
 
     await eventually(consumed)
     ended = [e for e in await engine.events(run_id) if e["type"] == "child_run_ended"]
@@ -379,14 +380,15 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
         for index in range(3):
 
             async def first_child_ended() -> list[Any]:
-                return list(await redis.xreadgroup(CONTROL_GROUP, "dead", {keys.children: ">"}, count=10))
+                streams = {shard.children: ">" for shard in keys.all_shards()}
+                return list(await redis.xreadgroup(CONTROL_GROUP, "dead", streams, count=10))
 
             # A consumer that dies holding the record: it stays pending until the live one reclaims it.
-            await eventually(first_child_ended)
+            [[children, _]] = await eventually(first_child_ended)
             assert await live.reclaim() == 0
-            pending = await redis.xpending(keys.children, CONTROL_GROUP)
+            pending = await redis.xpending(children, CONTROL_GROUP)
             assert pending["pending"] == 1
-            await redis.xclaim(keys.children, CONTROL_GROUP, "dead", 0, [pending["min"]], idle=60_000, justid=True)
+            await redis.xclaim(children, CONTROL_GROUP, "dead", 0, [pending["min"]], idle=60_000, justid=True)
             assert await live.reclaim() == 1, index
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}
