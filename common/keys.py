@@ -240,12 +240,13 @@ class Keys:
     def tenant_active_runs(self, tenant_id: str) -> str:
         return f"{self.prefix}active:{ADMISSION_TAG}:{tenant_id}"
 
-    def token_charge(self, token_id: str, run_id: str) -> str:
-        """Marks that one execution's tokens were counted against its tenant's budget (a redelivery counts none)."""
-        return f"{self._tagged('charged', run_id)}:{token_id}"
+    def token_charge(self, tenant_id: str, token_id: str, run_id: str) -> str:
+        """Marks that one execution's tokens were counted against its tenant's budget (a redelivery counts none);
+        in the slot of the tenant's budget, which the same script changes."""
+        return f"{self.prefix}charged:{{tokens:{tenant_id}}}:{run_id}:{token_id}"
 
     def token_budget(self, tenant_id: str, day: str) -> str:
-        return f"{self.prefix}tokens:{tenant_id}:{day}"
+        return f"{self.prefix}tokens:{{tokens:{tenant_id}}}:{day}"
 
     def key_revocations(self) -> str:
         """Pub/sub channel: the id of each API key revoked, for the processes holding its streams open."""

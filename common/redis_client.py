@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -15,6 +17,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from common.errors import ConfigError
@@ -42,8 +45,9 @@ def connect_redis(url: str, *, max_connections: int = 64, cluster: bool = False)
 
 
 def is_cluster(redis: aioredis.Redis) -> bool:
-    """Whether ``redis`` talks to a Redis Cluster (multi-key commands must then stay within one slot)."""
-    return isinstance(redis, RedisCluster)
+    """Whether ``redis`` talks to a Redis Cluster (multi-key commands must then stay within one slot); a wrapper
+    that hands its attributes through counts as what it wraps."""
+    return isinstance(redis, RedisCluster) or getattr(redis, "nodes_manager", None) is not None
 
 
 def slot_groups(redis: aioredis.Redis, keys: Sequence[str]) -> list[list[str]]:
@@ -54,6 +58,19 @@ def slot_groups(redis: aioredis.Redis, keys: Sequence[str]) -> list[list[str]]:
     for key in keys:
         groups.setdefault(key_slot(key.encode()), []).append(key)
     return list(groups.values())
+
+
+async def call_script_many(
+    redis: aioredis.Redis, script: AsyncScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
+    """Call ``script`` once per ``(keys, args)``: in one pipeline on a single server, at once on a cluster (whose
+    pipelines refuse scripts); returns the replies in order."""
+    if is_cluster(redis):
+        return list(await asyncio.gather(*(script(keys=keys, args=args) for keys, args in calls)))
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            await script(keys=keys, args=args, client=pipe)
+        return list(await pipe.execute()) if calls else []
 
 
 def _hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:

@@ -22,6 +22,7 @@ from common.events.frames import START_ID, TERMINAL_EVENT_TYPES, id_key
 from common.events.history import ARCHIVED_FIELD
 from common.keys import Keys
 from common.metrics import Metrics
+from common.redis_client import call_script_many
 from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,12 @@ class EventArchiver:
             # A full page may have more behind it.
             reading = [run_id for run_id, page in zip(reading, pages, strict=True) if len(page) == self.page]
         if copied:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for run_id in copied:
-                    ms, seq = id_key(cursors[run_id])
-                    keys = [self.keys.run(run_id), self.keys.events(run_id)]
-                    await self._mark_and_trim(
-                        keys=keys, args=[ARCHIVED_FIELD, cursors[run_id], f"{ms}-{seq + 1}"], client=pipe
-                    )
-                await pipe.execute()
+            calls = []
+            for run_id in copied:
+                ms, seq = id_key(cursors[run_id])
+                keys = [self.keys.run(run_id), self.keys.events(run_id)]
+                calls.append((keys, [ARCHIVED_FIELD, cursors[run_id], f"{ms}-{seq + 1}"]))
+            await call_script_many(self.redis, self._mark_and_trim, calls)
             for run_id, count in copied.items():
                 logger.info("archived %d events of run %s (through %s)", count, run_id, cursors[run_id])
         return sum(copied.values())

@@ -67,6 +67,8 @@ class LocalRedisCluster:
             args = [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
             args += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
             args += ["--save", "", "--appendonly", "no", "--dir", str(node_dir)]
+            # Replicas sync at once and may always take over (a busy test machine delays their pings).
+            args += ["--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"]
             log = (node_dir / "redis.log").open("ab")
             self.processes[port] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         for port in self.ports:
@@ -79,6 +81,8 @@ class LocalRedisCluster:
             timeout=60,
         )
         self.wait_healthy()
+        # A replica that has not synced with its primary cannot take over from it.
+        self._wait(self._replicas_synced, "every replica to sync")
         return self
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
@@ -87,6 +91,11 @@ class LocalRedisCluster:
             self._wait(
                 lambda port=port: "cluster_state:ok" in self._cli(port, "cluster", "info"), "cluster ok", timeout_s
             )
+
+    def wait_failover(self, timeout_s: float = 60) -> None:
+        """Wait until a replica replaced every killed primary (three live primaries) and every slot is served."""
+        self._wait(lambda: len(self.primaries()) == NODES // 2, "a replica to take over", timeout_s)
+        self.wait_healthy(timeout_s)
 
     def primaries(self) -> list[int]:
         """The ports of the live nodes that are primaries now."""
@@ -110,6 +119,11 @@ class LocalRedisCluster:
         process = self.processes.pop(port)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+
+    def _replicas_synced(self) -> bool:
+        infos = [self._cli(port, "info", "replication") for port in self.live_ports()]
+        replicas = [info for info in infos if "role:slave" in info]
+        return len(replicas) == NODES // 2 and all("master_link_status:up" in info for info in replicas)
 
     def live_ports(self) -> list[int]:
         return [port for port in self.ports if port in self.processes]

@@ -118,7 +118,7 @@ class AgentHandler:
             ttl_s=settings.agent_log_ttl_s,
         )
         patch = PatchAccess(settings.api_url, ctx.run_id, SecretStr(api_token)) if api_token else None
-        charge = Charge(ctx.tenant_id, self._keys.token_charge(ctx.token.token_id, ctx.run_id))
+        charge = Charge(ctx.tenant_id, self._keys.token_charge(ctx.tenant_id, ctx.token.token_id, ctx.run_id))
         try:
             async with log, AsyncExitStack() as stack:
                 sink = LogSink(log)
