@@ -133,7 +133,8 @@ def report(single: dict[str, Any], clustered: list[dict[str, Any]]) -> str:
         "",
         f"`python -m tests.bench.cluster` on {platform.node() or 'this machine'} ({os.cpu_count()} cores, shared):"
         f" {RUNS} runs x {CHAIN}-node noop chain started at once, {WORKERS} built-in worker processes, 16 shards."
-        " The cluster is three primaries and three replicas from the local `redis-server`, on the same cores.",
+        " The cluster is three primaries and three replicas from the local `redis-server`, on the same cores;"
+        f" load average {os.getloadavg()[0]:.1f} when it ended (other work on the machine makes the figures noisy).",
         "",
         "| Redis | coordinators | shards each | transitions/s | failed runs |",
         "|---|---|---|---|---|",
