@@ -2,7 +2,7 @@
 and 3 coordinator processes and two built-in worker processes, and on the single local Redis with one coordinator
 for comparison.
 
-Each configuration runs 200 runs of a 10-node noop chain started at once and reports transitions/s (every node
+Each configuration runs 1,000 runs of a 10-node noop chain started at once and reports transitions/s (every node
 is one transition) and how the shards were shared. Prints a Markdown section (appended to ``$AOB_BENCH_REPORT``,
 default docs/benchmarks.md) and, last, one JSON line. Run: ``python -m tests.bench.cluster``.
 """
@@ -32,7 +32,7 @@ from tests.support.redis_cluster import LocalRedisCluster
 
 REDIS_URL = os.environ.get("AOB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("AOB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-RUNS, CHAIN = 200, 10
+RUNS, CHAIN = 1000, 10
 WORKERS = 2
 TENANT = "bench"
 REPORT = Path(os.environ.get("AOB_BENCH_REPORT", "docs/benchmarks.md"))
