@@ -79,14 +79,16 @@ format: install
 migrate: install
 	$(BIN)/aob migrate
 
-# The three benchmarks of docs/benchmarks.md, one after another on an otherwise idle machine; each appends its
-# section there and prints one JSON object as its last line. The API figures need wrk (apt-get install wrk).
+# The benchmarks of docs/benchmarks.md (API, engine, fanout, then the UI in Chromium), one after another on an
+# otherwise idle machine; each appends its section there and prints one JSON object as its last line.
+# The API figures need wrk (apt-get install wrk).
 bench: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || { echo "*** wrk not found: apt-get install wrk (the API benchmark's load generator)"; exit 1; }
 	$(BIN)/python -m tests.bench.api_submit
 	$(BIN)/python -m tests.bench.engine
 	$(BIN)/python -m tests.bench.fanout
+	$(if $(NPM),cd $(UI_DIR) && npm run bench:ui,@echo "*** npm not found: SKIPPING the UI benchmark (frontend/flow-builder: npm run bench:ui)")
 
 # The engine on a local Redis Cluster with 1, 2 and 3 coordinators (appends to docs/benchmarks.md).
 bench-cluster: install

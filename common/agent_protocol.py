@@ -1,7 +1,8 @@
 """The agent program's protocol with the worker that runs it.
 
 stdout: JSON system logs, plain model text lines, sentinel-prefixed call lines (the program asks the worker to call
-the model or a tool for it) and one sentinel-prefixed result line. stdin: the job as the first line, then one reply
+the model or a tool for it), sentinel-prefixed span lines (its OpenTelemetry spans, which the worker exports for it)
+and one sentinel-prefixed result line. stdin: the job as the first line, then one reply
 line per call. The program holds no network access and no credentials of its own: every call goes through the worker.
 """
 
@@ -16,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 RESULT_PREFIX = "@@AOB_RESULT@@"
 CALL_PREFIX = "@@AOB_CALL@@"
+SPANS_PREFIX = "@@AOB_SPANS@@"
 TEXT_ESCAPE = "text| "
 """Put before a model text line that would otherwise read as a system log, a call or a result line."""
 
-LineKind = Literal["result", "call", "log", "text"]
+LineKind = Literal["result", "call", "spans", "log", "text"]
 
 
 class Usage(BaseModel):
@@ -66,6 +68,8 @@ def classify_line(line: str) -> LineKind:
         return "result"
     if line.startswith(CALL_PREFIX):
         return "call"
+    if line.startswith(SPANS_PREFIX):
+        return "spans"
     if line.startswith("{"):
         try:
             record = json.loads(line)
@@ -118,6 +122,16 @@ class ProtocolWriter:
             self._text_line(self._partial)
             self._partial = ""
 
+    def words(self) -> None:
+        """Print the waiting partial line up to its last whitespace as a piece without a line end, so a long line
+        streams a few words at a time; the rest waits for more text."""
+        cut = max(self._partial.rfind(" "), self._partial.rfind("\t")) + 1
+        if cut == 0:
+            return
+        piece, self._partial = self._partial[:cut], self._partial[cut:]
+        self._stream.write(_escaped(piece))
+        self._stream.flush()
+
     def result(self, result: AgentResult) -> None:
         self.end_text()
         self._write(f"{RESULT_PREFIX} {result.model_dump_json()}")
@@ -127,15 +141,23 @@ class ProtocolWriter:
         self.end_text()
         self._write(f"{CALL_PREFIX} {request.model_dump_json()}")
 
+    def spans(self, encoded: str) -> None:
+        """Hand the worker finished spans: ``encoded`` is a base64 OTLP/protobuf trace export request."""
+        self._write(f"{SPANS_PREFIX} {encoded}")
+
     def _text_line(self, line: str) -> None:
-        line = line.rstrip("\r")
-        if classify_line(line) != "text" or line.startswith(TEXT_ESCAPE):
-            line = TEXT_ESCAPE + line
-        self._write(line)
+        self._write(_escaped(line.rstrip("\r")))
 
     def _write(self, line: str) -> None:
         self._stream.write(line + "\n")
         self._stream.flush()
+
+
+def _escaped(text: str) -> str:
+    """``text`` with ``TEXT_ESCAPE`` put before it when it would read as a system log, a call or a result line."""
+    if classify_line(text) != "text" or text.startswith(TEXT_ESCAPE):
+        return TEXT_ESCAPE + text
+    return text
 
 
 class _Message(BaseModel):

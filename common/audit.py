@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 _COLUMNS = "id, tenant_id, key_id, action, target, detail, at"
 
@@ -19,7 +19,7 @@ class AuditEntry(BaseModel):
     key_id: str
     action: str
     target: str
-    detail: dict[str, Any]
+    detail: dict[str, Any] = Field(description="free-form: what the action touched and its outcome")
     at: datetime
 
 

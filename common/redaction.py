@@ -81,6 +81,10 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
 _ANY_HINT = re.compile("|".join(re.escape(hint) for hints, _, _ in _PATTERNS for hint in hints))
 
 
+# A token every credential pattern would take as the value after its keyword.
+_PROBE = "Zq7xK2mW9pLc4Rt8"
+
+
 class Redactor:
     """Replaces known secret values (raw, JSON-escaped, URL- and base64-encoded) and credential-like strings."""
 
@@ -96,6 +100,7 @@ class Redactor:
         ordered = sorted(literals | cores, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._cores = frozenset(cores)
+        self._spaced = tuple(literal for literal in literals if any(char.isspace() for char in literal))
 
     def __bool__(self) -> bool:
         return self._literal is not None
@@ -103,6 +108,18 @@ class Redactor:
     def redact(self, text: str) -> str:
         """``text`` with every secret value and credential-like string replaced."""
         return self.redact_patterns(self.redact_values(text))
+
+    def may_continue(self, text: str) -> bool:
+        """Whether a secret or credential-like string could start in ``text`` and go on in the text that follows it
+        (so ``text`` must not be redacted and stored on its own)."""
+        if not self.redact_patterns(text + _PROBE).endswith(_PROBE):
+            return True
+        return any(
+            literal.startswith(text[-size:])
+            for literal in self._spaced
+            for size in range(1, len(literal))
+            if size <= len(text)
+        )
 
     def redact_values(self, text: str) -> str:
         """``text`` with only the known secret values replaced (safe on JSON that must stay parseable as data)."""

@@ -14,7 +14,10 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.errors import ConfigError
+from common.hitl_settings import HitlNodeFields
+from common.ops_settings import OpsEndpointFields
 from common.redis_settings import RedisTopologyFields
+from common.tracing import TracingFields
 
 DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
 DEFAULT_UI_DIST_DIR = Path(__file__).resolve().parents[1] / "frontend" / "flow-builder" / "dist"
@@ -44,8 +47,8 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-class CommonSettings(BaseSettings, RedisTopologyFields):
-    """Every process: where state lives, how its keys and tables are named, how it logs."""
+class CommonSettings(BaseSettings, TracingFields, RedisTopologyFields):
+    """Every process: where state lives, how its keys and tables are named, how it logs and traces."""
 
     model_config = SettingsConfigDict(env_prefix="AOB_", extra="forbid", frozen=True)
 
@@ -198,7 +201,9 @@ class TemplateFields(BaseModel):
     template_max_eval_s: float = Field(default=0.5, gt=0, description="longest one evaluation may run")
 
 
-class CoordinatorSettings(CommonSettings, TemplateFields, RunQuotaFields, SecretsFields, NotificationFields):
+class CoordinatorSettings(
+    CommonSettings, TemplateFields, RunQuotaFields, SecretsFields, NotificationFields, OpsEndpointFields
+):
     """``aob coordinator``: completion signals, timers, the recorder, the event archiver, schedules (whose runs pass
     the run quotas) and notifications."""
 
@@ -314,18 +319,6 @@ class AgentNodeFields(BaseModel):
         return _split_commas(value)
 
 
-class HitlNodeFields(BaseModel):
-    """HITL nodes: how often the sweeper looks for lost completions and orphaned approvals."""
-
-    hitl_sweep_interval_s: float = Field(default=30.0, gt=0, description="seconds between sweeps")
-    hitl_repush_grace_s: float = Field(
-        default=10.0, ge=0, description="a decision this old whose node still waits lost its completion"
-    )
-    hitl_repush_window_s: float = Field(
-        default=86_400.0, gt=0, description="decisions older than this are not looked at again"
-    )
-
-
 class ControlNodeFields(BaseModel):
     """Control nodes (sub-workflow, loop, map): nesting cap, and how child-run ends are followed and swept."""
 
@@ -348,6 +341,7 @@ class WorkerSettings(
     RunQuotaFields,
     TemplateFields,
     SecretsFields,
+    OpsEndpointFields,
 ):
     """``aob worker <type>``: one class for every type; the runtime's settings, then each node type's group."""
 
@@ -395,5 +389,6 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "AOB_" + "_".join(str(p) for p in first["loc"]).upper()
+        name = "_".join(str(p) for p in first["loc"]).upper()
+        name = name if name.startswith("OTEL_") else "AOB_" + name
         raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None

@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import redis.asyncio as aioredis
 
@@ -68,7 +67,6 @@ class Notifier:
         keys: Keys,
         *,
         consumer: str,
-        client: httpx.AsyncClient,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
@@ -76,7 +74,7 @@ class Notifier:
         self._redis = redis
         self._keys = keys
         self._keyring = Keyring.from_settings(settings)
-        self._sender = Sender(settings, client)
+        self._sender = Sender(settings)
         self._consumer = StreamConsumer(
             redis,
             name="notifier",
@@ -85,6 +83,9 @@ class Notifier:
             streams=self._tenant_streams,
             handler=self._handle_batch,
             metrics=metrics,
+            # The tenant list is read as often as the outbox: a tenant created after this started (`aob up` starts
+            # coordinators before the API makes the default tenant) is notified within a poll, not 30 s later.
+            refresh_s=settings.notify_poll_s,
         )
         self._sending = PeriodicTask(self.send_due, settings.notify_poll_s, retry=self._consumer.retry, stage="send")
 
@@ -96,6 +97,7 @@ class Notifier:
         """Stop reading and sending; idempotent. A delivery cut short is sent again once its lease ends."""
         await self._consumer.shutdown()
         await self._sending.shutdown()
+        await self._sender.aclose()
 
     async def _tenant_streams(self) -> list[str]:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]

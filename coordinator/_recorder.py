@@ -26,14 +26,16 @@ logger = logging.getLogger(__name__)
 UPSERT_RUN = """
 INSERT INTO runs AS r (id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error,
                        started_by, parent_run_id, parent_node_id, ir_version, started_at, ended_at, updated_at,
-                       ledger_seq, epoch, deadline_at, reset_nodes, ir)
+                       ledger_seq, epoch, deadline_at, reset_nodes, ir, traceparent)
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '{}'::jsonb), $8, $9, $10, $11, $12, COALESCE($13, 1), $14, $15,
-        now(), $16, COALESCE($17, 0), $18, $19, $20::text::jsonb)
+        now(), $16, COALESCE($17, 0), $18, $19, $20::text::jsonb, $21)
 ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.ledger_seq = 0 AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')
                   THEN r.status ELSE EXCLUDED.status END,
     outputs = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.outputs ELSE COALESCE(EXCLUDED.outputs, r.outputs) END,
     error = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.error ELSE COALESCE(EXCLUDED.error, r.error) END,
+    -- Only a start or a resume that replaced them carries inputs.
+    inputs = CASE WHEN $7::jsonb IS NULL THEN r.inputs ELSE EXCLUDED.inputs END,
     ir_version = GREATEST(r.ir_version, EXCLUDED.ir_version),
     started_at = COALESCE(r.started_at, EXCLUDED.started_at),
     ended_at = CASE WHEN EXCLUDED.ledger_seq > 0 THEN EXCLUDED.ended_at
@@ -45,7 +47,8 @@ ON CONFLICT (id) DO UPDATE SET
                        ELSE r.reset_nodes END,
     epoch = GREATEST(r.epoch, EXCLUDED.epoch),
     deadline_at = COALESCE(EXCLUDED.deadline_at, r.deadline_at),
-    ir = COALESCE(r.ir, EXCLUDED.ir)
+    ir = COALESCE(r.ir, EXCLUDED.ir),
+    traceparent = COALESCE(r.traceparent, EXCLUDED.traceparent)
 WHERE EXCLUDED.ledger_seq > r.ledger_seq OR (EXCLUDED.ledger_seq = 0 AND r.ledger_seq = 0)
 """
 
@@ -100,6 +103,7 @@ def _run_row(e: RunEntry) -> tuple[Any, ...]:
         _ts(e.deadline_at),
         e.reset_nodes,
         e.ir,
+        e.traceparent,
     )
 
 

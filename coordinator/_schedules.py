@@ -13,6 +13,7 @@ from common.runs.admission import Admission
 from common.runs.scripts import Scripts
 from common.schedules import ScheduleFirer
 from common.settings import CoordinatorSettings
+from common.tracing import Tracing
 
 
 class Scheduler:
@@ -26,6 +27,7 @@ class Scheduler:
         pool: asyncpg.Pool,
         *,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         keys = Keys(settings.key_prefix, settings.shards)
         self.firer = ScheduleFirer(
@@ -35,6 +37,7 @@ class Scheduler:
             max_agents=settings.max_agents,
             grace_s=settings.schedule_grace_s,
             metrics=metrics,
+            tracing=tracing,
         )
         retry = Retry("scheduler", metrics=metrics)
         self._periodic = PeriodicTask(self.firer.fire_due, settings.schedule_poll_s, retry=retry, stage="schedules")

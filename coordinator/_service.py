@@ -12,7 +12,6 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -23,6 +22,7 @@ from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
+from common.ops_endpoint import ops_endpoint
 from common.retry import Retry, sleep_unless
 from common.runs.admission import release_ended
 from common.runs.cas import Cas
@@ -33,6 +33,7 @@ from common.runs.messages import CompletionSignal, unsupported_version
 from common.runs.retention import HotRetention
 from common.runs.scripts import Scripts, now_ms
 from common.settings import CoordinatorSettings
+from common.tracing import Tracing, start_tracing
 from common.workflow.edges import needs_output
 from common.workflow.templates import TemplateScope
 from coordinator._decide import decide
@@ -44,6 +45,7 @@ from coordinator._recorder import Recorder
 from coordinator._schedules import Scheduler
 from coordinator._signals import SignalInbox, requeue_orphaned_signals
 from coordinator._timers import move_due_tokens, time_out_runs
+from coordinator._tracing import record_applied
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,10 @@ class Coordinator:
         cas: Cas | None = None,
         metrics: Metrics | None = None,
         coordinator_id: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self._tracing = tracing
         self.id = coordinator_id or uuid.uuid4().hex[:12]
         self._redis = redis
         self._keys = Keys(settings.key_prefix, settings.shards)
@@ -168,6 +172,7 @@ class Coordinator:
         await self._process(raw_signals)
 
     async def _process(self, raw_signals: list[str]) -> None:
+        started_ms = now_ms()
         signals: list[CompletionSignal] = []
         for raw in raw_signals:
             try:
@@ -195,6 +200,8 @@ class Coordinator:
             [(signal.run_id, decision, entry.topology_json) for signal, entry, decision in planned],
             self.settings.max_agents,
         )
+        if self._tracing is not None:
+            record_applied(self._tracing, planned, results, started_ms, now_ms())
         finished = []
         for (signal, entry, _), result in zip(planned, results, strict=True):
             if await self._settle(signal, entry, result):
@@ -214,7 +221,8 @@ class Coordinator:
         output: Any = None
         if signal.output_ref and needs_output(entry.ir, signal.node_id):
             output = await self._cas.load_output(signal.output_ref)
-        scope = TemplateScope(inputs=await self._irs.inputs(signal.run_id, entry), nodes={}, limits=self.settings)
+        inputs = await self._irs.inputs(signal.run_id, entry, signal.epoch)
+        scope = TemplateScope(inputs=inputs, nodes={}, limits=self.settings)
         return entry, decide(entry.ir, signal, output, scope)
 
     async def _dead_letter(self, signal: CompletionSignal, reason: str) -> None:
@@ -311,8 +319,11 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     async with AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, "coordinator")
         metrics = Metrics()
+        tracing = start_tracing("aob-coordinator", settings)
+        if tracing is not None:
+            stack.callback(tracing.shutdown)
         cas = Cas(redis, keys, pool)
-        coordinator = Coordinator(settings, redis, cas=cas, metrics=metrics)
+        coordinator = Coordinator(settings, redis, cas=cas, metrics=metrics, tracing=tracing)
         recorder = Recorder(
             redis,
             pool,
@@ -325,10 +336,8 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
         )
         archiver = EventArchiver(redis, pool, keys, consumer=f"arc-{coordinator.id}", metrics=metrics)
         reconciler = Reconciler(settings, redis, pool, cas=cas, metrics=metrics)
-        scheduler = Scheduler(settings, redis, pool, metrics=metrics)
-        client = await stack.enter_async_context(httpx.AsyncClient())
-        notifier = Notifier(
-            settings, redis, pool, keys, consumer=f"ntf-{coordinator.id}", client=client, metrics=metrics
-        )
+        scheduler = Scheduler(settings, redis, pool, metrics=metrics, tracing=tracing)
+        notifier = Notifier(settings, redis, pool, keys, consumer=f"ntf-{coordinator.id}", metrics=metrics)
         settle_heap()
-        await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler, notifier)
+        async with ops_endpoint(settings, redis, pool, metrics, f"coordinator {coordinator.id}"):
+            await serve_until_signalled(coordinator, recorder, archiver, reconciler, scheduler, notifier)

@@ -64,6 +64,7 @@ class ScriptStep(_Strict):
     usage: ScriptedUsage | None = None
     when: StepCondition | None = None
     delay_s: float = Field(default=0.0, ge=0)
+    chunk_delay_s: float = Field(default=0.0, ge=0, description="pause between streamed chunks, as a slow model")
 
 
 class ScriptUpdate(_Strict):
@@ -235,8 +236,10 @@ class _Reply:
         return chunk
 
 
-async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
+async def _sse(chunks: list[dict[str, Any]], chunk_delay_s: float) -> AsyncIterator[bytes]:
+    for index, chunk in enumerate(chunks):
+        if chunk_delay_s and index:
+            await asyncio.sleep(chunk_delay_s)
         yield f"data: {json.dumps(chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
@@ -268,7 +271,7 @@ def create_app(script: Script) -> Starlette:
         if not body.get("stream"):
             return JSONResponse(reply.completion())
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_sse(reply.chunks(include_usage)), media_type="text/event-stream")
+        return StreamingResponse(_sse(reply.chunks(include_usage), step.chunk_delay_s), media_type="text/event-stream")
 
     async def models(request: Request) -> Response:
         model = {"id": SCRIPTED_MODEL, "object": "model", "created": 0, "owned_by": "aob"}

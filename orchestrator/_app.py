@@ -22,12 +22,16 @@ from common.runs.scripts import Scripts
 from common.runs.start_batch import StartBatcher
 from common.secrets import Keyring
 from common.settings import ApiSettings
+from common.tracing import start_tracing
 from orchestrator._errors import BodyLimitMiddleware, install_error_handlers
 from orchestrator._headers import SecurityHeadersMiddleware
 from orchestrator._input_guard import InputGuardMiddleware
 from orchestrator._json import OrjsonResponse
 from orchestrator._middleware import RequestMetricsMiddleware
+from orchestrator._models import RunCreate
 from orchestrator._ratelimit import RateLimiter
+from orchestrator._schemas.document import install_openapi
+from orchestrator._schemas.errors import ERROR_RESPONSES
 from orchestrator._state import AppState
 from orchestrator._workflow_cache import WorkflowCache
 
@@ -63,10 +67,14 @@ def create_app(
     metrics = Metrics()
     # A malformed AOB_SECRETS_KEYS stops the start, rather than failing requests later.
     keyring = Keyring.from_settings(settings)
+    # Made per app, so in each forked API process (the batch span processor restarts its thread after a fork).
+    tracing = start_tracing("aob-orchestrator", settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if tracing is not None:
+                stack.callback(tracing.shutdown)
             if pool is None and settings.database_url:
                 # Nothing the API runs keeps session state past its connection's release (the patch lock's holder
                 # drops a connection it may not have unlocked: orchestrator.routes.patches): skip asyncpg's reset
@@ -98,10 +106,17 @@ def create_app(
                 key_cache=key_cache,
                 workflows=workflows,
                 key_watch=key_watch,
+                tracing=tracing,
             )
             yield
 
-    app = FastAPI(title="aob", version="1", lifespan=lifespan, default_response_class=OrjsonResponse)
+    app = FastAPI(
+        title="aob",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        responses=ERROR_RESPONSES,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(InputGuardMiddleware)
@@ -111,4 +126,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=[path for path in docs if path])
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
+    if tracing is not None:
+        tracing.instrument_app(app)
+    install_openapi(app, bodies=[RunCreate])
     return app

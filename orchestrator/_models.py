@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.roles import KeyRole
+from orchestrator._schemas.shape import DEFINITION_SCHEMA, Definition
 
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$"
 
@@ -22,7 +23,7 @@ class PatchOp(BaseModel):
 
     op: Literal["add", "remove", "replace", "move", "copy", "test"]
     path: str
-    value: Any = None
+    value: Any = Field(default=None, description="free-form: the JSON value add, replace and test use")
     from_: str | None = Field(default=None, alias="from")
 
     def as_json(self) -> dict[str, Any]:
@@ -37,11 +38,11 @@ class PatchOp(BaseModel):
 class WorkflowCreate(Strict):
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN, description="unique per tenant; may contain '/'")
     description: str | None = Field(default=None, max_length=2000)
-    definition: dict[str, Any]
+    definition: Definition
 
 
 class WorkflowUpdate(Strict):
-    definition: dict[str, Any]
+    definition: Definition
     description: str | None = Field(default=None, max_length=2000)
 
 
@@ -51,13 +52,16 @@ class WorkflowPatch(Strict):
 
 
 class DefinitionBody(Strict):
-    definition: Any
+    # Any JSON is accepted and answered with its errors; the document says what a valid one is.
+    definition: Annotated[Any, DEFINITION_SCHEMA]
 
 
 class RunCreate(Strict):
     workflow_id: str = Field(min_length=1, max_length=300, description="workflow id or name")
     version: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="free-form object, checked against the workflow's inputs schema"
+    )
 
 
 class RunPatch(Strict):
@@ -67,6 +71,11 @@ class RunPatch(Strict):
 
 class RunResume(Strict):
     from_node: str | None = Field(default=None, min_length=1, max_length=64)
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="replace the run's inputs for every node that runs from the resume on (checked against the"
+        " workflow's inputs schema); nodes kept keep the outputs they computed from the old inputs",
+    )
 
 
 class ApiKeyCreate(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -16,7 +16,8 @@ from orchestrator._state import AppState
 
 RUN_COLUMNS = (
     "id, tenant_id, workflow_id, workflow_name, version, status, inputs, outputs, error, idempotency_key,"
-    " request_hash, started_by, parent_run_id, ir_version, created_at, started_at, ended_at, schedule_id"
+    " request_hash, started_by, parent_run_id, ir_version, created_at, started_at, ended_at, schedule_id,"
+    " trigger_id"
 )
 
 
@@ -84,6 +85,20 @@ def _stored_node(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+async def runs_started_by(
+    state: AppState, tenant_id: str, source: Literal["schedule_id", "trigger_id"], source_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` runs a schedule or a trigger started, newest first (as last recorded in Postgres)."""
+    rows = await state.pool.fetch(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND {source} = $2 ORDER BY created_at DESC, id DESC"
+        " LIMIT $3",
+        tenant_id,
+        source_id,
+        limit,
+    )
+    return [summary_json(row) for row in rows]
+
+
 def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """The run fields its Postgres row holds (what lists show)."""
     return {
@@ -98,8 +113,9 @@ def summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "ir_version": row["ir_version"],
         "parent_run_id": row["parent_run_id"],
         "started_by": row["started_by"],
-        # Only a run a schedule started has one; the API's own inserts leave it out of their columns.
+        # Only a run a schedule (a trigger) started has one; the API's own inserts leave it out of their columns.
         "schedule_id": row.get("schedule_id"),
+        "trigger_id": row.get("trigger_id"),
         "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]),
         "ended_at": _iso(row["ended_at"]),
@@ -151,3 +167,24 @@ def started_run_json(row: Mapping[str, Any], ir: IR, status: str, started_ms: fl
     node = {"status": "queued", "attempt": 1, "queued_at": started_ms}
     body["nodes"] = {node_id: _node_fields(node, None) for node_id in ir.entries}
     return body
+
+
+def ir_definition(ir: IR) -> dict[str, Any]:
+    """A definition drawn from a compiled IR: a child run records only its IR, and the UI draws definitions."""
+    nodes = [
+        {"id": node.id, "type": node.type, "config": node.config}
+        | ({"name": node.name} if node.name else {})
+        | ({"join": node.join} if node.join != "all" else {})
+        for node in ir.nodes.values()
+    ]
+    edges = [
+        {"from": source, "to": edge.to}
+        | ({"when": "failed"} if edge.on_failure else {"when": edge.when} if edge.when else {})
+        | ({"branch": edge.branch} if edge.branch else {})
+        for source, out in ir.successors.items()
+        for edge in out
+    ]
+    definition: dict[str, Any] = {"name": ir.name, "nodes": nodes, "edges": edges}
+    if ir.inputs_schema:
+        definition["inputs"] = ir.inputs_schema
+    return definition

@@ -21,6 +21,7 @@ from common.runs.scripts import Scripts
 from common.runs.start_batch import StartBatcher
 from common.secrets import Keyring
 from common.settings import ApiSettings
+from common.tracing import Tracing
 from common.workflow.compiler import CompileResult
 from orchestrator._errors import ApiError
 from orchestrator._ratelimit import DeferredCount, RateLimiter
@@ -56,6 +57,8 @@ class AppState:
     workflows: WorkflowCache
     # Ends SSE streams of revoked keys; its subscription also keeps ``key_cache`` and ``workflows`` coherent.
     key_watch: KeyWatch
+    # Spans of requests and of the runs they start; None when tracing is off.
+    tracing: Tracing | None = None
     # Compiled workflow versions by (workflow id, version): versions are immutable, so entries never go stale.
     compiled: OrderedDict[tuple[str, int], CompiledVersion] = field(default_factory=OrderedDict)
 

@@ -19,6 +19,7 @@ from common.json_schema import InvalidSchema, instance_errors
 from common.runs.scripts import now_ms
 from common.runs.start import RunStart
 from common.runs.stranded import start_if_stranded
+from common.tracing import AttributeValue, traced
 from orchestrator._errors import ApiError
 from orchestrator._models import RunCreate
 from orchestrator._ratelimit import DeferredCount
@@ -149,17 +150,21 @@ async def submit_run(
             state.workflows.forget_tenant(caller.tenant_id)
         else:
             raise ApiError(409, f"run {run_id}: workflow '{body.workflow_id}' changed while starting; retry")
-        start = RunStart(
-            run_id=run_id,
-            tenant_id=caller.tenant_id,
-            workflow_id=target.workflow.id,
-            workflow_name=row["workflow_name"],
-            version=target.version,
-            inputs=body.inputs,
-            started_by=caller.key_id,
-        )
         started_ms = now_ms()
-        status = await state.starts.start(start, target.compiled.result.ir)
+        attributes: dict[str, AttributeValue] = {"aob.run_id": run_id, "aob.workflow": row["workflow_name"]}
+        # The run's trace is the request's: its spans are children of this one, a child of the request's span.
+        with traced(state.tracing, "aob.run.start", attributes=attributes) as span:
+            start = RunStart(
+                run_id=run_id,
+                tenant_id=caller.tenant_id,
+                workflow_id=target.workflow.id,
+                workflow_name=row["workflow_name"],
+                version=target.version,
+                inputs=body.inputs,
+                started_by=caller.key_id,
+                traceparent=span.traceparent if span is not None else None,
+            )
+            status = await state.starts.start(start, target.compiled.result.ir)
     except BaseException:
         if admitted:
             await state.limiter.release(caller.tenant_id, run_id)

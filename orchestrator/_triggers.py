@@ -86,7 +86,7 @@ class TriggerUpdate(_Strict):
     """The body of ``PATCH /triggers/{id}``: only the fields given change."""
 
     version: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    input_mapping: dict[str, Any] | None = None
+    input_mapping: dict[str, Any] | None = Field(default=None, description="replaces the whole mapping")
     headers: list[str] | None = Field(default=None, max_length=20)
     rate_per_min: int | None = Field(default=None, ge=1, le=1_000_000)
     paused: bool | None = None

@@ -37,6 +37,9 @@ class NodeContext:
     worker_id: str
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     secret_slots: SecretSlots = field(default_factory=SecretSlots)
+    # The W3C trace context of this attempt's span (None when tracing is off): what agent programs and outgoing
+    # requests carry.
+    traceparent: str | None = None
 
     @property
     def run_id(self) -> str:

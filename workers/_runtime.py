@@ -24,6 +24,8 @@ from common.runs.messages import TERMINAL_RUN_STATUSES, CompletionSignal, NodeEr
 from common.runs.scripts import Scripts, now_ms
 from common.settings import WorkerSettings
 from common.streams import Batch, Slots, StreamConsumer, Undeliverable
+from common.tracing import SpanHandle, Tracing
+from workers._attempt_span import attempt_attributes, describe_outcome
 from workers._handler import NodeContext, NodeHandler, NodeResult
 from workers._prepare import Preparer, node_failed_error
 
@@ -46,8 +48,10 @@ class Worker:
         cas: Cas | None = None,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self._tracing = tracing
         self.id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self._redis = redis
         self._keys = Keys(settings.key_prefix, settings.shards)
@@ -128,7 +132,7 @@ class Worker:
                 long_running.append((p.entry_id, p.ctx))
             else:
                 # Instant built-ins run inline, and their completions leave in one transaction.
-                signal = await self._execute(handler, p.ctx, stream)
+                signal = await self._execute(handler, p.ctx, stream, p.entry_id)
                 if signal is None:
                     acks.append(p.entry_id)
                 else:
@@ -149,7 +153,7 @@ class Worker:
                         self._scripts.run_script, "mark_started", ctx.run_id, ctx.node_id, ctx.token.attempt, self.id
                     )
                     await retry.call("mark_started", mark)
-                signal = await self._execute(handler, ctx, stream)
+                signal = await self._execute(handler, ctx, stream, entry_id)
                 if signal is None:
                     await self._complete(stream, [], [entry_id])
                 else:
@@ -161,8 +165,25 @@ class Worker:
         finally:
             batch.release([entry_id])
 
-    async def _execute(self, handler: NodeHandler, ctx: NodeContext, stream: str) -> CompletionSignal | None:
-        """Run the handler; returns the completion to send, or ``None`` when only an ack is due."""
+    async def _execute(
+        self, handler: NodeHandler, ctx: NodeContext, stream: str, entry_id: str
+    ) -> CompletionSignal | None:
+        """Run the handler (in a span of the run's trace when tracing is on and the run has one); returns the
+        completion to send, or ``None`` when only an ack is due."""
+        parent = ctx.token.traceparent
+        if self._tracing is None or parent is None:
+            return await self._attempt(handler, ctx, stream, None)
+        started_at = now_ms()
+        attributes = attempt_attributes(ctx, entry_id, self.id, started_at)
+        with self._tracing.span(f"aob.node {ctx.node.type}", parent=parent, attributes=attributes) as span:
+            ctx.traceparent = span.traceparent
+            signal = await self._attempt(handler, ctx, stream, span)
+            describe_outcome(span, signal, started_at, now_ms())
+        return signal
+
+    async def _attempt(
+        self, handler: NodeHandler, ctx: NodeContext, stream: str, span: SpanHandle | None
+    ) -> CompletionSignal | None:
         token = ctx.token
         started_at = now_ms()
         try:
@@ -171,11 +192,15 @@ class Worker:
             self._done.labels(handler.node_type, "cancelled").inc()
             return None
         except NodeFailed as exc:
+            if span is not None:
+                span.fail(exc.error_type, exc)
             signal = CompletionSignal.failed(
                 token, node_failed_error(exc), worker_id=self.id, started_at_ms=started_at, ended_at_ms=now_ms()
             )
         except Exception as exc:
             logger.exception("handler for %s crashed", token.node_id)
+            if span is not None:
+                span.fail("crash", exc)
             error = NodeError(type="crash", message=f"{type(exc).__name__}: {exc}")
             signal = CompletionSignal.failed(
                 token, error, worker_id=self.id, started_at_ms=started_at, ended_at_ms=now_ms()

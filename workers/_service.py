@@ -15,19 +15,25 @@ from common.keys import Keys
 from common.lifecycle import serve_until_signalled
 from common.logging import configure_logging
 from common.metrics import Metrics
+from common.ops_endpoint import ops_endpoint
 from common.runs.cas import Cas
 from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
+from common.tracing import Tracing, start_tracing
+from common.workflow.ir import WORKER_TYPES
 from workers._handler import NodeHandler
 from workers._runtime import Worker
 from workers.builtin import BuiltinHandler
 
-WORKER_TYPES = ("builtin", "http", "hitl", "control", "agent")
-
 
 @contextlib.asynccontextmanager
 async def _handler_for(
-    node_type: str, settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, metrics: Metrics
+    node_type: str,
+    settings: WorkerSettings,
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    metrics: Metrics,
+    tracing: Tracing | None,
 ) -> AsyncIterator[NodeHandler]:
     if node_type == "builtin":
         yield BuiltinHandler()
@@ -45,12 +51,12 @@ async def _handler_for(
     elif node_type == "control":
         from workers.control import control_handler
 
-        async with control_handler(settings, pool, redis, metrics=metrics) as handler:
+        async with control_handler(settings, pool, redis, metrics=metrics, tracing=tracing) as handler:
             yield handler
     elif node_type == "agent":
         from workers.agent import agent_handler
 
-        async with agent_handler(settings, pool, redis) as handler:
+        async with agent_handler(settings, pool, redis, tracing=tracing) as handler:
             yield handler
     else:
         raise ConfigError(f"worker type: expected one of {', '.join(WORKER_TYPES)}, got {node_type!r}")
@@ -62,8 +68,12 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, f"{node_type} worker")
         metrics = Metrics()
-        async with _handler_for(node_type, settings, pool, redis, metrics) as handler:
+        tracing = start_tracing(f"aob-worker-{node_type}", settings)
+        if tracing is not None:
+            stack.callback(tracing.shutdown)
+        async with _handler_for(node_type, settings, pool, redis, metrics, tracing) as handler:
             cas = Cas(redis, Keys(settings.key_prefix, settings.shards), pool)
-            worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics)
+            worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics, tracing=tracing)
             settle_heap()
-            await serve_until_signalled(worker)
+            async with ops_endpoint(settings, redis, pool, metrics, f"{node_type} worker"):
+                await serve_until_signalled(worker)

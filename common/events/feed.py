@@ -142,6 +142,9 @@ class EventFeed:
     def _direct(self, batch: Batch) -> bool:
         if self._sink is None or batch.after != self._last:
             return False
+        if not batch.events:
+            # The stream started where this feed is: nothing to fill, nothing to write.
+            return True
         if sum(len(event.ws_frame) for event in batch.events) > self._max_bytes:
             return False
         if self.run_id is not None and any(event.terminal for event in batch.events):

@@ -109,10 +109,16 @@ class Hub:
         return [stream for stream, w in self._streams.items() if w.cursor is None]
 
     def start(self, stream: str, cursor: str) -> None:
-        """Read ``stream`` after ``cursor`` from now on (its end when it was first watched)."""
+        """Read ``stream`` after ``cursor`` from now on (its end when it was first watched); each subscriber gets
+        an empty batch after ``cursor``, so one whose backlog ended before it fills the gap from the history."""
         watched = self._streams.get(stream)
         if watched is not None and watched.cursor is None:
             watched.cursor = cursor
+            # Events up to ``cursor`` are never dispatched: without this, a stream that then stays quiet (a run
+            # that just ended) would leave them undelivered until a later event revealed the gap.
+            started = Batch(cursor, ())
+            for subscription in watched.subscribers:
+                subscription.offer(started)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop feeding ``subscription``; a stream nobody watches any more is dropped."""

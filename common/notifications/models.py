@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EventType = Literal["approval_requested", "approval_decided", "run_failed", "run_timed_out", "run_succeeded"]
 EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
+# The type of a delivery someone asked for by hand ("send test"); no subscription can subscribe to it.
+TEST_EVENT = "test"
 _EMAIL = r"^[^@\s]+@[^@\s]+$"
 
 
@@ -75,3 +77,11 @@ class Delivery(BaseModel):
     response_code: int | None
     error: str | None
     created_at: datetime
+
+
+class TestQueued(BaseModel):
+    """The answer to a "send test": the test event's id, as its delivery-log entries will show it."""
+
+    subscription_id: str
+    event_id: str
+    event_type: Literal["test"] = "test"

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import orjson
 
+from common.notifications.models import TEST_EVENT
 from common.notifications.targets import WebhookTargetRefused, check_webhook_url
+from common.pinned_http import create_http_client, pinned_addresses
 from common.settings import NotificationFields
 
 SIGNATURE_HEADER = "X-Aob-Signature"
@@ -31,6 +33,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def summary(payload: dict[str, Any]) -> str:
     """One line saying what happened, with the approval page's link when there is one."""
     kind = payload["type"]
+    if kind == TEST_EVENT:
+        return f"Test notification for subscription {payload['data'].get('subscription_id')} (sent from aob)"
     run = f"run {payload['run_id']} of workflow {payload.get('workflow_id') or '?'}"
     if kind == "approval_requested":
         text = f"Approval requested for node {payload.get('node_id')} in {run}"
@@ -55,14 +59,19 @@ class Outcome:
 class Sender:
     """Sends notifications with the ``AOB_NOTIFY_*`` and ``AOB_SMTP_*`` settings."""
 
-    def __init__(self, settings: NotificationFields, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: NotificationFields) -> None:
         self.settings = settings
-        self._client = client
+        # Pinned: a webhook connects only to the addresses its check looked at, so DNS cannot rebind it.
+        self._client = create_http_client(max_connections=20, user_agent="aob-notify/0.1")
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
 
     async def webhook(self, url: str, secret: str, payload: dict[str, Any], fmt: str) -> Outcome:
         """POST ``payload`` (or its Slack ``{"text": ...}`` form) to ``url``, signed; a 2xx is delivered."""
         try:
-            await check_webhook_url(url, self.settings.notify_allowlist)
+            target = await check_webhook_url(url, self.settings.notify_allowlist)
         except WebhookTargetRefused as exc:
             return Outcome(False, error=str(exc), retryable=False)
         body = orjson.dumps({"text": summary(payload)} if fmt == "slack" else payload)
@@ -74,9 +83,10 @@ class Sender:
             "X-Aob-Event": payload["type"],
         }
         try:
-            response = await self._client.post(
-                url, content=body, headers=headers, timeout=self.settings.notify_timeout_s, follow_redirects=False
-            )
+            with pinned_addresses(target.host, target.port, target.addresses):
+                response = await self._client.post(
+                    url, content=body, headers=headers, timeout=self.settings.notify_timeout_s, follow_redirects=False
+                )
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
         if response.is_success:

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 
 import asyncpg
 
-from common.notifications.models import Delivery, Subscription, SubscriptionCreate
+from common.notifications.models import TEST_EVENT, Delivery, Subscription, SubscriptionCreate
 from common.secrets import Keyring
 
 _COLUMNS = "id, tenant_id, workflow_id, events, channel, target, format, paused, created_by, created_at"
 _SECRET_BYTES = 32
+# A test event's id starts so: it cannot be mistaken for a stream entry id ("<ms>-<seq>") of a real event.
+_TEST_ID_PREFIX = f"{TEST_EVENT}-"
+# Queues a test unless one for the subscription still waits in the outbox (sending or retrying).
+_ENQUEUE_TEST_SQL = """
+INSERT INTO notification_outbox (subscription_id, event_id, payload)
+SELECT $1, $2, $3::jsonb
+WHERE NOT EXISTS (SELECT 1 FROM notification_outbox WHERE subscription_id = $1 AND starts_with(event_id, $4))
+RETURNING event_id
+"""
 
 
 class NotificationStore:
@@ -78,6 +88,25 @@ class NotificationStore:
             "DELETE FROM notification_subscriptions WHERE tenant_id = $1 AND id = $2", tenant_id, subscription_id
         )
         return status.endswith(" 1")
+
+    async def enqueue_test(self, subscription: Subscription, *, requested_by: str) -> str | None:
+        """Queue a test event for ``subscription`` in the outbox the notifier sends every event from (so it is signed,
+        retried and logged like any other); its event id, or None while an earlier test is still in the outbox."""
+        event_id = f"{_TEST_ID_PREFIX}{uuid.uuid4().hex}"
+        payload = {
+            "id": event_id,
+            "type": TEST_EVENT,
+            "tenant_id": subscription.tenant_id,
+            "run_id": None,
+            "workflow_id": subscription.workflow_id,
+            "node_id": None,
+            "ts": int(time.time() * 1000),
+            "data": {"subscription_id": subscription.id, "requested_by": requested_by},
+        }
+        queued: str | None = await self._db.fetchval(
+            _ENQUEUE_TEST_SQL, subscription.id, event_id, payload, _TEST_ID_PREFIX
+        )
+        return queued
 
     async def deliveries(self, tenant_id: str, subscription_id: str, *, limit: int = 100) -> list[Delivery]:
         """The subscription's delivery attempts, newest first."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 ApprovalStatus = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 _COLUMNS = (
@@ -25,7 +25,10 @@ class Approval(BaseModel):
     status: ApprovalStatus
     title: str | None
     description: str | None
-    decisions: list[dict[str, Any]]
+    decisions: list[dict[str, Any]] = Field(
+        description="the decisions so far, oldest first: objects with decision, decided_by, key_id, owner, comment,"
+        " decided_at (and reason, for a timeout)"
+    )
     approvers: list[str]
     required_approvals: int
     created_at: datetime

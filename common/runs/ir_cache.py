@@ -59,10 +59,11 @@ class IrShape:
 
 @dataclass
 class CachedIr:
-    """One run's IR at one version (its shared ``shape``) and (lazily) the run inputs."""
+    """One run's IR at one version (its shared ``shape``) and (lazily) the run inputs as of ``inputs_epoch``."""
 
     shape: IrShape
     inputs: dict[str, Any] | None = field(default=None)
+    inputs_epoch: int = 0
 
     @property
     def ir(self) -> IR:
@@ -115,12 +116,13 @@ class IrCache:
         async with self._redis.pipeline(transaction=False) as pipe:
             for run_id in missing:
                 pipe.get(self._keys.ir(run_id))
-                pipe.hget(self._keys.run(run_id), "inputs")
+                pipe.hmget(self._keys.run(run_id), ["inputs", "epoch"])
             replies = await pipe.execute()
         for i, run_id in enumerate(missing):
-            raw, inputs = replies[2 * i], replies[2 * i + 1]
+            raw, (inputs, epoch) = replies[2 * i], replies[2 * i + 1]
             if raw is not None:
-                self._store(run_id, raw, orjson.loads(inputs) if inputs else {})
+                entry = self._store(run_id, raw, orjson.loads(inputs) if inputs else {})
+                entry.inputs_epoch = int(epoch or 0)
 
     def _shape(self, raw: str) -> IrShape:
         shape = self._shapes.get(raw)
@@ -147,11 +149,13 @@ class IrCache:
             return None
         return self._store(run_id, raw)
 
-    async def inputs(self, run_id: str, entry: CachedIr) -> dict[str, Any]:
-        """The run's inputs (immutable, so cached beside the IR)."""
-        if entry.inputs is None:
-            raw = await self._redis.hget(self._keys.run(run_id), "inputs")
+    async def inputs(self, run_id: str, entry: CachedIr, epoch: int = 0) -> dict[str, Any]:
+        """The run's inputs as of ``epoch``: fixed within an epoch (only a resume replaces them), so cached beside
+        the IR and read again for a newer epoch."""
+        if entry.inputs is None or epoch > entry.inputs_epoch:
+            raw, current = await self._redis.hmget(self._keys.run(run_id), ["inputs", "epoch"])
             entry.inputs = orjson.loads(raw) if raw else {}
+            entry.inputs_epoch = int(current or 0)
         return entry.inputs
 
     def forget(self, run_id: str) -> None:

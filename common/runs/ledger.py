@@ -42,6 +42,8 @@ class RunEntry(WireModel):
     deadline_at: float | None = None
     reset_nodes: list[str] | None = None
     ir: str | None = None
+    # The run's trace context, on its start entry only (kept in runs.traceparent so a rebuilt run keeps its trace).
+    traceparent: str | None = None
 
     @field_validator("reset_nodes", mode="before")
     @classmethod

@@ -80,6 +80,8 @@ class Token(WireModel):
     # An approval timeout comes back on the hitl stream as a token of the node it belongs to.
     purpose: Literal["run", "approval_timeout"] = "run"
     approval_id: str | None = None
+    # The W3C trace context of the run (set when it started with tracing on): its spans join the run's trace.
+    traceparent: str | None = None
 
     @property
     def epoch(self) -> str:
@@ -133,6 +135,14 @@ class CompletionSignal(WireModel):
     # The IR version the token was queued under (absent when its maker did not know it, e.g. an approval row):
     # a coordinator holding an older IR reloads it before deciding.
     ir_version: int | None = None
+    # The token's trace context: the coordinator's span for this signal joins the run's trace.
+    traceparent: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        """The life of the run the token belonged to (its id's first part; 0 when the id has none)."""
+        head = self.token_id.partition(":")[0]
+        return int(head) if head.isdigit() else 0
 
     @classmethod
     def succeeded(
@@ -184,7 +194,10 @@ class CompletionSignal(WireModel):
 
 def _identity(token: TokenIdentity) -> dict[str, Any]:
     identity = {"run_id": token.run_id, "node_id": token.node_id, "token_id": token.token_id, "attempt": token.attempt}
-    return identity | {"ir_version": getattr(token, "ir_version", None)}
+    return identity | {
+        "ir_version": getattr(token, "ir_version", None),
+        "traceparent": getattr(token, "traceparent", None),
+    }
 
 
 class Event(WireModel):

@@ -278,6 +278,7 @@ def _run_fields(record: RunRecord, ir: IR, steps: list[StepRecord], plan: _Plan)
         "started_by": record.started_by,
         "parent_run_id": record.parent_run_id,
         "parent_node_id": record.parent_node_id,
+        "traceparent": record.traceparent,
         "epoch": record.epoch,
         "started_ms": epoch_ms(record.started_at) or now_ms(),
         "agents_started": fired_agents,

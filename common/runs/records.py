@@ -47,6 +47,8 @@ class RunRecord(_Row):
     deadline_at: datetime | None
     reset_nodes: list[str] | None
     ir: dict[str, Any] | None
+    # Added by migration 016: the trace the run's spans join (None: started with tracing off).
+    traceparent: str | None = None
 
     @property
     def ended(self) -> bool:

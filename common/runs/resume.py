@@ -4,16 +4,37 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
 from common.errors import AobError
+from common.json_schema import InvalidSchema, instance_errors
 from common.runs.admission import count_active
 from common.runs.scripts import Scripts
 from common.runs.view import RunView, load_run_view
 from common.workflow.ir import IR, IrEdge
 
 UNFINISHED = frozenset({"failed", "cancelled", "queued", "running", "waiting", "pending"})
+
+
+class InvalidInputs(AobError):
+    """Inputs given to a resume break the run's inputs schema; ``details`` lists ``{path, message}`` per fault."""
+
+    code = "invalid_inputs"
+
+
+def check_resume_inputs(ir: IR, inputs: dict[str, Any]) -> None:
+    """Raise ``InvalidInputs`` naming every place ``inputs`` breaks ``ir``'s inputs schema."""
+    if not ir.inputs_schema:
+        return
+    try:
+        errors = instance_errors(ir.inputs_schema, inputs)
+    except InvalidSchema as exc:
+        raise InvalidInputs(f"the run's inputs schema cannot be used: {exc.message}") from None
+    if errors:
+        details = [{"path": error.at("inputs"), "message": error.message} for error in errors]
+        raise InvalidInputs("; ".join(f"{d['path']}: {d['message']}" for d in details), details=details)
 
 
 @dataclass(frozen=True)
@@ -62,13 +83,23 @@ def _live_from_kept(view: RunView, src: str, edge: IrEdge) -> bool:
 
 
 async def resume_run(
-    scripts: Scripts, run_id: str, *, from_node: str | None = None, max_agents: int = 5
+    scripts: Scripts,
+    run_id: str,
+    *,
+    from_node: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    max_agents: int = 5,
 ) -> ResumeOutcome:
-    """Run an ended run again from where it failed (or from ``from_node``) in the same run."""
+    """Run an ended run again from where it failed (or from ``from_node``) in the same run; ``inputs`` replace its
+    inputs for every node that runs from now on. Raises ``InvalidInputs`` and ``AobError`` (unknown node)."""
     view = await load_run_view(scripts, run_id)
     if view.ir is None:
         return ResumeOutcome("missing")
     ir = view.ir
+    if inputs is not None:
+        check_resume_inputs(ir, inputs)
+        # Edges from kept nodes into the reset ones are resolved now, so under the inputs the run goes on with.
+        view.inputs = inputs
     reset = nodes_to_reset(ir, view, from_node)
     reset_set = set(reset)
     edges: list[list[object]] = []
@@ -90,6 +121,7 @@ async def resume_run(
         json.dumps(ir.topology()),
         max_agents,
         from_node or "",
+        json.dumps(inputs) if inputs is not None else "",
     )
     if result[0] != "ok":
         return ResumeOutcome(str(result[0]))

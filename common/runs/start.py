@@ -26,6 +26,8 @@ class RunStart:
     parent_run_id: str | None = None
     parent_node_id: str | None = None
     timeout_s: float | None = None
+    # The trace the run's spans join (W3C traceparent); None when tracing is off.
+    traceparent: str | None = None
 
 
 async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: int) -> str:
@@ -85,6 +87,7 @@ def _fields(start: RunStart, ir: IR) -> dict[str, Any]:
         "started_by": start.started_by,
         "parent_run_id": start.parent_run_id,
         "parent_node_id": start.parent_node_id,
+        "traceparent": start.traceparent,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     return fields

@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_runs
 from common.schedules.model import MAX_CRON_STEPS
 from common.schedules.store import timing_of
+from common.tracing import AttributeValue, Tracing
 from common.workflow.compiler import CompileResult, compile_definition
 from common.workflow.ir import IR
 
@@ -77,8 +78,10 @@ class ScheduleFirer:
         grace_s: float,
         batch: int = 100,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._scripts = scripts
+        self._tracing = tracing
         self._pool = pool
         self._admission = admission
         self._max_agents = max_agents
@@ -94,6 +97,8 @@ class ScheduleFirer:
         started: list[str] = []
         while True:
             starts, claimed = await self._claim_batch()
+            if self._tracing is not None:
+                starts = [(_traced_start(self._tracing, start), ir) for start, ir in starts]
             for status, (start, _) in zip(
                 await start_runs(self._scripts, starts, max_agents=self._max_agents), starts, strict=True
             ):
@@ -234,6 +239,13 @@ class ScheduleFirer:
             inputs=row["inputs"],
             started_by=row["created_by"],
         )
+
+
+def _traced_start(tracing: Tracing, start: RunStart) -> RunStart:
+    """``start`` in a trace of its own, rooted at a span for the fire time that started it."""
+    attributes: dict[str, AttributeValue] = {"aob.run_id": start.run_id, "aob.workflow": start.workflow_name}
+    with tracing.span("aob.schedule.fire", attributes=attributes) as span:
+        return replace(start, traceparent=span.traceparent)
 
 
 def _json(result: CompileResult) -> str:

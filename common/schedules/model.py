@@ -17,6 +17,7 @@ MAX_INTERVAL_S = 366 * 24 * 3600
 
 Overlap = Literal["skip", "allow"]
 Catchup = Literal["none", "last", "all"]
+_INPUTS = "the inputs of every run it starts: a free-form object, checked against the workflow's inputs schema"
 
 
 class ScheduleTiming(BaseModel):
@@ -112,7 +113,7 @@ class ScheduleSpec(ScheduleTiming):
 
     workflow: str = Field(min_length=1, max_length=200, description="the workflow's name or id")
     version: int | None = Field(default=None, ge=1, description="pinned version; absent: the latest at each fire")
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict, description=_INPUTS)
     overlap: Overlap = Field(default="skip", description="skip: no fire while a run of this schedule is live")
     catchup: Catchup = Field(default="none", description="what fires for fire times missed during an outage")
     catchup_max: int = Field(default=10, ge=1, le=1000, description="with catchup 'all': at most this many")
@@ -125,7 +126,7 @@ class SchedulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(default=None, ge=1)
-    inputs: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = Field(default=None, description=_INPUTS)
     cron: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default=None, max_length=64)
     interval_s: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_S)

@@ -32,6 +32,7 @@ NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 FAILURE_CONDITION = "failed"
 
 _COMPAT = "original platform's spelling; normalised to "
+_METADATA = "free-form annotations (a UI's layout, say); the engine keeps them and ignores them"
 
 
 class RetrySpec(BaseModel):
@@ -72,8 +73,8 @@ class NodeSpec(BaseModel):
     type: str = Field(min_length=1, description="node type; unknown types are skipped at run time")
     name: str | None = None
     description: str | None = None
-    metadata: dict[str, Any] | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = Field(default=None, description=_METADATA)
+    config: dict[str, Any] = Field(default_factory=dict, description="the type's config: its schema follows from type")
     retry: RetrySpec | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     timeout_ms: float | None = Field(default=None, gt=0, exclude=True, description=_COMPAT + "timeout_s")
@@ -155,7 +156,7 @@ class WorkflowDefinition(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(default=None, description=_METADATA)
     inputs: dict[str, Any] | None = Field(default=None, description="JSON Schema of the run inputs")
     nodes: list[NodeSpec] = Field(min_length=1)
     edges: list[EdgeSpec] = Field(default_factory=list)

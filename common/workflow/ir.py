@@ -21,6 +21,10 @@ def task_stream_type(node_type: str) -> str:
     return "control" if node_type in CONTROL_TYPES else node_type
 
 
+# One task stream, consumer group and kind of worker (``aob worker <type>``) per entry.
+WORKER_TYPES: tuple[str, ...] = ("agent", "builtin", "control", "hitl", "http")
+
+
 class RetryPolicy(BaseModel):
     """How often and how fast a failed node is tried again."""
 

@@ -154,7 +154,7 @@ class NoopConfig(_Config):
 class TransformConfig(_Config):
     """Outputs ``output`` with its templates evaluated; a string that is exactly one template keeps its type."""
 
-    output: Any
+    output: Any = Field(description="any JSON; its strings may be templates")
 
 
 class DelayConfig(_Config):

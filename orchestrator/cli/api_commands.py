@@ -17,6 +17,17 @@ from orchestrator.cli.client import ApiClient, ClientConfig, load_config, save_c
 Handler = Callable[[argparse.Namespace], int]
 _WORKFLOW_COLUMNS = ("id", "name", "version", "updated_at")
 _RUN_COLUMNS = ("id", "workflow_name", "version", "status", "created_at")
+# ``aob runs list`` flags and the GET /api/v1/runs parameters they set.
+_RUN_FILTER_FLAGS = (
+    ("--since", "created_after"),
+    ("--until", "created_before"),
+    ("--started-by", "started_by"),
+    ("--owner", "owner"),
+    ("--schedule", "schedule_id"),
+    ("--trigger", "trigger_id"),
+    ("--source", "source"),
+    ("--id-prefix", "id_prefix"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,9 +72,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start.add_argument("--idempotency-key")
     start.add_argument("--follow", action="store_true", help="stream events until the run ends")
     start.set_defaults(func=cmd_runs_start)
-    listing = rn.add_parser("list", parents=[output])
+    listing = rn.add_parser("list", parents=[output], help="the newest runs, filtered (docs/runs.md)")
     listing.add_argument("--workflow")
-    listing.add_argument("--status")
+    listing.add_argument("--status", action="append", default=[], help="repeat for any of several")
+    for flag, param in _RUN_FILTER_FLAGS:
+        listing.add_argument(flag, dest=param)
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(func=cmd_runs_list)
     for name, func in (("status", cmd_runs_status), ("cancel", cmd_runs_cancel)):
@@ -73,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     resume = rn.add_parser("resume", parents=[output])
     resume.add_argument("run_id")
     resume.add_argument("--from-node")
+    resume.add_argument(
+        "--input", "-i", action="append", default=[], metavar="K=V", help="change one input (the others are kept)"
+    )
     resume.set_defaults(func=cmd_runs_resume)
     watch = rn.add_parser("watch", help="stream a run's events until it ends")
     watch.add_argument("run_id")
@@ -222,9 +238,12 @@ def cmd_runs_start(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in (("workflow", args.workflow), ("status", args.status)) if v}
+    params: dict[str, Any] = {"limit": args.limit, "status": args.status}
+    for name in ("workflow", *(param for _, param in _RUN_FILTER_FLAGS)):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
     with _client() as client:
-        runs = client.request("GET", "/api/v1/runs", params={**params, "limit": args.limit})
+        runs = client.request("GET", "/api/v1/runs", params=params)
     _print(runs, args.output, _RUN_COLUMNS)
     return 0
 
@@ -256,8 +275,12 @@ def cmd_runs_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_resume(args: argparse.Namespace) -> int:
-    body = {"from_node": args.from_node} if args.from_node else {}
+    body: dict[str, Any] = {"from_node": args.from_node} if args.from_node else {}
     with _client() as client:
+        if args.input:
+            # The API replaces the inputs whole: the run's own, with the ones given changed.
+            current = client.request("GET", f"/api/v1/runs/{_ref(args.run_id)}")["inputs"]
+            body["inputs"] = current | parse_inputs(args.input)
         _print_run(client.request("POST", f"/api/v1/runs/{_ref(args.run_id)}/resume", json=body), args.output)
     return 0
 

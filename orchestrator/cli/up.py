@@ -96,6 +96,7 @@ async def _up(
             print(f"secrets key: {origin}", flush=True)
         ports = {"AOB_API_PORT": settings.api_port, "AOB_FANOUT_PORT": settings.fanout_port}
         children = scaled_children(services, scale or {}, ports)
+        _point_agents_at_api(env, settings)
         if ("worker", "agent") in services and not (env.get("AOB_LLM_API_KEY") or env.get("AOB_LLM_BASE_URL")):
             children.append(_demo_llm(env))
         supervisor = Supervisor(
@@ -134,6 +135,15 @@ def _dev_secrets_key(key_dir: Path | None) -> tuple[str, str]:
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
         file.write(key + "\n")
     return key, f"generated, kept in {path}"
+
+
+def _point_agents_at_api(env: dict[str, str], settings: UpSettings) -> None:
+    """Agents post their patches to this stack's API, wherever it listens, unless ``AOB_API_URL`` is set."""
+    if env.get("AOB_API_URL"):
+        return
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    host = f"[{host}]" if ":" in host else host
+    env["AOB_API_URL"] = f"http://{host}:{settings.api_port}"
 
 
 def _demo_llm(env: dict[str, str]) -> ChildSpec:

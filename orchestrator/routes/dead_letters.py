@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from common.auth import Principal
 from common.runs.dead_letter_store import ENTRY_ID, DeadLetterStore, Located, ReplayRefused
@@ -37,7 +37,7 @@ class DeadLetterView(BaseModel):
     tenant_id: str | None
     by: str | None
     at: datetime
-    payload: Any
+    payload: Any = Field(description="free-form: the parked message as JSON, or its text")
 
 
 class DeadLetterPageView(BaseModel):

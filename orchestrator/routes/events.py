@@ -20,6 +20,7 @@ from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
+from orchestrator._schemas.streams import EVENT_RESPONSES
 from orchestrator._state import AppState, Reader, State
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/api/v1", tags=["events"], lifespan=_lifespan)
 
 
-@router.get("/runs/{run_id}/events", response_model=None)
+@router.get("/runs/{run_id}/events", response_model=None, responses=EVENT_RESPONSES)
 async def run_events(
     run_id: str,
     request: Request,

@@ -16,6 +16,7 @@ from orchestrator._errors import ApiError, not_found
 from orchestrator._json import OrjsonResponse
 from orchestrator._models import RunCreate
 from orchestrator._ratelimit import DeferredCount
+from orchestrator._schemas.triggers import HookAcceptedAnswer
 from orchestrator._state import AppState
 from orchestrator._submit import submit_run
 from orchestrator._triggers import Trigger, find_hook_trigger
@@ -33,11 +34,22 @@ _HOOK_OPENAPI: dict[str, Any] = {
         {"name": "X-Aob-Signature", "in": "header", "required": False, "schema": {"type": "string"}},
         {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
     ],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "free-form: any JSON object, mapped to the run's inputs by the trigger's"
+                    " input_mapping (without one, it is the inputs)",
+                }
+            }
+        },
+    },
 }
 
 
-@router.post("/hooks/{trigger_id}", status_code=202, response_model=dict[str, Any], openapi_extra=_HOOK_OPENAPI)
+@router.post("/hooks/{trigger_id}", status_code=202, response_model=HookAcceptedAnswer, openapi_extra=_HOOK_OPENAPI)
 async def hook(trigger_id: str, request: Request) -> Response:
     """Start a run of the trigger's workflow from a JSON body (202 with the run id); the same
     ``Idempotency-Key`` again answers with the same run."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -12,13 +11,14 @@ from common.key_watch import publish_revocation
 from common.roles import ROLES
 from orchestrator._errors import ApiError, not_found
 from orchestrator._models import ApiKeyCreate
+from orchestrator._schemas.keys import ApiKeyCreatedAnswer, ApiKeyPageAnswer, MeAnswer
 from orchestrator._state import Admin, Caller, State
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
 @router.get("/me")
-async def me(caller: Caller) -> dict[str, Any]:
+async def me(caller: Caller) -> MeAnswer:
     """The calling key: its id, name, owner, tenant and role."""
     return {
         "key_id": caller.key_id,
@@ -31,7 +31,7 @@ async def me(caller: Caller) -> dict[str, Any]:
 
 
 @router.post("/api-keys", status_code=201)
-async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> dict[str, Any]:
+async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> ApiKeyCreatedAnswer:
     """Create a key in the caller's tenant (or, for the bootstrap admin only, in ``tenant``, created if new).
 
     The key itself is in this answer only; it is stored hashed. ``owner`` (default: the name) is who approvals
@@ -70,7 +70,7 @@ async def create_key(body: ApiKeyCreate, state: State, caller: Admin) -> dict[st
 
 
 @router.get("/api-keys")
-async def list_keys(state: State, caller: Admin) -> dict[str, Any]:
+async def list_keys(state: State, caller: Admin) -> ApiKeyPageAnswer:
     """The caller's tenant's keys (never the keys themselves), newest first."""
     rows = await state.pool.fetch(
         "SELECT id, name, owner, role, tenant_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1"

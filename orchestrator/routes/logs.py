@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from common.agent_protocol import classify_line
 from orchestrator._errors import ApiError
 from orchestrator._run_view import find_run
+from orchestrator._schemas.streams import LogPageAnswer
 from orchestrator._state import AppState, Reader, State
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
@@ -30,10 +31,11 @@ async def node_logs(
     caller: Reader,
     after: str | None = Query(default=None, max_length=40, description="the last line id seen (<attempt>-<n>)"),
     limit: int = Query(default=1000, ge=1, le=MAX_LIMIT, description="lines per page"),
-) -> dict[str, Any]:
-    """Lines after ``after``, oldest first: ``{items: [{id, attempt, kind, line, ts}], next_cursor, ...}``.
+) -> LogPageAnswer:
+    """Lines after ``after``, oldest first: ``{items: [{id, attempt, kind, line, ts, more?}], next_cursor, ...}``.
 
-    Archived lines carry no ``ts`` (the archive keeps the text only).
+    ``more``: a piece of a streamed text line that the next item continues. Archived lines carry neither ``ts`` nor
+    ``more`` (the archive keeps the text only).
     """
     await find_run(state, caller.tenant_id, run_id)
     cursor = _parse_cursor(after)
@@ -76,6 +78,7 @@ async def _from_stream(state: AppState, stream: str, cursor: tuple[int, int], li
             "kind": fields.get("kind"),
             "line": fields.get("line", ""),
             "ts": int(fields["ts"]) if fields.get("ts") else None,
+            **({"more": True} if fields.get("more") else {}),
         }
         for entry_id, fields in entries
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi import APIRouter, Path, Response
 
@@ -12,6 +11,8 @@ from common.workflow.compiler import json_schema
 from common.workflow.node_types import node_type_schemas
 from orchestrator._errors import not_found
 from orchestrator._models import DefinitionBody
+from orchestrator._schemas.service import BLOB_RESPONSES, WorkflowSchemaAnswer
+from orchestrator._schemas.workflows import NodeTypesAnswer, ValidationAnswer
 from orchestrator._state import Reader, State
 from orchestrator._workflows import compile_off_loop
 
@@ -20,7 +21,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @router.post("/validate")
-async def validate(body: DefinitionBody, state: State, caller: Reader) -> dict[str, Any]:
+async def validate(body: DefinitionBody, state: State, caller: Reader) -> ValidationAnswer:
     """Every validation error and warning of ``definition``; 200 whether or not it is valid."""
     try:
         result = await compile_off_loop(state, body.definition, "validate")
@@ -36,18 +37,18 @@ async def validate(body: DefinitionBody, state: State, caller: Reader) -> dict[s
 
 
 @router.get("/node-types")
-async def node_types(caller: Reader) -> dict[str, Any]:
+async def node_types(caller: Reader) -> NodeTypesAnswer:
     """Each node type with the JSON Schema of its config."""
     return {"items": [{"type": name, "config_schema": schema} for name, schema in node_type_schemas().items()]}
 
 
 @router.get("/schema/workflow")
-async def workflow_schema(caller: Reader) -> dict[str, Any]:
+async def workflow_schema(caller: Reader) -> WorkflowSchemaAnswer:
     """JSON Schema of a workflow definition."""
     return json_schema()
 
 
-@router.get("/blobs/{digest}")
+@router.get("/blobs/{digest}", responses=BLOB_RESPONSES)
 async def get_blob(
     state: State, caller: Reader, digest: str = Path(pattern=r"^[0-9a-f]{64}$", description="sha256 hex")
 ) -> Response:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from common.notifications import NotificationStore, SubscriptionCreate, check_webhook_url
+from common.notifications import NotificationStore, SubscriptionCreate, TestQueued, check_webhook_url
 from common.notifications.models import SubscriptionPatch
 from common.secrets import SecretsUnavailable
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found
+from orchestrator._schemas.notifications import DeliveryPageAnswer, SubscriptionAnswer, SubscriptionPageAnswer
 from orchestrator._state import AppState, Editor, Reader, State
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -23,7 +24,7 @@ def _store(state: AppState) -> NotificationStore:
 
 
 @router.post("/subscriptions", status_code=201)
-async def create_subscription(body: SubscriptionCreate, state: State, caller: Editor) -> Any:
+async def create_subscription(body: SubscriptionCreate, state: State, caller: Editor) -> SubscriptionAnswer:
     """Subscribe to events; a webhook's answer carries its signing secret (``secret``), shown this once only."""
     if body.url is not None:
         await check_webhook_url(body.url, state.settings.notify_allowlist)
@@ -38,14 +39,14 @@ async def create_subscription(body: SubscriptionCreate, state: State, caller: Ed
 
 
 @router.get("/subscriptions")
-async def list_subscriptions(state: State, caller: Reader) -> dict[str, Any]:
+async def list_subscriptions(state: State, caller: Reader) -> SubscriptionPageAnswer:
     """The tenant's subscriptions, oldest first."""
     items = await _store(state).subscriptions(caller.tenant_id)
     return {"items": [item.model_dump(mode="json", exclude={"secret"}) for item in items], "next_cursor": None}
 
 
 @router.get("/subscriptions/{subscription_id}")
-async def get_subscription(subscription_id: SubscriptionId, state: State, caller: Reader) -> Any:
+async def get_subscription(subscription_id: SubscriptionId, state: State, caller: Reader) -> SubscriptionAnswer:
     """One subscription (never its secret)."""
     subscription = await _store(state).get(caller.tenant_id, subscription_id)
     if subscription is None:
@@ -56,7 +57,7 @@ async def get_subscription(subscription_id: SubscriptionId, state: State, caller
 @router.patch("/subscriptions/{subscription_id}")
 async def patch_subscription(
     subscription_id: SubscriptionId, body: SubscriptionPatch, state: State, caller: Editor
-) -> Any:
+) -> SubscriptionAnswer:
     """Pause or resume a subscription; events while paused are not delivered later."""
     subscription = await _store(state).set_paused(caller.tenant_id, subscription_id, body.paused)
     if subscription is None:
@@ -79,10 +80,29 @@ async def list_deliveries(
     state: State,
     caller: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> DeliveryPageAnswer:
     """The subscription's delivery attempts, newest first."""
     store = _store(state)
     if await store.get(caller.tenant_id, subscription_id) is None:
         raise not_found("subscription", subscription_id)
     items = await store.deliveries(caller.tenant_id, subscription_id, limit=limit)
     return {"items": [item.model_dump(mode="json") for item in items], "next_cursor": None}
+
+
+@router.post("/subscriptions/{subscription_id}/test", status_code=202)
+async def send_test(subscription_id: SubscriptionId, state: State, caller: Editor) -> TestQueued:
+    """Queue a ``test`` event for the subscription, even a paused one: the notifiers send it as they send every
+    event, and its attempts appear in the delivery log. 409 while an earlier test is still waiting to be sent."""
+    store = _store(state)
+    subscription = await store.get(caller.tenant_id, subscription_id)
+    if subscription is None:
+        raise not_found("subscription", subscription_id)
+    async with audited(state, caller, "notification.test", subscription_id, tenant_id=caller.tenant_id, detail={}):
+        event_id = await store.enqueue_test(subscription, requested_by=caller.name)
+        if event_id is None:
+            raise ApiError(
+                409,
+                f"subscription {subscription_id}: an earlier test is still waiting to be delivered; see its deliveries",
+                code="test_pending",
+            )
+    return TestQueued(subscription_id=subscription_id, event_id=event_id)

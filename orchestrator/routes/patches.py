@@ -22,6 +22,7 @@ from orchestrator._errors import ApiError
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import RunPatch
 from orchestrator._run_view import find_run
+from orchestrator._schemas.patches import PatchPageAnswer, PatchResultAnswer
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._workflows import compile_for
 
@@ -96,7 +97,7 @@ async def _patch_locked(state: AppState, run_id: str) -> AsyncIterator[asyncpg.C
 
 
 @router.post("/runs/{run_id}/patch")
-async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> dict[str, Any]:
+async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> PatchResultAnswer:
     """Apply ``ops`` to the run's current definition and swap its IR; returns the new IR version.
 
     Agents may only append nodes downstream of themselves; only admins may weaken an approval gate (audited).
@@ -157,7 +158,7 @@ async def patch(run_id: str, body: RunPatch, state: State, caller: Editor) -> di
 
 
 @router.get("/runs/{run_id}/patches")
-async def list_patches(run_id: str, state: State, caller: Reader) -> dict[str, Any]:
+async def list_patches(run_id: str, state: State, caller: Reader) -> PatchPageAnswer:
     """Every patch applied to the run, oldest first."""
     await find_run(state, caller.tenant_id, run_id)
     rows = await state.pool.fetch(

@@ -14,6 +14,10 @@ from common.auth import Principal
 from common.schedules import EDITABLE, SchedulePatch, ScheduleSpec, ScheduleStore, timing_of
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
+from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
+from orchestrator._schemas.runs import RunPageAnswer
+from orchestrator._schemas.schedules import ScheduleAnswer, SchedulePageAnswer
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._submit import check_inputs
 from orchestrator._workflows import compiled_version, live_workflow
@@ -26,7 +30,7 @@ _TIMING_FIELDS = ("cron", "timezone", "interval_s")
 
 
 @router.post("/schedules", status_code=201)
-async def create_schedule(body: ScheduleSpec, state: State, caller: Editor) -> dict[str, Any]:
+async def create_schedule(body: ScheduleSpec, state: State, caller: Editor) -> ScheduleAnswer:
     """Create a schedule of a workflow (name or id); its inputs are checked against the version it starts."""
     workflow = await live_workflow(state, caller.tenant_id, body.workflow)
     await _check_inputs(state, caller, workflow.id, body.version, body.inputs)
@@ -39,7 +43,7 @@ async def create_schedule(body: ScheduleSpec, state: State, caller: Editor) -> d
 @router.get("/schedules")
 async def list_schedules(
     state: State, caller: Reader, workflow: Annotated[str | None, Query(description="name or id")] = None
-) -> dict[str, Any]:
+) -> SchedulePageAnswer:
     """The tenant's schedules, optionally of one workflow."""
     workflow_id = (await live_workflow(state, caller.tenant_id, workflow)).id if workflow else None
     rows = await ScheduleStore(state.pool).list(caller.tenant_id, workflow_id=workflow_id)
@@ -47,7 +51,7 @@ async def list_schedules(
 
 
 @router.get("/schedules/{schedule_id}")
-async def get_schedule(schedule_id: str, state: State, caller: Reader) -> dict[str, Any]:
+async def get_schedule(schedule_id: str, state: State, caller: Reader) -> ScheduleAnswer:
     """One schedule with its next fire times."""
     row = await ScheduleStore(state.pool).get(caller.tenant_id, schedule_id)
     if row is None:
@@ -55,8 +59,22 @@ async def get_schedule(schedule_id: str, state: State, caller: Reader) -> dict[s
     return _shown(row)
 
 
+@router.get("/schedules/{schedule_id}/runs")
+async def schedule_runs(
+    schedule_id: str,
+    state: State,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> RunPageAnswer:
+    """The schedule's latest runs, newest first."""
+    if await ScheduleStore(state.pool).get(caller.tenant_id, schedule_id) is None:
+        raise not_found("schedule", schedule_id)
+    items = await runs_started_by(state, caller.tenant_id, "schedule_id", schedule_id, limit)
+    return {"items": items, "next_cursor": None}
+
+
 @router.patch("/schedules/{schedule_id}")
-async def update_schedule(schedule_id: str, body: SchedulePatch, state: State, caller: Editor) -> dict[str, Any]:
+async def update_schedule(schedule_id: str, body: SchedulePatch, state: State, caller: Editor) -> ScheduleAnswer:
     """Change a schedule; a new timing or a resume fires from the next fire time after now (no catch-up)."""
     store = ScheduleStore(state.pool)
     current = await store.get(caller.tenant_id, schedule_id)

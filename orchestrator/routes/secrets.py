@@ -11,6 +11,7 @@ from common.auth import Principal
 from common.secrets import MAX_VALUE_CHARS, MIN_VALUE_CHARS, SECRET_NAME, SecretInfo, SecretStore, SecretsUnavailable
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found
+from orchestrator._schemas.secrets import SecretAnswer, SecretPageAnswer, SecretsRotatedAnswer
 from orchestrator._state import Admin, AppState, Reader, State
 
 router = APIRouter(prefix="/api/v1", tags=["secrets"])
@@ -40,16 +41,18 @@ class RotateRequest(BaseModel):
     all_tenants: bool = Field(default=False, description="every tenant's secrets (bootstrap admin only)")
 
 
-@router.put("/secrets/{name}")
-async def put_secret(name: SecretName, body: SecretValue, state: State, caller: Admin, response: Response) -> Any:
+@router.put("/secrets/{name}", responses={201: {"model": SecretAnswer, "description": "a new secret"}})
+async def put_secret(
+    name: SecretName, body: SecretValue, state: State, caller: Admin, response: Response
+) -> SecretAnswer:
     """Create (201) or replace (200) a secret of the caller's tenant; the answer never holds the value."""
     info, created = await _put(state, caller, name, body.value)
     response.status_code = 201 if created else 200
     return _shown(info)
 
 
-@router.post("/secrets", status_code=201)
-async def create_secret(body: SecretCreate, state: State, caller: Admin, response: Response) -> Any:
+@router.post("/secrets", status_code=201, responses={200: {"model": SecretAnswer, "description": "replaced"}})
+async def create_secret(body: SecretCreate, state: State, caller: Admin, response: Response) -> SecretAnswer:
     """Like ``PUT /secrets/{name}`` with the name in the body (201 new, 200 replaced)."""
     info, created = await _put(state, caller, body.name, body.value)
     response.status_code = 201 if created else 200
@@ -57,14 +60,14 @@ async def create_secret(body: SecretCreate, state: State, caller: Admin, respons
 
 
 @router.get("/secrets")
-async def list_secrets(state: State, caller: Reader) -> dict[str, Any]:
+async def list_secrets(state: State, caller: Reader) -> SecretPageAnswer:
     """The tenant's secrets by name, with when and by which key each was last set; never the values."""
     infos = await SecretStore(state.pool, state.keyring).list(caller.tenant_id)
     return {"items": [_shown(info) for info in infos], "next_cursor": None}
 
 
 @router.get("/secrets/{name}")
-async def get_secret(name: SecretName, state: State, caller: Reader) -> Any:
+async def get_secret(name: SecretName, state: State, caller: Reader) -> SecretAnswer:
     """One secret's name and times; never its value."""
     for info in await SecretStore(state.pool, state.keyring).list(caller.tenant_id):
         if info.name == name:
@@ -82,7 +85,7 @@ async def delete_secret(name: SecretName, state: State, caller: Admin) -> Respon
 
 
 @router.post("/secrets/rotate")
-async def rotate_secrets(state: State, caller: Admin, body: RotateRequest | None = None) -> dict[str, Any]:
+async def rotate_secrets(state: State, caller: Admin, body: RotateRequest | None = None) -> SecretsRotatedAnswer:
     """Re-encrypt the tenant's secrets under the first key of ``AOB_SECRETS_KEYS``; returns how many."""
     every = body is not None and body.all_tenants
     if every and not caller.is_bootstrap:

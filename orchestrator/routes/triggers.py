@@ -11,6 +11,14 @@ from pydantic import ValidationError
 from orchestrator._audit import audited
 from orchestrator._errors import ApiError, not_found, validation_details
 from orchestrator._pagination import MAX_LIMIT
+from orchestrator._run_view import runs_started_by
+from orchestrator._schemas.runs import RunPageAnswer
+from orchestrator._schemas.triggers import (
+    TriggerAnswer,
+    TriggerPageAnswer,
+    TriggerRetiredAnswer,
+    TriggerWithSecretAnswer,
+)
 from orchestrator._state import AppState, Editor, Reader, State
 from orchestrator._triggers import (
     MAX_ACTIVE_SECRETS,
@@ -31,7 +39,7 @@ router = APIRouter(prefix="/api/v1", tags=["triggers"])
 
 
 @router.post("/triggers", status_code=201)
-async def create_trigger(body: TriggerCreate, state: State, caller: Editor) -> dict[str, Any]:
+async def create_trigger(body: TriggerCreate, state: State, caller: Editor) -> TriggerWithSecretAnswer:
     """Create a trigger; the answer holds its secret, which is never shown again."""
     workflow = await live_workflow(state, caller.tenant_id, body.workflow, fresh=True)
     await _check_version(state, workflow, body.version)
@@ -48,7 +56,7 @@ async def list_triggers(
     caller: Reader,
     workflow: str | None = Query(default=None, max_length=300, description="workflow id or name"),
     limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
-) -> dict[str, Any]:
+) -> TriggerPageAnswer:
     """The tenant's triggers, newest first; never their secrets."""
     args: list[Any] = [caller.tenant_id, limit]
     where = "tenant_id = $1"
@@ -62,13 +70,26 @@ async def list_triggers(
 
 
 @router.get("/triggers/{trigger_id}")
-async def get_trigger(trigger_id: str, state: State, caller: Reader) -> dict[str, Any]:
+async def get_trigger(trigger_id: str, state: State, caller: Reader) -> TriggerAnswer:
     """One trigger; never its secrets."""
     return (await load_trigger(state.pool, caller.tenant_id, trigger_id)).shown()
 
 
+@router.get("/triggers/{trigger_id}/runs")
+async def trigger_runs(
+    trigger_id: str,
+    state: State,
+    caller: Reader,
+    limit: int = Query(default=10, ge=1, le=MAX_LIMIT),
+) -> RunPageAnswer:
+    """The trigger's latest runs, newest first."""
+    await load_trigger(state.pool, caller.tenant_id, trigger_id)
+    items = await runs_started_by(state, caller.tenant_id, "trigger_id", trigger_id, limit)
+    return {"items": items, "next_cursor": None}
+
+
 @router.patch("/triggers/{trigger_id}")
-async def change_trigger(trigger_id: str, body: TriggerUpdate, state: State, caller: Editor) -> dict[str, Any]:
+async def change_trigger(trigger_id: str, body: TriggerUpdate, state: State, caller: Editor) -> TriggerAnswer:
     """Change the pinned version, the input mapping, the headers, the rate limit or ``paused``."""
     current = await load_trigger(state.pool, caller.tenant_id, trigger_id)
     try:
@@ -95,7 +116,7 @@ async def delete_trigger(trigger_id: str, state: State, caller: Editor) -> Respo
 
 
 @router.post("/triggers/{trigger_id}/rotate")
-async def rotate_secret(trigger_id: str, state: State, caller: Editor) -> dict[str, Any]:
+async def rotate_secret(trigger_id: str, state: State, caller: Editor) -> TriggerWithSecretAnswer:
     """Add a new secret (shown once); the older one stays valid until retired, so senders switch without downtime.
     409 when two are already active: retire one first."""
     current = await load_trigger(state.pool, caller.tenant_id, trigger_id)
@@ -120,7 +141,7 @@ async def rotate_secret(trigger_id: str, state: State, caller: Editor) -> dict[s
 
 
 @router.post("/triggers/{trigger_id}/retire")
-async def retire_secrets(trigger_id: str, state: State, caller: Editor) -> dict[str, Any]:
+async def retire_secrets(trigger_id: str, state: State, caller: Editor) -> TriggerRetiredAnswer:
     """Retire every secret but the newest: requests signed with an older one are refused from then on."""
 
     def keep_newest(secrets: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,6 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from common.settings import UiFields
 from orchestrator._errors import not_found
+from orchestrator._schemas.service import UiConfigAnswer
 from orchestrator._state import AppState, State
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ router = APIRouter(lifespan=_lifespan)
 
 
 @router.get("/api/v1/config", tags=["meta"])
-async def ui_config(state: State) -> dict[str, Any]:
+async def ui_config(state: State) -> UiConfigAnswer:
     """What a browser client needs before logging in: the fanout's WebSocket URL (null: page host) and port."""
     return {"fanout_url": fanout_url(state.settings), "fanout_port": state.settings.fanout_port}
 

@@ -14,6 +14,14 @@ from orchestrator._errors import not_found
 from orchestrator._jsonpatch import apply_ops
 from orchestrator._models import WorkflowCreate, WorkflowPatch, WorkflowUpdate
 from orchestrator._pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from orchestrator._schemas.workflows import (
+    WorkflowAnswer,
+    WorkflowCreatedAnswer,
+    WorkflowPageAnswer,
+    WorkflowSavedAnswer,
+    WorkflowVersionAnswer,
+    WorkflowVersionPageAnswer,
+)
 from orchestrator._state import Editor, Reader, State
 from orchestrator._workflows import (
     compile_off_loop,
@@ -28,6 +36,8 @@ from orchestrator._workflows import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
+# A new definition answers 201 when it made a version, 200 when it equalled the latest.
+_NEW_VERSION: dict[int | str, dict[str, Any]] = {201: {"model": WorkflowSavedAnswer, "description": "a new version"}}
 
 
 async def _refuse_self_inclusion(
@@ -40,7 +50,7 @@ async def _refuse_self_inclusion(
 
 
 @router.post("/workflows", status_code=201)
-async def create_workflow(body: WorkflowCreate, state: State, caller: Editor) -> dict[str, Any]:
+async def create_workflow(body: WorkflowCreate, state: State, caller: Editor) -> WorkflowCreatedAnswer:
     """Create a workflow at version 1; 409 when the tenant already has one of that name."""
     result = await compile_off_loop(state, body.definition, body.name)
     await _refuse_self_inclusion(state.pool, caller.tenant_id, body.name, result)
@@ -68,7 +78,7 @@ async def list_workflows(
     name: str | None = Query(default=None, max_length=200, description="exact name, or a prefix ending in '*'"),
     limit: int = Query(default=50, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=500),
-) -> dict[str, Any]:
+) -> WorkflowPageAnswer:
     """The tenant's live workflows, newest first, ``limit`` at a time."""
     conditions = ["w.tenant_id = $1", "w.archived_at IS NULL"]
     args: list[Any] = [caller.tenant_id]
@@ -98,14 +108,14 @@ async def list_workflows(
 
 
 @router.get("/workflows/{ref:path}/versions/{version}")
-async def get_version(ref: str, version: int, state: State, caller: Reader) -> dict[str, Any]:
+async def get_version(ref: str, version: int, state: State, caller: Reader) -> WorkflowVersionAnswer:
     """One immutable version of a workflow."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     return version_json(await load_version(state.pool, workflow["id"], version))
 
 
 @router.get("/workflows/{ref:path}/versions")
-async def list_versions(ref: str, state: State, caller: Reader) -> dict[str, Any]:
+async def list_versions(ref: str, state: State, caller: Reader) -> WorkflowVersionPageAnswer:
     """Every version of a workflow, newest first (definitions are fetched one by one)."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     rows = await state.pool.fetch(
@@ -117,16 +127,16 @@ async def list_versions(ref: str, state: State, caller: Reader) -> dict[str, Any
 
 
 @router.get("/workflows/{ref:path}")
-async def get_workflow(ref: str, state: State, caller: Reader) -> dict[str, Any]:
+async def get_workflow(ref: str, state: State, caller: Reader) -> WorkflowAnswer:
     """A workflow with its latest version."""
     workflow = await find_workflow(state.pool, caller.tenant_id, ref)
     return await workflow_json(state.pool, caller.tenant_id, workflow["id"])
 
 
-@router.put("/workflows/{ref:path}")
+@router.put("/workflows/{ref:path}", responses=_NEW_VERSION)
 async def update_workflow(
     ref: str, body: WorkflowUpdate, state: State, caller: Editor, response: Response
-) -> dict[str, Any]:
+) -> WorkflowSavedAnswer:
     """Save ``definition`` as a new version (201), or nothing when its content is unchanged (200)."""
     async with state.pool.acquire() as conn, conn.transaction():
         workflow = await find_workflow(conn, caller.tenant_id, ref, for_update=True)
@@ -140,10 +150,10 @@ async def update_workflow(
     return body_json | {"warnings": result.warnings, "created": created}
 
 
-@router.patch("/workflows/{ref:path}")
+@router.patch("/workflows/{ref:path}", responses=_NEW_VERSION)
 async def patch_workflow(
     ref: str, body: WorkflowPatch, state: State, caller: Editor, response: Response
-) -> dict[str, Any]:
+) -> WorkflowSavedAnswer:
     """Apply JSON Patch ops to the latest definition and save the result as a new version."""
     async with state.pool.acquire() as conn, conn.transaction():
         workflow = await find_workflow(conn, caller.tenant_id, ref, for_update=True)

@@ -37,9 +37,12 @@ class WorkerSide:
     api_token: str | None = None
     daily_budget: int = 1_000_000
     lines: list[str] = field(default_factory=list)
+    partial: str = ""
 
     def write(self, text: str, /) -> int:
-        self.lines.extend(text.splitlines())
+        """Kept as a stream: a streamed piece of a line joins the rest of it."""
+        *done, self.partial = (self.partial + text).split("\n")
+        self.lines.extend(done)
         return len(text)
 
     def flush(self) -> None:

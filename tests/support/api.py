@@ -19,6 +19,7 @@ from orchestrator import create_app
 from tests.support.deployment import ADMIN_KEY, Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
+from tests.support.openapi_check import AnswerCheck
 from workers import NodeHandler
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -101,8 +102,10 @@ async def running_api(
         runner = None
         if engine:
             runner = await stack.enter_async_context(Engine(deployment, redis, handlers=handlers, pool=pool))
+        # Every answer is checked against the app's own OpenAPI document.
+        hooks = {"response": [AnswerCheck(app).hook]}
         client = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aob")
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://aob", event_hooks=hooks)
         )
         yield Api(client, runner)
 

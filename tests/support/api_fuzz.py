@@ -1,4 +1,5 @@
-"""The API under fuzz: the app in-process with its clients, the operations of its OpenAPI schema, hostile values."""
+"""The API under fuzz: the app in-process with its clients (every answer checked against the OpenAPI document),
+the operations of its OpenAPI schema, hostile values."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from orchestrator import create_app
 from tests.conftest import DATABASE_URL, REDIS_URL
 from tests.support.api import chain_definition
 from tests.support.deployment import ADMIN_KEY
+from tests.support.openapi_check import AnswerCheck
 
 
 def _nested(depth: int) -> Any:
@@ -165,6 +167,8 @@ class ApiUnderFuzz:
                 transport=httpx.ASGITransport(app=self.app),
                 base_url="http://aob",
                 headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                # Every answer, 4xx included, must also be what the OpenAPI document says it is.
+                event_hooks={"response": [AnswerCheck(self.app).hook]},
             )
         )
         created = await self.client.post(

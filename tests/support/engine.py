@@ -17,6 +17,7 @@ from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.retention import HotRetention
 from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_run
+from common.tracing import Tracing
 from common.workflow.compiler import compile_definition
 from coordinator import Coordinator, Reconciler, Recorder
 from tests.support.deployment import Deployment
@@ -37,6 +38,8 @@ class Engine:
         pool: asyncpg.Pool | None = None,
         coordinators: int = 1,
         reconcile: bool = False,
+        coordinator_tracing: Tracing | None = None,
+        worker_tracing: Tracing | None = None,
     ) -> None:
         # Runs are compiled and started as the API would, under its agent limit.
         self.max_agents = deployment.api().max_agents
@@ -46,8 +49,10 @@ class Engine:
         self.pool = pool
         cas = Cas(redis, self.keys, pool)
         coordinator_settings = deployment.coordinator()
-        self.coordinators = [Coordinator(coordinator_settings, redis, cas=cas) for _ in range(coordinators)]
-        self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas)
+        self.coordinators = [
+            Coordinator(coordinator_settings, redis, cas=cas, tracing=coordinator_tracing) for _ in range(coordinators)
+        ]
+        self.worker = Worker(deployment.worker(), redis, [BuiltinHandler(), *handlers], cas=cas, tracing=worker_tracing)
         retention = HotRetention(redis, self.keys, coordinator_settings.hot_retention_s)
         self.recorder = Recorder(redis, pool, self.keys, "rec-test", retention=retention) if pool is not None else None
         self.reconciler = (
@@ -93,6 +98,7 @@ class Engine:
         timeout_s: float | None = None,
         started_by: str | None = None,
         recorded: bool = False,
+        traceparent: str | None = None,
     ) -> str:
         """Compile ``definition`` and start a run of it; returns the run id. ``recorded`` first inserts its
         ``runs`` row with the definition, as the API does."""
@@ -119,6 +125,7 @@ class Engine:
             inputs=inputs or {},
             timeout_s=timeout_s,
             started_by=started_by,
+            traceparent=traceparent,
         )
         await start_run(self.scripts, start, ir, max_agents=self.max_agents)
         return run_id

@@ -53,7 +53,8 @@ def _table(cls: type[BaseModel], names: list[str]) -> list[str]:
     for name in names:
         field = cls.model_fields[name]
         meaning = (field.description or "").replace("|", "\\|")
-        lines.append(f"| `AOB_{name.upper()}` | {_default(field.default)} | {meaning} |")
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else f"AOB_{name.upper()}"
+        lines.append(f"| `{variable}` | {_default(field.default)} | {meaning} |")
     return [*lines, ""]
 
 

@@ -18,14 +18,20 @@ MAX_CALLS_IN_FLIGHT = 8
 
 
 class LogSink:
-    """The stream of the worker's ``ProtocolWriter`` for an execution: lines wait here until ``drain`` logs them."""
+    """The stream of the worker's ``ProtocolWriter`` for an execution: lines wait here until ``drain`` logs them.
+
+    Text written without a line end (``ProtocolWriter.words``) is logged as a piece the next entry continues.
+    """
 
     def __init__(self, log: NodeLog) -> None:
         self._log = log
-        self._pending: list[str] = []
+        self._pending: list[tuple[str, bool]] = []
 
     def write(self, text: str, /) -> int:
-        self._pending.extend(text.splitlines())
+        *lines, piece = text.split("\n")
+        self._pending.extend((line, False) for line in lines)
+        if piece:
+            self._pending.append((piece, True))
         return len(text)
 
     def flush(self) -> None:
@@ -34,8 +40,8 @@ class LogSink:
     async def drain(self) -> None:
         """Add the waiting lines to the node's log, in order."""
         lines, self._pending = self._pending, []
-        for line in lines:
-            await self._log.add(line)
+        for line, more in lines:
+            await self._log.add(line, more=more)
 
 
 class CallDispatcher:

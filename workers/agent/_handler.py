@@ -18,12 +18,13 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr, ValidationError
 
-from common.agent_protocol import AgentResult, ProtocolWriter, classify_line, parse_result_line
+from common.agent_protocol import SPANS_PREFIX, AgentResult, ProtocolWriter, classify_line, parse_result_line
 from common.errors import NodeFailed
 from common.keys import Keys
 from common.redaction import Redactor
 from common.secrets import Keyring, SecretStore
 from common.settings import WorkerSettings
+from common.tracing import Tracing
 from common.workflow.node_configs import AgentConfig
 from workers._handler import NodeContext, NodeResult, validated_config
 from workers._secret_values import secret_values
@@ -67,8 +68,10 @@ class AgentHandler:
         redis: aioredis.Redis,
         *,
         runtimes: RuntimeFactory | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing
         self._pool = pool
         self._redis = redis
         self._keys = Keys(settings.key_prefix, settings.shards)
@@ -104,7 +107,11 @@ class AgentHandler:
         ]
         redactor = Redactor([*secrets, *([api_token] if api_token else [])])
         payload = self._job_payload(ctx, config, api_token is not None)
-        job = RuntimeJob(ctx.run_id, ctx.node_id, ctx.token.attempt, payload, deadline_s)
+        environment = {}
+        if ctx.traceparent is not None:
+            # The program's spans (model and tool calls) are children of this attempt's span.
+            environment = {"TRACEPARENT": ctx.traceparent, **settings.agent_environment()}
+        job = RuntimeJob(ctx.run_id, ctx.node_id, ctx.token.attempt, payload, deadline_s, environment)
         runtime = self._runtimes()
         started = time.monotonic()
         log = NodeLog(
@@ -141,7 +148,7 @@ class AgentHandler:
                 )
                 calls = CallDispatcher(mediator, runtime.send, writer, sink.drain)
                 stack.push_async_callback(calls.aclose)
-                execution = await self._execute(runtime, job, log, calls)
+                execution = await self._execute(runtime, job, log, calls, ctx.traceparent)
         finally:
             # Shielded: a cancelled node (its run ended) still stops its program and keeps its log.
             await asyncio.shield(self._clean_up(runtime, log, api_token))
@@ -222,7 +229,9 @@ class AgentHandler:
         # One line: the program reads its job with one readline, then call replies on the same stdin.
         return json.dumps(job, default=str).encode() + b"\n"
 
-    async def _execute(self, runtime: AgentRuntime, job: RuntimeJob, log: NodeLog, calls: CallDispatcher) -> _Execution:
+    async def _execute(
+        self, runtime: AgentRuntime, job: RuntimeJob, log: NodeLog, calls: CallDispatcher, traceparent: str | None
+    ) -> _Execution:
         execution = _Execution()
         try:
             lines = await runtime.start(job)
@@ -234,6 +243,11 @@ class AgentHandler:
                 kind = classify_line(line)
                 if kind == "call":
                     await calls.submit(line)
+                    continue
+                if kind == "spans":
+                    # Only spans of this attempt's trace are exported; without tracing they are dropped.
+                    if self._tracing is not None and traceparent is not None:
+                        await self._tracing.relay(line[len(SPANS_PREFIX) :].strip(), traceparent.split("-")[1])
                     continue
                 await log.add(line)
                 if kind == "result":
@@ -292,10 +306,10 @@ def _failed(error_type: str, message: str) -> AgentResult:
 
 @asynccontextmanager
 async def agent_handler(
-    settings: WorkerSettings, pool: asyncpg.Pool | None, redis: aioredis.Redis
+    settings: WorkerSettings, pool: asyncpg.Pool | None, redis: aioredis.Redis, *, tracing: Tracing | None = None
 ) -> AsyncIterator[AgentHandler]:
     """An ``AgentHandler`` whose runtime client is closed when the block ends."""
-    handler = AgentHandler(settings, pool, redis)
+    handler = AgentHandler(settings, pool, redis, tracing=tracing)
     try:
         yield handler
     finally:

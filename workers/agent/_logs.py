@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from common.agent_protocol import LineKind, classify_line
+from common.agent_protocol import TEXT_ESCAPE, LineKind, classify_line
 from common.keys import Keys
 from common.redaction import Redactor
 from common.runs.messages import Event
@@ -37,14 +37,19 @@ EVENT_TEXT_CHARS = 16_000
 _ARCHIVE_PAGE = 1_000
 # One call appends a whole batch: packing a hundred XADDs client-side costs more than the lines themselves.
 # KEYS: the log stream, the run's events stream. ARGV: attempt, ts, events maxlen, event count, the events' JSON,
-# then id, kind, line for every line.
+# then id, kind, line and more ("1" for a piece of a line the next entry continues, else "") for every line.
 _APPEND_LUA = """
 local attempt, ts, maxlen, events = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 for i = 5, 4 + events do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'e', ARGV[i])
 end
-for i = 5 + events, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], ARGV[i], 'line', ARGV[i + 2], 'kind', ARGV[i + 1], 'ts', ts, 'attempt', attempt)
+for i = 5 + events, #ARGV, 4 do
+  if ARGV[i + 3] == '1' then
+    redis.call('XADD', KEYS[1], ARGV[i], 'line', ARGV[i + 2], 'kind', ARGV[i + 1], 'ts', ts, 'attempt', attempt,
+      'more', '1')
+  else
+    redis.call('XADD', KEYS[1], ARGV[i], 'line', ARGV[i + 2], 'kind', ARGV[i + 1], 'ts', ts, 'attempt', attempt)
+  end
 end
 return #ARGV
 """
@@ -106,7 +111,8 @@ class NodeLog:
         self.totals = LogTotals()
         self._marker_bytes = len(truncation_marker(cap_bytes).encode()) + 1
         self._seq = 0
-        self._pending: list[tuple[str, LineKind, str]] = []
+        self._pending: list[tuple[str, LineKind, str, str]] = []
+        self._held = ""
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
         self._append = redis.register_script(_APPEND_LUA)
@@ -132,8 +138,23 @@ class NodeLog:
         # Shielded: a cancelled node still keeps what it printed.
         await asyncio.shield(self._finish())
 
-    async def add(self, line: str) -> LineKind:
-        """Count, classify, redact and queue ``line``; returns its kind. Waits while a full batch is written."""
+    async def add(self, line: str, *, more: bool = False) -> LineKind:
+        """Count, classify, redact and queue ``line`` (``more``: a piece of a line that the next entry continues);
+        returns its kind. Waits while a full batch is written."""
+        if self._held:
+            held, self._held = self._held, ""
+            if classify_line(line) == "text":
+                # The continuation was escaped as if it began a line; inside one it needs no escape of its own.
+                line = _as_text(held + line.removeprefix(TEXT_ESCAPE))
+            else:
+                await self._store(held, more=True)
+        # A piece whose end may be the start of a secret waits for the rest: redaction sees them together.
+        if more and self._redactor.may_continue(line):
+            self._held = line
+            return "text"
+        return await self._store(line, more=more)
+
+    async def _store(self, line: str, *, more: bool) -> LineKind:
         kind = classify_line(line)
         size = len(line.encode()) + 1
         self.totals.lines += 1
@@ -151,14 +172,14 @@ class NodeLog:
             return kind
         self.totals.stored_lines += 1
         self.totals.stored_bytes += stored
-        self._queue(kind, text)
+        self._queue(kind, text, more=more)
         if len(self._pending) >= FLUSH_LINES:
             await self.flush()
         return kind
 
-    def _queue(self, kind: LineKind, text: str) -> None:
+    def _queue(self, kind: LineKind, text: str, *, more: bool = False) -> None:
         self._seq += 1
-        self._pending.append((log_entry_id(self.attempt, self._seq), kind, text))
+        self._pending.append((log_entry_id(self.attempt, self._seq), kind, text, "1" if more else ""))
 
     async def flush(self) -> None:
         """Write the queued lines to the stream and announce them in ``log`` events."""
@@ -185,6 +206,9 @@ class NodeLog:
                 logger.exception("log lines of %s/%s could not be written; retrying", self.run_id, self.node_id)
 
     async def _finish(self) -> None:
+        if self._held:
+            held, self._held = self._held, ""
+            await self._store(held, more=True)
         await self.flush()
         await self._redis.expire(self._stream, self._ttl_s)
         if self.totals.truncated:
@@ -236,15 +260,22 @@ class NodeLog:
         )
 
 
-def _event_payloads(attempt: int, batch: list[tuple[str, LineKind, str]]) -> list[dict[str, Any]]:
+def _as_text(line: str) -> str:
+    """``line`` escaped when joining held pieces made it read as a system log, a call or a result line."""
+    return line if classify_line(line) == "text" else TEXT_ESCAPE + line
+
+
+def _event_payloads(attempt: int, batch: list[tuple[str, LineKind, str, str]]) -> list[dict[str, Any]]:
     """The batch as ``log`` event payloads of at most ``EVENT_TEXT_CHARS`` characters of line text each."""
     payloads: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
     size = 0
-    for entry_id, kind, text in batch:
+    for entry_id, kind, text, more in batch:
         item: dict[str, Any] = {"id": entry_id, "kind": kind, "line": text[:EVENT_LINE_CHARS]}
         if len(text) > EVENT_LINE_CHARS:
             item["clipped"] = True
+        if more:
+            item["more"] = True
         if lines and size + len(item["line"]) > EVENT_TEXT_CHARS:
             payloads.append({"attempt": attempt, "lines": lines})
             lines, size = [], 0

@@ -4,6 +4,7 @@ retried with backoff, a circuit breaker. The program never sees the provider's a
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,8 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# How often a line still being streamed is logged up to its last word, so a long paragraph shows as it comes.
+WORDS_EVERY_S = 0.2
 
 
 class ProviderFailed(AobError):
@@ -249,6 +252,8 @@ class ChatModel:
             stream_options={"include_usage": True},
         )
         text: list[str] = []
+        # The first words go out at once, later ones every WORDS_EVERY_S: the log shows the reply as it comes.
+        words_at = -math.inf
         slots: dict[int, _CallSlot] = {}
         usage: Usage | None = None
         try:
@@ -264,6 +269,9 @@ class ChatModel:
                     if delta.content:
                         text.append(delta.content)
                         self._writer.text(delta.content)
+                        if time.monotonic() - words_at >= WORDS_EVERY_S:
+                            self._writer.words()
+                            words_at = time.monotonic()
                         await self._drain()
                     for call in delta.tool_calls or ():
                         slot = slots.setdefault(call.index, _CallSlot())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -16,6 +16,8 @@ class RuntimeJob:
     attempt: int
     payload: bytes
     deadline_s: float
+    # Added to the program's environment: TRACEPARENT and the standard OTEL_* settings when tracing is on.
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 class RuntimeFailure(Exception):

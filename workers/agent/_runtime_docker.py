@@ -68,7 +68,7 @@ class DockerRuntime:
             "command": list(s.agent_docker_command),
             "volumes": parse_mounts(s.agent_docker_mounts),
             "working_dir": s.agent_docker_workdir,
-            "environment": {"PYTHONUNBUFFERED": "1"},
+            "environment": {**job.environment, "PYTHONUNBUFFERED": "1"},
             "stdin_open": True,
             "user": s.agent_docker_user,
             "read_only": True,

@@ -120,7 +120,10 @@ class KubernetesRuntime:
             "name": CONTAINER,
             "image": s.agent_k8s_image,
             "command": list(s.agent_k8s_command),
-            "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+            "env": [
+                *({"name": name, "value": value} for name, value in job.environment.items()),
+                {"name": "PYTHONUNBUFFERED", "value": "1"},
+            ],
             # stdinOnce: the program's stdin ends when the worker's attach does.
             "stdin": True,
             "stdinOnce": True,

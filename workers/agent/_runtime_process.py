@@ -90,7 +90,7 @@ class ProcessRuntime:
 
     async def start(self, job: RuntimeJob) -> AsyncIterator[str]:
         env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
-        env |= {"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
+        env |= {**job.environment, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
         isolate = None
         if os.geteuid() == 0:
             isolate = child_isolation(self._user)

@@ -68,9 +68,12 @@ class Advancer:
         settings: WorkerSettings,
         *,
         pool: asyncpg.Pool | None = None,
+        traced: bool = False,
     ) -> None:
         self._redis = redis
         self._pool = pool
+        # With tracing on, child runs join their parent run's trace.
+        self._traced = traced
         self._keys = keys
         self._store = store
         self._cas = cas
@@ -208,6 +211,7 @@ class Advancer:
             return
         ir = await self._store.ir(state)
         items = await self._store.items(state) if state.meta.kind == "map" else []
+        traceparent = await self._redis.hget(self._keys.run(state.run_id), "traceparent") if self._traced else None
         for index in missing:
             inputs = await self._child_inputs(state, ir, items, index)
             meta = state.meta
@@ -227,6 +231,7 @@ class Advancer:
                 started_by=meta.started_by,
                 parent_run_id=state.run_id,
                 parent_node_id=state.node_id,
+                traceparent=traceparent,
             )
             await start_run(self._scripts, start, ir, max_agents=self._settings.max_agents)
             logger.info("run %s node %s started child %s (index %d)", state.run_id, state.node_id, start.run_id, index)

@@ -21,6 +21,7 @@ from common.metrics import Metrics
 from common.runs.cas import Cas
 from common.runs.clock import redis_now_ms
 from common.settings import WorkerSettings
+from common.tracing import Tracing
 from common.workflow.child_run_limits import ChildRunLimits, limit_error
 from common.workflow.node_configs import LoopConfig, MapConfig, WorkflowNodeConfig
 from common.workflow.templates import TemplateScope, render_value
@@ -190,11 +191,14 @@ async def control_handler(
     *,
     cas: Cas | None = None,
     metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[ControlHandler]:
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
     keys = Keys(settings.key_prefix, settings.shards)
     store = ControlStore(redis, keys)
-    advancer = Advancer(redis, keys, store, cas or Cas(redis, keys, pool), settings, pool=pool)
+    advancer = Advancer(
+        redis, keys, store, cas or Cas(redis, keys, pool), settings, pool=pool, traced=tracing is not None
+    )
     consumer_id = f"ctl-{uuid.uuid4().hex[:12]}"
     consumer = ChildrenConsumer(redis, keys, store, advancer, settings, consumer_id, metrics=metrics)
     await consumer.ensure_group()

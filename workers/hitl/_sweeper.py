@@ -9,6 +9,7 @@ import logging
 import asyncpg
 import redis.asyncio as aioredis
 
+from common.hitl_settings import HitlNodeFields
 from common.keys import Keys
 from common.metrics import Metrics
 from common.periodic import PeriodicTask
@@ -17,7 +18,6 @@ from common.runs.approval_store import pending_runs, recently_decided
 from common.runs.approvals import cancel_approvals, completion_for
 from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.runs.records import recorded_status
-from common.settings import HitlNodeFields
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from urllib.parse import urljoin
 import httpx
 
 from common.errors import NodeFailed
+from common.pinned_http import pinned_addresses
 from common.redaction import safe_url
 from workers.http._ssrf import CheckedTarget, SsrfGuard
-from workers.http._transport import pinned_addresses
 
 log = logging.getLogger(__name__)
 

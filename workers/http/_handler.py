@@ -12,6 +12,7 @@ import httpcore
 
 from common.errors import NodeFailed
 from common.logging import redacting
+from common.pinned_http import create_http_client
 from common.redaction import Redactor, safe_url
 from common.secrets import SecretStore
 from common.settings import HttpNodeFields
@@ -20,7 +21,6 @@ from workers._handler import NodeContext, NodeResult, validated_config
 from workers._secret_values import secret_values
 from workers.http._fetcher import FetchedResponse, HttpFetcher
 from workers.http._ssrf import Resolver, SsrfGuard
-from workers.http._transport import create_http_client
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class HttpHandler:
         response = await self._fetcher.request(
             config.method,
             config.url,
-            headers=config.headers,
+            headers=_traced(config.headers, ctx.traceparent),
             params=config.query,
             content=config.body,
             timeout_s=config.timeout_s,
@@ -93,6 +93,13 @@ def _with_secrets(config: HttpConfig, ctx: NodeContext, values: dict[str, str]) 
             "json_body": ctx.secret_slots.fill(config.json_body, values),
         }
     )
+
+
+def _traced(headers: dict[str, str], traceparent: str | None) -> dict[str, str]:
+    """``headers`` with the attempt's W3C ``traceparent`` (tracing on), unless the node sets its own."""
+    if traceparent is None or any(name.lower() == "traceparent" for name in headers):
+        return headers
+    return {**headers, "traceparent": traceparent}
 
 
 def _check_status(config: HttpConfig, response: FetchedResponse) -> None:

@@ -27,7 +27,8 @@ local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out 
 
 -- The run's epoch and IR version as read by a script that does not change them (apply_completion sets them
 -- after its own read), so writing a step or a token does not read them again; nil means "read the run".
-local RUN_EPOCH, RUN_IR_VERSION
+-- RUN_TRACEPARENT likewise, false when the run has none (started with tracing off).
+local RUN_EPOCH, RUN_IR_VERSION, RUN_TRACEPARENT
 
 -- Binds the run whose seven own keys start after KEYS[base] and the five shared keys after KEYS[shared].
 local function bind_run_at(base, shared)
@@ -35,7 +36,7 @@ local function bind_run_at(base, shared)
     KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7]
   K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN, K_ENDED = KEYS[shared + 1], KEYS[shared + 2], KEYS[shared + 3],
     KEYS[shared + 4], KEYS[shared + 5]
-  RUN_ID, RUN_EPOCH, RUN_IR_VERSION = nil, nil, nil
+  RUN_ID, RUN_EPOCH, RUN_IR_VERSION, RUN_TRACEPARENT = nil, nil, nil, nil
 end
 
 local function bind_run(base)
@@ -162,9 +163,12 @@ end
 
 local function token_for(node_id, attempt, routing)
   local epoch = RUN_EPOCH or redis.call('HGET', K_RUN, 'epoch') or '0'
+  -- The run's trace context travels in every token (docs/observability.md).
+  if RUN_TRACEPARENT == nil then RUN_TRACEPARENT = redis.call('HGET', K_RUN, 'traceparent') end
   return { v = TOKEN_V, token_id = epoch .. ':' .. node_id .. ':' .. attempt, run_id = run_id(), node_id = node_id,
     type = routing, attempt = attempt,
-    ir_version = tonumber(RUN_IR_VERSION or redis.call('HGET', K_RUN, 'ir_version')) }
+    ir_version = tonumber(RUN_IR_VERSION or redis.call('HGET', K_RUN, 'ir_version')),
+    traceparent = RUN_TRACEPARENT or nil }
 end
 
 -- Queues one node execution: to its task stream, or to the delayed set for delay nodes and retries.

@@ -17,14 +17,14 @@ local function apply_one(d, graph)
     local f = redis.call('HMGET', K_RUN, 'status', 'outputs')
     return { 'duplicate', f[1] or '', f[2] and 1 or 0 }
   end
-  local run = redis.call('HMGET', K_RUN, 'status', 'ir_version', 'epoch')
+  local run = redis.call('HMGET', K_RUN, 'status', 'ir_version', 'epoch', 'traceparent')
   local status = run[1]
   if not status then return { 'missing', '', 0 } end
   if tonumber(run[2]) ~= d.ir_version then return { 'stale', status, 0 } end
   -- A token from before a resume belongs to an earlier life of the run and no longer counts.
   if string.match(d.token_id, '^(%d+):') ~= run[3] then return { 'ignored', status, 0 } end
   -- Neither changes while this script runs: steps and tokens written below reuse them.
-  RUN_EPOCH, RUN_IR_VERSION = run[3], run[2]
+  RUN_EPOCH, RUN_IR_VERSION, RUN_TRACEPARENT = run[3], run[2], run[4]
   redis.call('SADD', K_APPLIED, d.token_id)
   redis.call('HINCRBY', K_RUN, 'counter', -1)
   if d.approval then

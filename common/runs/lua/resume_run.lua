@@ -2,7 +2,7 @@
 -- follows them are reset, succeeded nodes keep their outputs, and a new epoch makes old tokens void.
 -- ARGV[2] = expected epoch, ARGV[3] = nodes to reset (JSON list), ARGV[4] = resolved edges into them
 -- ({{to, live}}), ARGV[5] = reset nodes without incoming edges (JSON list), ARGV[6] = graph JSON,
--- ARGV[7] = max agents, ARGV[8] = from node or ''
+-- ARGV[7] = max agents, ARGV[8] = from node or '', ARGV[9] = the run's new inputs (JSON object) or '' to keep them
 local status = redis.call('HGET', K_RUN, 'status')
 if not status then return { 'missing', '' } end
 if not TERMINAL[status] then return { 'not_ended', status } end
@@ -24,8 +24,15 @@ redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals'
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }
 if ARGV[8] ~= '' then data.from_node = ARGV[8] end
+local ledger_extra = nil
+if ARGV[9] ~= '' then
+  -- Workers read the inputs from the run hash per batch; coordinators reload theirs for the new epoch.
+  redis.call('HSET', K_RUN, 'inputs', ARGV[9])
+  data.inputs_changed = true
+  ledger_extra = { inputs = cjson.decode(ARGV[9]) }
+end
 emit_event('run_resumed', nil, data)
-run_ledger()
+run_ledger(ledger_extra)
 local graph = cjson.decode(ARGV[6])
 local topo = graph.n
 local edges = cjson.decode(ARGV[4])

@@ -24,6 +24,7 @@ local function start_one(fields, ir_index, timeout_ms)
   end
   redis.call('HSET', K_RUN, unpack(hash))
   RUN_ID, RUN_EPOCH, RUN_IR_VERSION = fields.run_id, '0', tostring(fields.ir_version)
+  RUN_TRACEPARENT = fields.traceparent or false
   redis.call('SET', K_IR, ARGV[base + 1])
   if timeout_ms > 0 then
     local deadline = math.floor(NOW + timeout_ms)
@@ -33,7 +34,8 @@ local function start_one(fields, ir_index, timeout_ms)
   emit_event('run_started', nil, { workflow_id = fields.workflow_id, workflow_name = fields.workflow_name,
     version = tonumber(fields.version), ir_version = tonumber(fields.ir_version) })
   -- A child run has no definition in Postgres: its start entry carries its IR (JSON text) for rebuilding it.
-  run_ledger({ inputs = cjson.decode(fields.inputs or '{}'), ir = fields.parent_run_id and ARGV[base + 1] or nil })
+  run_ledger({ inputs = cjson.decode(fields.inputs or '{}'), ir = fields.parent_run_id and ARGV[base + 1] or nil,
+    traceparent = fields.traceparent })
   -- Decoded once per IR: marking the entry nodes' in-degree below is the same for every run of it.
   local graph = graphs[ir_index]
   if not graph then

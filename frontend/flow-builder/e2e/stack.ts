@@ -9,7 +9,17 @@ import type { TestProject } from "vitest/node";
 
 export const REPO = resolve(__dirname, "../../..");
 
-export type Stack = { api: string; adminKey: string; redisUrl: string; python: string };
+/** ``llmUrl``: the scripted demo LLM `aob up` started for agents (its `/_script` sets what the model says).
+ * ``receiverPort``: a free port the HTTP node and notification webhooks may reach on 127.0.0.1 (their address
+ * checks refuse loopback otherwise), for a receiver a test starts itself. */
+export type Stack = {
+  api: string;
+  adminKey: string;
+  redisUrl: string;
+  python: string;
+  receiverPort: number;
+  llmUrl: string;
+};
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -47,7 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const aob = process.env.AOB_BIN ?? join(REPO, ".venv/bin/aob");
   dataDir = mkdtempSync(join(tmpdir(), "aob-e2e-"));
-  const [apiPort, fanoutPort] = [await freePort(), await freePort()];
+  const [apiPort, fanoutPort, receiverPort] = [await freePort(), await freePort(), await freePort()];
   const adminKey = `aob_e2e_${Math.random().toString(36).slice(2)}${Date.now()}`;
   let output = "";
   child = spawn(aob, ["up"], {
@@ -61,6 +71,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       AOB_LOG_JSON: "false",
       AOB_REDIS_URL: "",
       AOB_DATABASE_URL: "",
+      AOB_HTTP_ALLOWLIST: `127.0.0.1:${receiverPort}`,
+      AOB_NOTIFY_ALLOWLIST: `127.0.0.1:${receiverPort}`,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -72,7 +84,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await until(async () => (await fetch(`${api}/readyz`)).ok, `${api}/readyz`, 60_000, () => output);
   await until(async () => (await fetch(`http://127.0.0.1:${fanoutPort}/readyz`)).ok, "fanout /readyz", 60_000, () => output);
   const redisUrl = /^redis: (\S+)/m.exec(output)?.[1] ?? "";
-  project.provide("stack", { api, adminKey, redisUrl, python: join(REPO, ".venv/bin/python") });
+  const llmPort = /using the scripted demo LLM on port (\d+)/.exec(output)?.[1];
+  const llmUrl = llmPort ? `http://127.0.0.1:${llmPort}` : "";
+  project.provide("stack", { api, adminKey, redisUrl, python: join(REPO, ".venv/bin/python"), receiverPort, llmUrl });
   return async () => {
     child?.kill("SIGTERM");
     const killer = setTimeout(() => child?.kill("SIGKILL"), 30_000);

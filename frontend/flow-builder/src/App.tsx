@@ -1,11 +1,17 @@
 import { useCallback, useMemo, useState } from "react";
 import { Api, ApiError, checkKey, describeError } from "./api/client";
+import { ApiKeysPage } from "./components/admin/ApiKeysPage";
+import { AutomationPage } from "./components/admin/AutomationPage";
+import { NotificationsPage } from "./components/admin/NotificationsPage";
+import { SecretsPage } from "./components/admin/SecretsPage";
+import { useMe } from "./components/admin/useAdmin";
 import { ApprovalsPage } from "./components/ApprovalsPage";
 import { Builder } from "./components/Builder";
 import { RunsPage } from "./components/RunsPage";
 import { RunView } from "./components/RunView";
 import { useTenant } from "./net/tenant";
 import { SessionContext, storedKey, storeKey, useRoute, useSession } from "./session";
+import { allows } from "./state/roles";
 
 export function App() {
   const [key, setKey] = useState<string | null>(storedKey);
@@ -75,6 +81,7 @@ function Shell() {
   const { api, logout } = useSession();
   const route = useRoute();
   const tenant = useTenant(api);
+  const me = useMe(api);
   const [section, id] = route;
   const link = (href: string, label: string, on: boolean, extra?: React.ReactNode) => (
     <a href={href} className={on ? "active" : ""}>
@@ -87,6 +94,10 @@ function Shell() {
   if (section === "runs" && id) page = <RunView key={id} runId={id} />;
   else if (section === "runs") page = <RunsPage />;
   else if (section === "approvals") page = <ApprovalsPage />;
+  else if (section === "automation") page = <AutomationPage workflowId={id ?? null} />;
+  else if (section === "secrets") page = <SecretsPage />;
+  else if (section === "notifications") page = <NotificationsPage />;
+  else if (section === "keys") page = <ApiKeysPage />;
   else page = <Builder key={id ?? "new"} workflowRef={section === "builder" && id && id !== "new" ? id : null} />;
   return (
     <div className="app">
@@ -96,6 +107,10 @@ function Shell() {
           {link("#/builder", "Builder", !section || section === "builder")}
           {link("#/runs", "Runs", section === "runs")}
           {link("#/approvals", "Approvals", section === "approvals", pending ? <span className="count" data-testid="approvals-count">{pending}</span> : null)}
+          {link("#/automation", "Schedules & triggers", section === "automation")}
+          {link("#/secrets", "Secrets", section === "secrets")}
+          {link("#/notifications", "Notifications", section === "notifications")}
+          {allows(me?.role, "admin") && link("#/keys", "API keys", section === "keys")}
         </nav>
         <span className="spacer" />
         <span className="muted" title="tenant feed">feed: {tenant.feed}</span>

@@ -12,7 +12,6 @@ from email import message_from_bytes
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
@@ -21,6 +20,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from common.keys import Keys
 from common.notifications import sign
+from common.notifications.send import Sender
 from coordinator._notifications import Notifier
 from tests.support.api import Api, running_api
 from tests.support.deployment import Deployment
@@ -102,14 +102,9 @@ async def api(
         smtp_host="127.0.0.1",
         smtp_port=mailbox[1],
     )
-    async with (
-        running_api(settings, redis, pg_pool, handlers=[HitlHandler(pg_pool, redis, keys)]) as client,
-        httpx.AsyncClient() as http,
-    ):
+    async with running_api(settings, redis, pg_pool, handlers=[HitlHandler(pg_pool, redis, keys)]) as client:
         # Two notifiers, as two coordinators would run: each event still reaches each subscription once.
-        notifiers = [
-            Notifier(settings.coordinator(), redis, pg_pool, keys, consumer=f"ntf-{i}", client=http) for i in range(2)
-        ]
+        notifiers = [Notifier(settings.coordinator(), redis, pg_pool, keys, consumer=f"ntf-{i}") for i in range(2)]
         tasks = [asyncio.create_task(notifier.run()) for notifier in notifiers]
         yield client
         for notifier in notifiers:
@@ -210,3 +205,78 @@ async def test_subscription_pause_delete_and_tenant_scope(api: Api) -> None:
     assert (await api.request("GET", path, key=other)).status_code == 404
     assert (await api.request("DELETE", path)).status_code == 204
     assert (await api.request("GET", path)).status_code == 404
+
+
+async def test_webhook_connects_only_to_the_address_its_check_resolved(
+    deployment: Deployment, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebinding name: public for the check, then the loopback receiver for any later lookup.
+    lookups: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host  # anyio looks names up as IDNA bytes
+        if name != "hooks.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(name)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    sender = Sender(deployment.replace(notify_timeout_s=1.0).coordinator())
+    try:
+        url = f"http://hooks.example:{receiver.port}/x"
+        outcome = await sender.webhook(url, "s", {"type": "run_failed", "run_id": "r"}, "json")
+    finally:
+        await sender.aclose()
+    assert not outcome.delivered and receiver.requests == [] and lookups == ["hooks.example"]
+
+
+async def test_send_test_goes_through_the_notifier(api: Api, receiver: Receiver) -> None:
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    # Paused: no run event reaches it, but a test asked for by hand does.
+    sub = await _subscribe(api, channel="webhook", url=url, events=["run_failed"], format="slack", paused=True)
+    path = f"{SUBSCRIPTIONS}/{sub['id']}"
+    queued = await api.request("POST", f"{path}/test")
+    assert queued.status_code == 202, queued.text
+    event_id = queued.json()["event_id"]
+
+    async def delivered() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await api.request("GET", f"{path}/deliveries")).json()["items"]
+        assert [d["status"] for d in items] == ["delivered", "retrying", "retrying"], items
+        return items
+
+    log = await eventually(delivered, 15)
+    assert {(d["event_id"], d["event_type"], d["run_id"]) for d in log} == {(event_id, "test", None)}
+    headers, body = receiver.requests[-1]
+    assert headers["x-aob-event"] == "test"
+    assert hmac.compare_digest(headers["x-aob-signature"], sign(sub["secret"], headers["x-aob-timestamp"], body))
+    assert orjson.loads(body) == {"text": f"Test notification for subscription {sub['id']} (sent from aob)"}
+    # Delivered, it has left the outbox: another test may be sent.
+    assert (await api.request("POST", f"{path}/test")).status_code == 202
+
+
+async def test_tenants_created_after_the_notifier_started_are_notified(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    # As in `aob up`: the coordinator's notifier starts before the API has created any tenant. Their events used to
+    # wait for the consumer's stream refresh (every 30 s) before they were delivered.
+    async with Receiver(failures=0).serving() as late_receiver:
+        settings = deployment.replace(notify_allowlist=f"127.0.0.1:{late_receiver.port}", notify_poll_s=0.05)
+        notifier = Notifier(settings.coordinator(), redis, pg_pool, keys, consumer="ntf-late")
+        task = asyncio.create_task(notifier.run())
+        try:
+            async with running_api(settings, redis, pg_pool) as api:
+                url = f"http://127.0.0.1:{late_receiver.port}/late"
+                await _subscribe(api, channel="webhook", url=url, events=["run_succeeded"])
+                await api.create_workflow("quick", {"nodes": [{"id": "n", "type": "noop"}], "edges": []})
+                run = await api.start_run("quick")
+
+                async def posted() -> bool:
+                    assert [orjson.loads(body)["run_id"] for _, body in late_receiver.requests] == [run["id"]]
+                    return True
+
+                await eventually(posted, 10)
+        finally:
+            await notifier.shutdown()
+            await task

@@ -51,6 +51,18 @@ async def test_streamed_text_tool_calls_and_usage_in_openai_format() -> None:
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.total_tokens) == (7, 10)
 
 
+async def test_chunk_delay_pauses_between_streamed_chunks() -> None:
+    async with ScriptedLLM([{"text": "slow words here", "chunk_delay_s": 60}]) as llm, client(llm) as sdk:
+        stream = await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        chunks = aiter(stream)
+        first = await anext(chunks)
+        assert first.choices[0].delta.role == "assistant"
+        # The next chunk waits its minute: nowhere near arriving within half a second.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(chunks), 0.5)
+        await stream.close()
+
+
 async def test_non_streaming_completion_and_models() -> None:
     async with ScriptedLLM([{"text": "plain"}]) as llm, client(llm) as sdk:
         completion = await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])

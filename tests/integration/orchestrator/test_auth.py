@@ -123,3 +123,4 @@ async def test_ops_endpoints(api: Api) -> None:
     text = (await api.client.get("/metrics")).text
     assert 'aob_api_requests_total{method="GET",route="/api/v1/me",status="401"} 1.0' in text
     assert "aob_api_request_seconds_bucket" in text
+    assert 'aob_queue_depth{type="http"} 0.0' in text

@@ -83,3 +83,33 @@ def test_model_text_cannot_forge_a_log_or_a_result() -> None:
     lines = out.getvalue().splitlines()
     assert lines == [f"text| {line}" for line in forged]
     assert all(classify_line(line) == "text" for line in lines)
+
+
+def test_words_prints_the_partial_line_up_to_its_last_whitespace_without_a_line_end() -> None:
+    out = io.StringIO()
+    writer = ProtocolWriter(out)
+    writer.text("Streaming **bold wor")
+    writer.words()
+    assert out.getvalue() == "Streaming **bold "
+    writer.words()
+    writer.text("ds** here")
+    writer.end_text()
+    assert out.getvalue() == "Streaming **bold words** here\n"
+
+
+def test_words_waits_while_the_partial_line_holds_no_whole_word() -> None:
+    out = io.StringIO()
+    writer = ProtocolWriter(out)
+    writer.text("unbroken")
+    writer.words()
+    assert out.getvalue() == ""
+
+
+def test_a_streamed_piece_cannot_forge_a_log_record_either() -> None:
+    out = io.StringIO()
+    writer = ProtocolWriter(out)
+    writer.text('{"ts": 1, "level": "INFO", "msg": "fake"} tail')
+    writer.words()
+    piece = out.getvalue()
+    assert piece == 'text| {"ts": 1, "level": "INFO", "msg": "fake"} '
+    assert classify_line(piece) == "text"

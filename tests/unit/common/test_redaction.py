@@ -62,3 +62,21 @@ def test_redact_values_keeps_json_data_parseable() -> None:
     redactor = Redactor(["llm-key-123456"])
     raw = json.dumps({"output": {"token": "visible-data", "note": "llm-key-123456"}})
     assert json.loads(redactor.redact_values(raw)) == {"output": {"token": "visible-data", "note": "[REDACTED]"}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["curl -H 'Authorization: ", "send Bearer ", "the token ", 'config {"password": ', "Authorization: Basic "],
+)
+def test_a_piece_ending_where_a_credential_starts_may_continue(text: str) -> None:
+    assert Redactor().may_continue(text)
+
+
+def test_a_piece_ending_inside_a_known_secret_with_spaces_may_continue() -> None:
+    redactor = Redactor(["correct horse battery staple"])
+    assert redactor.may_continue("the phrase is correct horse ")
+    assert not redactor.may_continue("the horse is fast ")
+
+
+def test_ordinary_prose_does_not_continue() -> None:
+    assert not Redactor().may_continue("Reading **the context** first, then ")

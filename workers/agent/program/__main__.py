@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import traceback
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from common.agent_protocol import AgentError, AgentResult, ProtocolWriter
 from common.errors import AobError
+from common.tracing import AttributeValue, Tracing, start_program_tracing, traced
 from workers.agent.program._channel import RawLines, WorkerChannel
 from workers.agent.program._hardening import forbid_inspection
 from workers.agent.program._job import AgentJob
@@ -36,8 +38,15 @@ def parse_job(raw: bytes) -> AgentJob:
         raise ValueError("invalid job: " + "; ".join(problems)) from None
 
 
-async def run_job(job: AgentJob, writer: ProtocolWriter, stdin: RawLines) -> AgentResult:
-    """Wire the tools and the channel to the worker for ``job`` and run the agent."""
+async def run_job(
+    job: AgentJob,
+    writer: ProtocolWriter,
+    stdin: RawLines,
+    tracing: Tracing | None = None,
+    traceparent: str | None = None,
+) -> AgentResult:
+    """Wire the tools and the channel to the worker for ``job`` and run the agent (in a span of ``traceparent``'s
+    trace when ``tracing`` is given)."""
     names = job.tools
     if names is None and not job.patch:
         names = [name for name in default_registry().names if name != "patch_workflow"]
@@ -48,7 +57,20 @@ async def run_job(job: AgentJob, writer: ProtocolWriter, stdin: RawLines) -> Age
     writer.log("INFO", "agent started", run_id=job.run_id, node_id=job.node_id, model=job.model, tools=tools.names)
     channel = WorkerChannel(writer, max_call_bytes=job.max_call_bytes)
     channel.listen(stdin)
-    return await run_agent(job, channel, tools, ToolContext(job=job, worker=channel, writer=writer))
+    attributes: dict[str, AttributeValue] = {
+        "aob.run_id": job.run_id,
+        "aob.node_id": job.node_id,
+        "aob.attempt": job.attempt,
+    }
+    with traced(tracing, "aob.agent", parent=traceparent, attributes=attributes) as span:
+        result = await run_agent(
+            job, channel, tools, ToolContext(job=job, worker=channel, writer=writer, tracing=tracing)
+        )
+        if span is not None:
+            span.set_attribute("aob.steps", result.steps)
+            if result.error is not None:
+                span.fail(f"{result.error.type}: {result.error.message}")
+    return result
 
 
 def main() -> int:
@@ -58,6 +80,9 @@ def main() -> int:
     # Another agent running as the same user must not read this one's stdin (its call replies) through /proc.
     forbid_inspection()
     writer = ProtocolWriter(sys.stdout)
+    # Set by the worker when tracing is on: this program's spans join the node attempt's trace.
+    traceparent = os.environ.get("TRACEPARENT")
+    tracing = start_program_tracing(traceparent, writer.spans)
     try:
         try:
             stdin = RawLines(sys.stdin.fileno())
@@ -65,11 +90,14 @@ def main() -> int:
         except ValueError as exc:
             result = _invalid_job(str(exc))
         else:
-            result = asyncio.run(run_job(job, writer, stdin))
+            result = asyncio.run(run_job(job, writer, stdin, tracing, traceparent))
         writer.result(result)
     except Exception:
         writer.log("CRITICAL", "agent program crashed", exc=traceback.format_exc(limit=20))
         return EXIT_CRASHED
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return EXIT_SUCCEEDED if result.status == "succeeded" else EXIT_FAILED
 
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from common.agent_protocol import AgentError, AgentResult, ModelReply, ToolCall, Usage
 from common.errors import AobError
+from common.tracing import AttributeValue, traced
 from workers.agent.program._channel import CallRefused
 from workers.agent.program._job import AgentJob
 from workers.agent.program._tools import ToolContext, ToolRegistry
@@ -78,7 +79,11 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
     for step in range(1, job.max_steps + 1):
         progress.steps = step
         writer.log("INFO", "model call", step=step, messages=len(messages))
-        turn = await model.model_turn(messages, schemas)
+        with traced(ctx.tracing, "aob.agent.model_call", attributes={"aob.step": step, "aob.model": job.model}) as span:
+            turn = await model.model_turn(messages, schemas)
+            if span is not None:
+                span.set_attribute("aob.tokens", turn.usage.total_tokens)
+                span.set_attribute("aob.tool_calls", len(turn.tool_calls))
         progress.usage = progress.usage.add(turn.usage)
         if not turn.usage_reported:
             writer.log(
@@ -87,8 +92,11 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
         writer.log(
             "INFO",
             "model replied",
+            event="usage",
             step=step,
             tool_calls=[call.name for call in turn.tool_calls],
+            prompt_tokens=turn.usage.prompt_tokens,
+            completion_tokens=turn.usage.completion_tokens,
             tokens=turn.usage.total_tokens,
             total_tokens=progress.usage.total_tokens,
         )
@@ -98,7 +106,7 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
         if not turn.tool_calls:
             messages.append({"role": "user", "content": NUDGE})
             continue
-        contents = await asyncio.gather(*(tools.call(call, ctx, step=step) for call in turn.tool_calls))
+        contents = await asyncio.gather(*(_tool_call(tools, call, ctx, step) for call in turn.tool_calls))
         messages.extend(tool_message(call, content) for call, content in zip(turn.tool_calls, contents, strict=True))
         finish = ctx.finish
         if finish.failure is not None:
@@ -107,6 +115,16 @@ async def _loop(job: AgentJob, model: TurnModel, tools: ToolRegistry, ctx: ToolC
         if finish.done:
             return finish.result
     raise AgentFailed("max_steps", f"exceeded max_steps={job.max_steps}")
+
+
+async def _tool_call(tools: ToolRegistry, call: ToolCall, ctx: ToolContext, step: int) -> Any:
+    """One tool call, in a span of its own when tracing (marked failed when the model gets an error back)."""
+    attributes: dict[str, AttributeValue] = {"aob.step": step, "aob.tool": call.name, "aob.call_id": call.id}
+    with traced(ctx.tracing, f"aob.agent.tool {call.name}", attributes=attributes) as span:
+        content = await tools.call(call, ctx, step=step)
+        if span is not None and isinstance(content, dict) and set(content) == {"error"}:
+            span.fail(str(content["error"].get("type", "error")))
+    return content
 
 
 def tool_message(call: ToolCall, content: Any) -> dict[str, Any]:

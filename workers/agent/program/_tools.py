@@ -11,12 +11,16 @@ from typing import Any, Protocol
 from common.agent_protocol import AgentError, HttpCall, PatchCall, ProtocolWriter, ToolCall
 from common.errors import AobError, ValidationFailed
 from common.json_schema import instance_errors
+from common.tracing import Tracing
 from workers.agent.program._channel import WorkerChannel
 from workers.agent.program._job import AgentJob
 from workers.agent.program._pipeline import PIPELINE_SCHEMA, FetchStep, execute_pipeline
 
 MAX_REPAIRS = 2
 MAX_TOOL_BODY_CHARS = 32_000
+# A log event carries at most 2,000 characters of a line: the tool records' previews keep them whole JSON within it.
+ARGUMENTS_PREVIEW_CHARS = 500
+RESULT_PREVIEW_CHARS = 1_000
 _UNSET: Any = object()
 
 
@@ -41,6 +45,8 @@ class ToolContext:
     worker: WorkerChannel
     writer: ProtocolWriter
     finish: FinishState = field(default_factory=FinishState)
+    # Model and tool calls become spans when the worker passed a trace (TRACEPARENT).
+    tracing: Tracing | None = None
 
 
 class Tool(Protocol):
@@ -95,7 +101,19 @@ class ToolRegistry:
         ]
 
     async def call(self, call: ToolCall, ctx: ToolContext, *, step: int) -> Any:
-        """Run one tool call; any problem comes back as ``{"error": {type, message}}`` content for the model."""
+        """Run one tool call; any problem comes back as ``{"error": {type, message}}`` content for the model.
+
+        Logged twice for the log's readers: ``tool_call`` with the arguments, then ``tool_result`` with the result.
+        """
+        ctx.writer.log(
+            "INFO",
+            "tool started",
+            event="tool_call",
+            step=step,
+            tool=call.name,
+            call_id=call.id,
+            arguments=preview(call.arguments, ARGUMENTS_PREVIEW_CHARS),
+        )
         started = time.monotonic()
         try:
             content = await self._run(call, ctx)
@@ -108,11 +126,13 @@ class ToolRegistry:
         ctx.writer.log(
             "WARNING" if failed else "INFO",
             "tool call",
+            event="tool_result",
             step=step,
             tool=call.name,
             call_id=call.id,
             ok=not failed,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
+            result=preview(content, RESULT_PREVIEW_CHARS),
             **({"error": content["error"]["message"]} if failed else {}),
         )
         return content
@@ -134,6 +154,12 @@ class ToolRegistry:
         if errors:
             raise ValidationFailed(errors)
         return await tool.run(args, ctx)
+
+
+def preview(value: Any, chars: int) -> str:
+    """``value`` as text (JSON unless a string), cut to ``chars`` characters with an ellipsis when longer."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def _shown_body(body: Any) -> tuple[Any, bool]:

@@ -86,6 +86,21 @@ export type Run = {
   created_at: string;
   started_at?: string | null;
   ended_at?: string | null;
+  parent_run_id?: string | null;
+  started_by?: string | null;
+  schedule_id?: string | null;
+  trigger_id?: string | null;
+  children?: ChildRun[];
+};
+
+/** A run started by a workflow, loop or map node of another run. */
+export type ChildRun = {
+  id: string;
+  parent_node_id: string | null;
+  workflow_name: string | null;
+  version: number | null;
+  status: RunStatus;
+  created_at: string | null;
 };
 
 export type Approval = {

@@ -2,6 +2,7 @@
 import { useState } from "react";
 import { describeError } from "../api/client";
 import type { Approval } from "../api/types";
+import { notifyState, optIn, optOut, type NotifyState } from "../net/desktopNotify";
 import { tenant, useTenant } from "../net/tenant";
 import { useSession } from "../session";
 
@@ -42,8 +43,35 @@ export function ApprovalsPage() {
   return (
     <div className="content" style={{ maxWidth: 720 }}>
       <h2>Pending approvals</h2>
+      <p className="muted">
+        Live from the tenant feed ({state.feed}): new requests appear here as they are made.
+      </p>
+      <NotificationOptIn />
       {state.approvals.length === 0 && <p className="muted" data-testid="no-approvals">Nothing waits for a decision.</p>}
       {state.approvals.map((a) => <ApprovalCard key={a.id} approval={a} />)}
+    </div>
+  );
+}
+
+function NotificationOptIn() {
+  const [state, setState] = useState<NotifyState>(notifyState);
+  if (state === "unsupported") return <p className="muted">This browser cannot show desktop notifications.</p>;
+  if (state === "denied") {
+    return <p className="muted" data-testid="notify-state">Desktop notifications are blocked for this site in the browser's settings.</p>;
+  }
+  return (
+    <div className="row notify" data-testid="notify-state" data-state={state}>
+      {state === "on" ? (
+        <>
+          <span>Desktop notifications are on: each new approval shows one.</span>
+          <button onClick={() => setState(optOut())}>Turn off</button>
+        </>
+      ) : (
+        <>
+          <span>Get a desktop notification when an approval arrives?</span>
+          <button onClick={() => void optIn().then(setState)} data-testid="notify-opt-in">Enable desktop notifications</button>
+        </>
+      )}
     </div>
   );
 }

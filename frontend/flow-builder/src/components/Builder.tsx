@@ -1,4 +1,5 @@
-// The builder: palette, canvas and side panel; live validation, save as a new version, compare versions, run.
+// The builder: palette, canvas and side panel; live validation, save as a new version, compare versions, run;
+// undo/redo, copy/paste and keyboard shortcuts (useCanvasEditing).
 import {
   Background,
   Controls,
@@ -14,7 +15,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, describeError } from "../api/client";
 import type { Definition, NodeType, Page, Validation, Workflow } from "../api/types";
-import { go, useSession } from "../session";
+import { useSession } from "../session";
 import {
   canvasToDefinition,
   definitionToCanvas,
@@ -27,9 +28,13 @@ import {
 } from "../state/graph";
 import { pinErrors } from "../state/validation";
 import { nodeTypes } from "./FlowNode";
-import { EdgeEditor, NodeEditor, WorkflowEditor } from "./Editors";
+import { EdgeEditor, NodeEditor, SelectionEditor, WorkflowEditor } from "./Editors";
+import { NodePalette } from "./NodePalette";
 import { RunDialog } from "./RunDialog";
+import { ShortcutHelp } from "./ShortcutHelp";
+import { useCanvasEditing } from "./useCanvasEditing";
 import { VersionsPanel, type Comparison } from "./VersionsPanel";
+import { WorkflowPicker } from "./WorkflowPicker";
 
 const DEFAULT_CONFIG: Record<string, Record<string, unknown>> = {
   hitl: { title: "Approve?" },
@@ -53,7 +58,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
   const { api } = useSession();
   const flow = useReactFlow();
   const [types, setTypes] = useState<NodeType[]>([]);
-  const [workflows, setWorkflows] = useState<Workflow[]>([]);
+  const [savedCount, setSavedCount] = useState(0);
   const [nodes, setNodes, onNodesChange] = useNodesState<FlowNode>([]);
   const [edges, setEdges, onEdgesChange] = useEdgesState<FlowEdge>([]);
   const [meta, setMeta] = useState<DefinitionMeta>(EMPTY_META);
@@ -64,7 +69,11 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
   const [panel, setPanel] = useState<"edit" | "versions">("edit");
   const [comparison, setComparison] = useState<Comparison | null>(null);
   const [running, setRunning] = useState(false);
+  const [help, setHelp] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
+  const paletteSearch = useRef<HTMLInputElement>(null);
+  const flowBox = useRef<HTMLDivElement>(null);
+  const pointer = useRef<{ x: number; y: number } | null>(null);
 
   const load = useCallback(
     (definition: Definition, workflowName: string) => {
@@ -74,29 +83,69 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
       setMeta(canvas.meta);
       setName(workflowName);
       setTimeout(() => void flow.fitView({ padding: 0.2, maxZoom: 1 }), 50);
+      return canvas;
     },
     [flow, setEdges, setNodes],
   );
 
   useEffect(() => {
     api.get<Page<NodeType>>("/api/v1/node-types").then((page) => setTypes(page.items)).catch((e) => setMessage({ text: describeError(e), error: true }));
-    api.get<Page<Workflow>>("/api/v1/workflows?limit=200").then((page) => setWorkflows(page.items)).catch(() => {});
   }, [api]);
+
+  // Pasted nodes go where the pointer is over the canvas, else to the middle of the view.
+  const pastePoint = useCallback(() => {
+    const box = flowBox.current?.getBoundingClientRect();
+    const at = pointer.current ?? (box ? { x: box.left + box.width / 2, y: box.top + box.height / 2 } : { x: 0, y: 0 });
+    return flow.screenToFlowPosition(at);
+  }, [flow]);
+  const notify = useCallback((text: string, error?: boolean) => setMessage({ text, error }), []);
+  const editing = useCanvasEditing({
+    nodes,
+    edges,
+    setNodes,
+    setEdges,
+    enabled: !comparison && !running,
+    pastePoint,
+    notify,
+    onAction: (action) => {
+      if (action === "save") void save();
+      else if (action === "searchPalette") paletteSearch.current?.focus();
+      else if (action === "help") setHelp((shown) => !shown);
+      else if (help) setHelp(false);
+      else {
+        setNodes((current) => current.map((n) => (n.selected ? { ...n, selected: false } : n)));
+        setEdges((current) => current.map((e) => (e.selected ? { ...e, selected: false } : e)));
+      }
+    },
+  });
+  const resetHistory = editing.reset;
 
   useEffect(() => {
     if (!workflowRef) return;
     api
       .get<Workflow>(`/api/v1/workflows/${encodeURIComponent(workflowRef)}`)
       .then((wf) => {
-        load(wf.definition, wf.name);
+        const opened = load(wf.definition, wf.name);
+        resetHistory(opened.nodes, opened.edges);
         const canvas = definitionToCanvas(wf.definition);
-        setSaved({ name: wf.name, version: wf.version, json: JSON.stringify(canvasToDefinition(canvas.meta, canvas.nodes, canvas.edges)) });
+        // Built as currentJson() builds it (the name included), so an unchanged workflow is not "unsaved".
+        const json = JSON.stringify(canvasToDefinition({ ...canvas.meta, name: wf.name }, canvas.nodes, canvas.edges));
+        setSaved({ name: wf.name, version: wf.version, json });
       })
       .catch((e) => setMessage({ text: describeError(e), error: true }));
-  }, [api, workflowRef, load]);
+  }, [api, workflowRef, load, resetHistory]);
 
-  const definition = useMemo(() => canvasToDefinition({ ...meta, name: name || undefined }, nodes, edges, { positions: false }), [meta, name, nodes, edges]);
-  const definitionKey = JSON.stringify(definition);
+  // The definition leaves positions out, so moving nodes keeps the same one (and validates nothing again): the nodes
+  // it is built from change only when a node's id or spec does.
+  const specNodes = useRef(nodes);
+  const previous = specNodes.current;
+  if (previous.length !== nodes.length || nodes.some((n, i) => n.id !== previous[i].id || n.data !== previous[i].data)) specNodes.current = nodes;
+  const definition = useMemo(
+    () => canvasToDefinition({ ...meta, name: name || undefined }, specNodes.current, edges, { positions: false }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [meta, name, specNodes.current, edges],
+  );
+  const definitionKey = useMemo(() => JSON.stringify(definition), [definition]);
 
   useEffect(() => {
     if (!definition.nodes.length) {
@@ -121,14 +170,19 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
   const pinned = useMemo(() => pinErrors(definition, validation?.errors ?? []), [definition, validation]);
   const pinnedWarnings = useMemo(() => pinErrors(definition, validation?.warnings ?? []), [definition, validation]);
 
+  // Only nodes and edges with errors are copied to carry them; the rest stay the very objects of the canvas state,
+  // so an edit re-renders what it changed, not all 500 nodes of a large workflow (npm run bench:ui).
   const shownNodes = useMemo(
-    () => (comparison ? comparison.nodes : nodes.map((n) => ({ ...n, data: { ...n.data, overlay: { errors: pinned.nodes[n.id] } } }))),
+    () => (comparison ? comparison.nodes : nodes.map((n) => (pinned.nodes[n.id] ? { ...n, data: { ...n.data, overlay: { errors: pinned.nodes[n.id] } } } : n))),
     [comparison, nodes, pinned],
   );
-  const shownEdges = useMemo(
-    () => (comparison ? comparison.edges : edges.map((e, i) => ({ ...e, className: pinned.edges[i] ? "invalid" : undefined }))),
-    [comparison, edges, pinned],
-  );
+  // Keyed by which edges have errors, not by every new validation: a moved node then leaves the edges alone.
+  const invalidEdges = Object.keys(pinned.edges).join(",");
+  const shownEdges = useMemo(() => {
+    if (comparison) return comparison.edges;
+    const invalid = new Set(invalidEdges.split(",").filter(Boolean).map(Number));
+    return edges.map((e, i) => (invalid.has(i) ? { ...e, className: "invalid" } : e));
+  }, [comparison, edges, invalidEdges]);
 
   const onConnect = useCallback(
     (connection: Connection) => {
@@ -145,20 +199,24 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
     [nodes, edges, setEdges],
   );
 
-  const onDrop = useCallback(
-    (event: React.DragEvent) => {
-      event.preventDefault();
-      const type = event.dataTransfer.getData("application/aob-node-type");
-      if (!type) return;
-      const position = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+  const addNode = useCallback(
+    (type: string, position: { x: number; y: number }) =>
       setNodes((current) => {
         const id = freshNodeId(type, current.map((n) => n.id));
         const spec = { id, type, config: structuredClone(DEFAULT_CONFIG[type] ?? {}) };
         const node: FlowNode = { id, type: "aob", position: { x: position.x - 95, y: position.y - 32 }, data: { spec } };
-        return [...current.map((n) => ({ ...n, selected: false })), { ...node, selected: true }];
-      });
+        return [...current.map((n) => (n.selected ? { ...n, selected: false } : n)), { ...node, selected: true }];
+      }),
+    [setNodes],
+  );
+
+  const onDrop = useCallback(
+    (event: React.DragEvent) => {
+      event.preventDefault();
+      const type = event.dataTransfer.getData("application/aob-node-type");
+      if (type) addNode(type, flow.screenToFlowPosition({ x: event.clientX, y: event.clientY }));
     },
-    [flow, setNodes],
+    [flow, addNode],
   );
 
   const currentJson = () => JSON.stringify(canvasToDefinition({ ...meta, name: name || undefined }, nodes, edges));
@@ -179,7 +237,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
       setSaved({ name: result.name, version: result.version, json: JSON.stringify(body) });
       setMessage({ text: created ? `Saved ${result.name} as version ${result.version}.` : `No changes: ${result.name} stays at version ${result.version}.` });
       history.replaceState(null, "", `#/builder/${encodeURIComponent(result.name)}`);
-      api.get<Page<Workflow>>("/api/v1/workflows?limit=200").then((page) => setWorkflows(page.items)).catch(() => {});
+      setSavedCount((count) => count + 1);
       return { name: result.name, version: result.version };
     } catch (e) {
       setMessage({ text: describeError(e), error: true });
@@ -216,36 +274,18 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
     URL.revokeObjectURL(link.href);
   };
 
-  const selectedNode = nodes.find((n) => n.selected);
+  const selectedNodes = nodes.filter((n) => n.selected);
+  const selectedNode = selectedNodes.length === 1 ? selectedNodes[0] : undefined;
   const selectedEdgeIndex = edges.findIndex((e) => e.selected);
   const dirty = !saved || saved.json !== currentJson() || saved.name !== name.trim();
   const errorCount = validation?.errors.length ?? 0;
 
   return (
     <>
-      <aside className="sidebar">
+      <aside className="sidebar" aria-label="workflows and node types">
         <h2>Workflows</h2>
-        <select aria-label="open workflow" value={saved?.name ?? ""} onChange={(e) => (e.target.value ? go("builder", e.target.value) : go("builder", "new"))}>
-          <option value="">(new workflow)</option>
-          {workflows.map((w) => <option key={w.id} value={w.name}>{w.name} (v{w.version})</option>)}
-        </select>
-        <h2 style={{ marginTop: 14 }}>Node types</h2>
-        <p className="muted">Drag onto the canvas.</p>
-        {types.map((t) => (
-          <div
-            key={t.type}
-            className="palette-item"
-            draggable
-            data-testid={`palette-${t.type}`}
-            onDragStart={(e) => {
-              e.dataTransfer.setData("application/aob-node-type", t.type);
-              e.dataTransfer.effectAllowed = "move";
-            }}
-          >
-            <b>{t.type}</b>
-            <small title={t.config_schema.description}>{t.config_schema.description}</small>
-          </div>
-        ))}
+        <WorkflowPicker current={saved?.name ?? null} refreshKey={savedCount} />
+        <NodePalette ref={paletteSearch} types={types} onAdd={(type) => addNode(type, pastePoint())} />
       </aside>
       <section className="canvas">
         <div className="toolbar">
@@ -257,13 +297,19 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
           ) : (
             <span className="badge ok" data-testid="validity">valid</span>
           )}
-          {saved && <span className="badge">v{saved.version}{dirty ? " · unsaved" : ""}</span>}
+          {saved && <span className="badge" data-testid="saved-version">v{saved.version}{dirty ? " · unsaved" : ""}</span>}
           <button className="primary" onClick={() => void save()} disabled={!nodes.length}>Save</button>
           <button onClick={() => void startRun()} disabled={!nodes.length || errorCount > 0}>Run…</button>
           <button onClick={() => setNodes(layout(nodes, edges))} disabled={!nodes.length}>Auto-layout</button>
           <button onClick={() => fileInput.current?.click()}>Import</button>
           <button onClick={exportFile} disabled={!nodes.length}>Export</button>
           <button onClick={() => setPanel(panel === "versions" ? "edit" : "versions")} disabled={!saved}>Versions</button>
+          <span className="toolbar-group" role="group" aria-label="edit">
+            <button onClick={editing.undo} disabled={!editing.canUndo || !!comparison} title="Undo (Ctrl+Z)">Undo</button>
+            <button onClick={editing.redo} disabled={!editing.canRedo || !!comparison} title="Redo (Ctrl+Shift+Z)">Redo</button>
+            <button onClick={editing.paste} disabled={!!comparison} title="Paste (Ctrl+V)">Paste</button>
+            <button onClick={() => setHelp(true)} aria-label="keyboard shortcuts" title="Keyboard shortcuts (?)">?</button>
+          </span>
           <input ref={fileInput} type="file" accept="application/json,.json" hidden onChange={(e) => e.target.files?.[0] && void importFile(e.target.files[0])} />
         </div>
         {message && (
@@ -271,7 +317,15 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
             {message.text} <button onClick={() => setMessage(null)}>×</button>
           </div>
         )}
-        <div className="flow" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas">
+        <div
+          className="flow"
+          ref={flowBox}
+          onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }}
+          onDrop={onDrop}
+          onPointerMove={(e) => (pointer.current = { x: e.clientX, y: e.clientY })}
+          onPointerLeave={() => (pointer.current = null)}
+          data-testid="canvas"
+        >
           <ReactFlow
             nodes={shownNodes}
             edges={shownEdges}
@@ -279,9 +333,10 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
             onNodesChange={comparison ? undefined : onNodesChange}
             onEdgesChange={comparison ? undefined : onEdgesChange}
             onConnect={comparison ? undefined : onConnect}
-            deleteKeyCode={comparison ? null : ["Delete", "Backspace"]}
+            deleteKeyCode={null}
             nodesConnectable={!comparison}
             defaultViewport={{ x: 0, y: 0, zoom: 1 }}
+            minZoom={0.05}
           >
             <Background />
             <Controls />
@@ -289,7 +344,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
           </ReactFlow>
         </div>
       </section>
-      <aside className="panel">
+      <aside className="panel" aria-label="editor">
         {panel === "versions" && saved ? (
           <VersionsPanel
             workflow={saved.name}
@@ -301,6 +356,8 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
               setMessage({ text: `Opened version ${version}; saving makes it the latest again.` });
             }}
           />
+        ) : selectedNodes.length > 1 ? (
+          <SelectionEditor nodes={selectedNodes} onCopy={editing.copy} onCut={editing.cut} onDuplicate={editing.duplicate} onDelete={editing.remove} />
         ) : selectedNode ? (
           <NodeEditor
             node={selectedNode}
@@ -312,6 +369,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
             warnings={pinnedWarnings.nodes[selectedNode.id] ?? []}
             setNodes={setNodes}
             setEdges={setEdges}
+            onDelete={editing.remove}
           />
         ) : selectedEdgeIndex >= 0 ? (
           <EdgeEditor
@@ -319,6 +377,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
             sourceType={nodes.find((n) => n.id === edges[selectedEdgeIndex].source)?.data.spec.type}
             errors={pinned.edges[selectedEdgeIndex] ?? []}
             setEdges={setEdges}
+            onDelete={editing.remove}
           />
         ) : (
           <WorkflowEditor meta={meta} setMeta={setMeta} validation={validation} workflowErrors={pinned.workflow} workflowWarnings={pinnedWarnings.workflow} />
@@ -332,6 +391,7 @@ function BuilderInner({ workflowRef }: { workflowRef: string | null }) {
           onClose={() => setRunning(false)}
         />
       )}
+      {help && <ShortcutHelp onClose={() => setHelp(false)} />}
     </>
   );
 }

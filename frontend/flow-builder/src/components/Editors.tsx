@@ -26,6 +26,7 @@ export function NodeEditor(props: {
   warnings: string[];
   setNodes: SetState<FlowNode[]>;
   setEdges: SetState<FlowEdge[]>;
+  onDelete: () => void;
 }) {
   const { node, edges, schema, errors, warnings, setNodes, setEdges } = props;
   const spec = node.data.spec;
@@ -43,9 +44,10 @@ export function NodeEditor(props: {
   };
   return (
     <div data-testid="node-editor">
-      <h2>
-        {spec.type} node <span className="muted">· Delete removes it</span>
-      </h2>
+      <div className="row">
+        <h2 style={{ flex: 1 }}>{spec.type} node</h2>
+        <button className="danger" onClick={props.onDelete} title="Delete">Delete</button>
+      </div>
       <Messages errors={errors} warnings={warnings} />
       <div className="field">
         <label htmlFor="node-id">Id</label>
@@ -87,7 +89,7 @@ export function NodeEditor(props: {
   );
 }
 
-export function EdgeEditor(props: { edge: FlowEdge; sourceType?: string; errors: string[]; setEdges: SetState<FlowEdge[]> }) {
+export function EdgeEditor(props: { edge: FlowEdge; sourceType?: string; errors: string[]; setEdges: SetState<FlowEdge[]>; onDelete: () => void }) {
   const { edge, sourceType, errors, setEdges } = props;
   const data = edge.data ?? {};
   const update = (patch: { when?: string; branch?: string }) =>
@@ -102,9 +104,10 @@ export function EdgeEditor(props: { edge: FlowEdge; sourceType?: string; errors:
     );
   return (
     <div data-testid="edge-editor">
-      <h2>
-        Edge {edge.source} → {edge.target} <span className="muted">· Delete removes it</span>
-      </h2>
+      <div className="row">
+        <h2 style={{ flex: 1 }}>Edge {edge.source} → {edge.target}</h2>
+        <button className="danger" onClick={props.onDelete} title="Delete">Delete</button>
+      </div>
       <Messages errors={errors} />
       <div className="field">
         <label htmlFor="edge-branch">Branch label</label>
@@ -124,6 +127,23 @@ export function EdgeEditor(props: { edge: FlowEdge; sourceType?: string; errors:
         <input id="edge-when" value={data.when ?? ""} placeholder="output.status == 200, or failed" onChange={(e) => update({ when: e.target.value })} />
         <div className="hint">`output` is the source node's output; `failed` takes the edge only when the source failed.</div>
       </div>
+    </div>
+  );
+}
+
+/** More than one node selected: what can be done to them together. */
+export function SelectionEditor(props: { nodes: FlowNode[]; onCopy: () => void; onCut: () => void; onDuplicate: () => void; onDelete: () => void }) {
+  return (
+    <div data-testid="selection-editor">
+      <h2>{props.nodes.length} nodes selected</h2>
+      <p className="muted">{props.nodes.map((n) => n.id).join(", ")}</p>
+      <div className="row">
+        <button onClick={props.onCopy} title="Copy (Ctrl+C)">Copy</button>
+        <button onClick={props.onCut} title="Cut (Ctrl+X)">Cut</button>
+        <button onClick={props.onDuplicate} title="Duplicate (Ctrl+D)">Duplicate</button>
+        <button className="danger" onClick={props.onDelete} title="Delete">Delete</button>
+      </div>
+      <p className="muted">Paste them here or into another workflow with Ctrl+V. Press ? for every shortcut.</p>
     </div>
   );
 }
@@ -157,6 +177,17 @@ export function WorkflowEditor(props: {
 function JsonField({ label, id, value, onChange }: { label: string; id: string; value: unknown; onChange: (v: unknown) => void }) {
   const [raw, setRaw] = useState(value === undefined ? "" : JSON.stringify(value, null, 2));
   const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    // Show outside changes (a workflow opened, an import) without clobbering what is being typed.
+    let typed: unknown = undefined;
+    try {
+      typed = raw.trim() ? JSON.parse(raw) : undefined;
+    } catch {
+      return;
+    }
+    if (JSON.stringify(typed) !== JSON.stringify(value)) setRaw(value === undefined ? "" : JSON.stringify(value, null, 2));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [value]);
   return (
     <div className={`field${error ? " invalid" : ""}`}>
       <label htmlFor={id}>{label}</label>

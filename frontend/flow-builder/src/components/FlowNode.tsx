@@ -1,5 +1,6 @@
 // How a node looks on every canvas: type, id, and whatever the page overlays (errors, run state, diff, patches).
 import { Handle, Position, type NodeProps } from "@xyflow/react";
+import { memo } from "react";
 import type { FlowNode } from "../state/graph";
 
 export type NodeOverlay = {
@@ -11,7 +12,7 @@ export type NodeOverlay = {
   approval?: boolean;
 };
 
-export function AobNode({ id, data, selected }: NodeProps<FlowNode>) {
+function AobNodeView({ id, data, selected }: NodeProps<FlowNode>) {
   const overlay = (data.overlay ?? {}) as NodeOverlay;
   const classes = ["aob-node"];
   if (selected) classes.push("selected");
@@ -32,5 +33,27 @@ export function AobNode({ id, data, selected }: NodeProps<FlowNode>) {
     </div>
   );
 }
+
+function sameOverlay(a: NodeOverlay = {}, b: NodeOverlay = {}): boolean {
+  return (
+    a.status === b.status &&
+    a.meta === b.meta &&
+    a.diff === b.diff &&
+    a.patched === b.patched &&
+    a.approval === b.approval &&
+    (a.errors ?? []).join("\n") === (b.errors ?? []).join("\n")
+  );
+}
+
+/** A node drawn again only when what it shows changed: the run view rebuilds every node's data per batch of
+ * events, and without this each batch re-rendered all 1,000 nodes of a large run (npm run bench:ui). */
+export const AobNode = memo(
+  AobNodeView,
+  (a, b) =>
+    a.id === b.id &&
+    a.selected === b.selected &&
+    a.data.spec === b.data.spec &&
+    sameOverlay(a.data.overlay as NodeOverlay | undefined, b.data.overlay as NodeOverlay | undefined),
+);
 
 export const nodeTypes = { aob: AobNode };

@@ -4,6 +4,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { Page } from "../api/types";
 import { useSession } from "../session";
 import type { LogLine, NodeLog } from "../state/runEvents";
+import { AgentLog } from "./AgentLog";
 
 const ROW_PX = 18;
 const OVERSCAN = 20;
@@ -65,10 +66,11 @@ export function VirtualLog({ lines, count, truncated }: { lines: LogLine[]; coun
   );
 }
 
-type StoredLine = { id: string; line?: string; text?: string; kind?: string };
+type StoredLine = { id: string; line?: string; text?: string; kind?: string; more?: boolean };
 
-/** The live log of ``nodeId``; when the run's events hold none (archived), the stored lines are paged in. */
-export function LogPanel({ runId, nodeId, log }: { runId: string; nodeId: string; log: NodeLog | undefined }) {
+/** The live log of ``nodeId``; when the run's events hold none (archived), the stored lines are paged in. An agent
+ * node's log is shown as its conversation. */
+export function LogPanel({ runId, nodeId, log, nodeType }: { runId: string; nodeId: string; log: NodeLog | undefined; nodeType?: string }) {
   const { api } = useSession();
   const [stored, setStored] = useState<NodeLog | null>(null);
   const [note, setNote] = useState<string | null>(null);
@@ -84,7 +86,7 @@ export function LogPanel({ runId, nodeId, log }: { runId: string; nodeId: string
         const body = await api.get<Page<StoredLine> & { truncated?: boolean }>(
           `/api/v1/runs/${encodeURIComponent(runId)}/nodes/${encodeURIComponent(nodeId)}/logs?after=${encodeURIComponent(after)}`,
         );
-        for (const item of body.items) lines.push({ id: item.id, text: item.line ?? item.text ?? "", level: item.kind });
+        for (const item of body.items) lines.push({ id: item.id, text: item.line ?? item.text ?? "", level: item.kind, more: item.more });
         truncated ||= body.truncated === true;
         if (!body.next_cursor || !body.items.length) break;
         after = body.next_cursor;
@@ -98,5 +100,6 @@ export function LogPanel({ runId, nodeId, log }: { runId: string; nodeId: string
   }, [api, runId, nodeId, live]);
   const shown = live > 0 || !stored ? log : stored;
   if (!shown || shown.count === 0) return <p className="muted" data-testid="log-empty">{note ?? "No log lines yet; they appear here as the node writes them."}</p>;
-  return <VirtualLog lines={shown.lines} count={shown.count} truncated={shown.truncated} />;
+  const raw = <VirtualLog lines={shown.lines} count={shown.count} truncated={shown.truncated} />;
+  return nodeType === "agent" ? <AgentLog log={shown} rawLines={raw} /> : raw;
 }

@@ -1,18 +1,25 @@
 // One run, live: nodes coloured by state, patches animated as they land, a timeline stepping base → patch N,
-// approvals on their nodes, and a detail panel (state, timings, output, error, log) per node.
+// approvals on their nodes, a detail panel (state, attempts, child runs, output, error, log) per node, the run's
+// timeline, and the actions on the run (cancel, resume, run again).
 import { Background, Controls, ReactFlow, ReactFlowProvider, type NodeChange } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { describeError } from "../api/client";
-import type { Definition, Page, PatchRecord, Run } from "../api/types";
+import type { ChildRun, Definition, Page, PatchRecord, Run, RunEvent } from "../api/types";
+import { useChildRuns } from "../net/childRuns";
 import { useLiveRun } from "../net/runStore";
-import { useTenant } from "../net/tenant";
+import { useTenant, useTenantEvents } from "../net/tenant";
 import { useSession } from "../session";
 import { definitionToCanvas } from "../state/graph";
 import { applyPatch } from "../state/jsonPatch";
 import type { NodeView, PendingApproval, RunView as View } from "../state/runEvents";
+import { nodeAttempts, type AttemptsView } from "../state/attempts";
 import { ApprovalCard } from "./ApprovalsPage";
+import { ChildRuns, NodeAttempts } from "./NodeAttempts";
+import { ResumeDialog, RunAgainDialog, type ActionDialog } from "./RunActions";
+import { RunTimeline } from "./RunTimeline";
 import { nodeTypes, type NodeOverlay } from "./FlowNode";
 import { LogPanel } from "./LogPanel";
+import { RunTokens } from "./AgentLog";
 
 type Loaded = { run: Run; definition: Definition; base: Definition | null; patches: PatchRecord[] };
 
@@ -38,11 +45,22 @@ function RunViewInner({ runId }: { runId: string }) {
   const live = useLiveRun(runId, api.key);
   const tenant = useTenant(api);
   const view = live.view;
+  const { restart } = live;
+  // A resume (from this page or anywhere else) makes an ended run live again: its tenant event says so.
+  const onTenantEvents = useCallback(
+    (events: RunEvent[]) => {
+      if (events.some((e) => e.run_id === runId && e.type === "run_resumed")) restart();
+    },
+    [runId, restart],
+  );
+  useTenantEvents(api, onTenantEvents);
   const [loaded, setLoaded] = useState<Loaded | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [step, setStep] = useState<number | null>(null);
   const [tab, setTab] = useState<"detail" | "logs">("detail");
+  const [dialog, setDialog] = useState<ActionDialog | null>(null);
+  const [showTimeline, setShowTimeline] = useState(false);
   const path = `/api/v1/runs/${encodeURIComponent(runId)}`;
 
   // Read again when a patch lands (new nodes) and when the run ends (outputs).
@@ -65,7 +83,9 @@ function RunViewInner({ runId }: { runId: string }) {
     return () => {
       cancelled = true;
     };
-  }, [api, path, view.patches.length, view.ended]);
+    // A resume may replace the inputs.
+  }, [api, path, view.patches.length, view.ended, live.attempts.epoch]);
+  const children = useChildRuns(api, runId, live.attempts.childEvents, loaded?.run.children ?? []);
 
   const decided = tenant.decided;
   const approvals = useMemo(() => Object.values(view.approvals).filter((a) => !decided.has(a.id)), [view.approvals, decided]);
@@ -91,18 +111,25 @@ function RunViewInner({ runId }: { runId: string }) {
   }, [step, loaded, patches, shownDefinition]);
 
   const canvas = useMemo(() => (shownDefinition ? definitionToCanvas(shownDefinition) : null), [shownDefinition]);
+  // A node whose inputs did not change keeps its object, so React Flow and the memoised node drawing skip it: a
+  // batch of events on a 1,000-node run redraws the nodes it touched, not all of them.
+  type Drawn = { inputs: unknown[]; node: ReturnType<typeof definitionToCanvas>["nodes"][number] };
+  const drawn = useRef(new Map<string, Drawn>());
   const nodes = useMemo(() => {
     if (!canvas) return [];
+    const waiting = new Set(approvals.map((a) => a.nodeId));
     return canvas.nodes.map((n) => {
       const state = view.nodes[n.id];
-      const overlay: NodeOverlay = {
-        status: state?.status ?? "pending",
-        meta: nodeMeta(state),
-        patched: step === null ? n.id in view.addedNodes : stepAdded.has(n.id),
-        approval: approvals.some((a) => a.nodeId === n.id),
-      };
+      const patched = step === null ? n.id in view.addedNodes : stepAdded.has(n.id);
       const measured = sizes.current.get(n.id);
-      return { ...n, measured, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
+      const inputs = [n, state, patched, waiting.has(n.id), n.id === selected, measured];
+      const cached = drawn.current.get(n.id);
+      if (cached && cached.inputs.every((value, i) => value === inputs[i])) return cached.node;
+      const approval = waiting.has(n.id);
+      const overlay: NodeOverlay = { status: state?.status ?? "pending", meta: nodeMeta(state), patched, approval };
+      const node = { ...n, measured, selected: n.id === selected, draggable: false, data: { ...n.data, overlay } };
+      drawn.current.set(n.id, { inputs, node });
+      return node;
     });
   }, [canvas, view.nodes, view.addedNodes, approvals, selected, step, stepAdded]);
   const edges = useMemo(() => {
@@ -136,6 +163,16 @@ function RunViewInner({ runId }: { runId: string }) {
               Cancel run
             </button>
           )}
+          {view.ended && loaded && (
+            <button onClick={() => setDialog({ mode: "resume", fromNode: null })} data-testid="resume-run">
+              Resume…
+            </button>
+          )}
+          {view.ended && loaded?.run.workflow_id && (
+            <button onClick={() => setDialog({ mode: "again" })} data-testid="run-again">
+              Run again…
+            </button>
+          )}
         </div>
         {error && <div className="alert" style={{ margin: "6px 10px" }}>{error}</div>}
         <div className="flow" data-testid="run-canvas">
@@ -164,6 +201,10 @@ function RunViewInner({ runId }: { runId: string }) {
             </button>
           ))}
           <button className={step === null ? "on" : ""} onClick={() => setStep(null)}>live</button>
+          <span style={{ flex: 1 }} />
+          <button className={showTimeline ? "on" : ""} aria-pressed={showTimeline} onClick={() => setShowTimeline(!showTimeline)} data-testid="timeline-toggle">
+            Timeline
+          </button>
           {step !== null && step > 0 && patches[step - 1] && (
             <span data-testid="patch-detail">
               by <b>{patches[step - 1].author}</b>
@@ -171,7 +212,18 @@ function RunViewInner({ runId }: { runId: string }) {
             </span>
           )}
         </div>
+        {showTimeline && (
+          <section className="timeline-panel" aria-label="run timeline">
+            <RunTimeline attempts={live.attempts} live={!view.ended} onSelect={setSelected} />
+          </section>
+        )}
       </section>
+      {dialog && loaded && dialog.mode === "resume" && (
+        <ResumeDialog run={loaded.run} definition={loaded.definition} fromNode={dialog.fromNode} onClose={() => setDialog(null)} onResumed={restart} />
+      )}
+      {dialog && loaded && dialog.mode === "again" && (
+        <RunAgainDialog run={loaded.run} definition={loaded.definition} onClose={() => setDialog(null)} />
+      )}
       <aside className="panel">
         {selected ? (
           <>
@@ -191,13 +243,18 @@ function RunViewInner({ runId }: { runId: string }) {
                 approvals={approvals.filter((a) => a.nodeId === selected)}
                 runId={runId}
                 runNode={loaded?.run.nodes?.[selected]}
+                attempts={live.attempts}
+                run={loaded?.run ?? null}
+                children={children}
+                ended={view.ended}
+                onResumeFrom={() => setDialog({ mode: "resume", fromNode: selected })}
               />
             ) : (
-              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} />
+              <LogPanel runId={runId} nodeId={selected} log={view.logs[selected]} nodeType={selectedSpec?.type} />
             )}
           </>
         ) : (
-          <RunSummary view={view} run={loaded?.run ?? null} approvals={approvals} runId={runId} />
+          <RunSummary view={view} run={loaded?.run ?? null} approvals={approvals} runId={runId} children={children} />
         )}
       </aside>
     </>
@@ -214,6 +271,11 @@ function NodeDetail(props: {
   approvals: PendingApproval[];
   runId: string;
   runNode: { output?: unknown; output_ref?: string } | undefined;
+  attempts: AttemptsView;
+  run: Run | null;
+  children: ChildRun[];
+  ended: boolean;
+  onResumeFrom: () => void;
 }) {
   const { api } = useSession();
   const { node, spec } = props;
@@ -224,6 +286,7 @@ function NodeDetail(props: {
     api.get<unknown>(`/api/v1/blobs/${ref.replace(/^cas:\/\/sha256:/, "")}`).then(setBlob).catch(() => {});
   }, [api, ref]);
   const output = node?.output ?? props.runNode?.output ?? blob;
+  const children = props.children.filter((c) => c.parent_node_id === spec?.id);
   const ms = (value: number | undefined) => (value === undefined ? "–" : `${value.toFixed(1)} ms`);
   return (
     <div data-testid="node-detail">
@@ -242,6 +305,17 @@ function NodeDetail(props: {
         {node?.branch && (<><dt>branch</dt><dd>{node.branch}</dd></>)}
         {node?.reason && (<><dt>reason</dt><dd>{node.reason}</dd></>)}
       </dl>
+      {props.ended && props.run && (
+        <button onClick={props.onResumeFrom} data-testid="resume-from-node">Resume from this node…</button>
+      )}
+      <h3>Attempts</h3>
+      <NodeAttempts attempts={spec ? nodeAttempts(props.attempts, spec.id) : []} />
+      {children.length > 0 && (
+        <>
+          <h3>Child runs</h3>
+          <ChildRuns children={children} showNode={false} />
+        </>
+      )}
       <h3>Inputs (config)</h3>
       <Json value={spec?.config ?? {}} />
       <h3>Output</h3>
@@ -256,17 +330,29 @@ function NodeDetail(props: {
   );
 }
 
-function RunSummary({ view, run, approvals, runId }: { view: View; run: Run | null; approvals: PendingApproval[]; runId: string }) {
+function RunSummary(props: { view: View; run: Run | null; approvals: PendingApproval[]; runId: string; children: ChildRun[] }) {
+  const { view, run, approvals, runId, children } = props;
   return (
     <div data-testid="run-summary">
       <h2>Run</h2>
-      <p className="muted">Click a node for its detail and log.</p>
+      <p className="muted">Click a node for its detail, attempts and log.</p>
+      {run?.parent_run_id && (
+        <p>
+          Started by run <a href={`#/runs/${encodeURIComponent(run.parent_run_id)}`} data-testid="parent-run"><code>{run.parent_run_id}</code></a>
+        </p>
+      )}
       {approvals.length > 0 && <h3>Waiting for approval</h3>}
       {approvals.map((a) => (
         <ApprovalCard key={a.id} approval={{ id: a.id, run_id: runId, node_id: a.nodeId, title: a.title, description: a.description }} />
       ))}
       <h3>Inputs</h3>
       <Json value={run?.inputs ?? {}} />
+      {children.length > 0 && (
+        <>
+          <h3>Child runs ({children.length})</h3>
+          <ChildRuns children={children} showNode />
+        </>
+      )}
       {view.ended && (
         <>
           <h3>Outputs</h3>
@@ -287,6 +373,7 @@ function RunSummary({ view, run, approvals, runId }: { view: View; run: Run | nu
           </li>
         ))}
       </ul>
+      <RunTokens logs={view.logs} />
       <p className="muted">{view.applied} events applied · last id {view.lastId}</p>
     </div>
   );

@@ -1,14 +1,14 @@
-// Tenant-wide live data: the runs list (fed by /ws/tenant) and pending approvals (decided ones vanish at once).
+// Tenant-wide live data from /ws/tenant: pending approvals (read once per connection, then kept from the feed's
+// events, never polled) and the feed itself for pages that follow it (the runs page).
 import { useEffect, useSyncExternalStore } from "react";
 import type { Api } from "../api/client";
-import type { Approval, Page, Run, RunEvent } from "../api/types";
+import type { Approval, Page, RunEvent } from "../api/types";
+import { applyApprovalEvent, emptyFeed, mergeListed, type ApprovalFeed } from "../state/approvalFeed";
 import { compareIds } from "../state/runEvents";
+import { notifyApproval } from "./desktopNotify";
 import { EventSocket, type SocketStatus } from "./eventSocket";
 
-export type RunRow = Pick<Run, "id" | "workflow_name" | "version" | "status" | "created_at"> & { patches?: number };
-
 export type TenantState = {
-  runs: RunRow[];
   approvals: Approval[];
   decided: Set<string>;
   feed: SocketStatus;
@@ -16,36 +16,14 @@ export type TenantState = {
   error?: string;
 };
 
-const APPROVALS_POLL_MS = 2000;
-const TERMINAL = new Set(["succeeded", "failed", "cancelled", "timed_out"]);
-
-/** ``rows`` with one tenant event applied (pure; exported for tests). */
-export function applyTenantEvent(rows: RunRow[], event: RunEvent): RunRow[] {
-  const index = rows.findIndex((r) => r.id === event.run_id);
-  const row: RunRow =
-    index >= 0
-      ? { ...rows[index] }
-      : { id: event.run_id, workflow_name: "", version: 0, status: "queued", created_at: new Date(event.ts).toISOString() };
-  const data = event.data ?? {};
-  if (event.type === "run_started") {
-    row.status = row.status === "queued" ? "running" : row.status;
-    if (typeof data.workflow_name === "string") row.workflow_name = data.workflow_name;
-    if (typeof data.version === "number") row.version = data.version;
-  } else if (event.type === "run_resumed") row.status = "running";
-  else if (event.type === "workflow_patched") row.patches = (row.patches ?? 0) + 1;
-  else if (event.type.startsWith("run_")) {
-    const status = event.type.slice(4);
-    if (TERMINAL.has(status)) row.status = status as Run["status"];
-  }
-  if (index >= 0) return rows.map((r, i) => (i === index ? row : r));
-  return [row, ...rows];
-}
+type EventListener = (events: RunEvent[]) => void;
 
 class TenantStore {
-  state: TenantState = { runs: [], approvals: [], decided: new Set(), feed: "connecting", lastId: "0-0" };
+  state: TenantState = { approvals: [], decided: new Set(), feed: "connecting", lastId: "0-0" };
+  private approvalFeed: ApprovalFeed = emptyFeed();
   private listeners = new Set<() => void>();
+  private eventListeners = new Set<EventListener>();
   private socket: EventSocket | null = null;
-  private poll: ReturnType<typeof setInterval> | null = null;
   private users = 0;
   api: Api | null = null;
 
@@ -61,70 +39,78 @@ class TenantStore {
 
   snapshot = (): TenantState => this.state;
 
+  /** Call ``listener`` with each batch of tenant events from now on; returns the unsubscribe. */
+  onEvents(listener: EventListener): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
   acquire(api: Api): void {
     this.users += 1;
     if (this.api === api) return;
-    this.stopFeeds();
+    this.socket?.stop();
     this.users = 1;
     this.api = api;
-    void this.start(api);
+    this.approvalFeed = emptyFeed();
+    this.start(api);
   }
 
   release(): void {
     this.users -= 1;
     if (this.users > 0) return;
     this.api = null;
-    this.stopFeeds();
-  }
-
-  private stopFeeds(): void {
     this.socket?.stop();
     this.socket = null;
-    if (this.poll) clearInterval(this.poll);
-    this.poll = null;
   }
 
-  private async start(api: Api): Promise<void> {
+  private start(api: Api): void {
     // Stream ids are millisecond timestamps: starting a little before the list is read misses nothing.
     const since = `${Date.now() - 5000}-0`;
-    try {
-      const page = await api.get<Page<RunRow>>("/api/v1/runs?limit=100");
-      const known = new Map(this.state.runs.map((r) => [r.id, r]));
-      this.set({ runs: page.items.map((r) => ({ ...known.get(r.id), ...r })), lastId: since });
-    } catch (error) {
-      this.set({ error: String(error) });
-    }
-    if (this.api !== api) return;
+    this.set({ lastId: since, approvals: [] });
     this.socket = new EventSocket({
       path: "/ws/tenant",
       token: api.key,
       cursor: () => this.state.lastId,
-      onEvents: (events) => {
-        let runs = this.state.runs;
-        let lastId = this.state.lastId;
-        for (const event of events) {
-          if (compareIds(event.id, lastId) <= 0) continue;
-          runs = applyTenantEvent(runs, event);
-          lastId = event.id;
-        }
-        this.set({ runs, lastId });
-        void this.refreshApprovals();
+      onEvents: (events) => this.receive(events),
+      onStatus: (feed, detail) => {
+        this.set({ feed, error: feed === "error" ? detail : undefined });
+        // Each (re)connection reads the pending list once: what the feed missed while away is in it.
+        if (feed === "live") void this.readApprovals(api);
       },
-      onStatus: (feed, detail) => this.set({ feed, error: feed === "error" ? detail : this.state.error }),
     });
     this.socket.start();
-    void this.refreshApprovals();
-    this.poll = setInterval(() => void this.refreshApprovals(), APPROVALS_POLL_MS);
   }
 
-  async refreshApprovals(): Promise<void> {
-    const api = this.api;
-    if (!api) return;
+  private receive(events: RunEvent[]): void {
+    let lastId = this.state.lastId;
+    let feed = this.approvalFeed;
+    const fresh: RunEvent[] = [];
+    for (const event of events) {
+      if (compareIds(event.id, lastId) <= 0) continue;
+      lastId = event.id;
+      fresh.push(event);
+      const applied = applyApprovalEvent(feed, event);
+      feed = applied.feed;
+      if (applied.arrived) notifyApproval(applied.arrived);
+    }
+    this.approvalFeed = feed;
+    this.set({ lastId, approvals: this.visible(feed) });
+    for (const listener of this.eventListeners) listener(fresh);
+  }
+
+  private visible(feed: ApprovalFeed): Approval[] {
+    return feed.pending.filter((a) => !this.state.decided.has(a.id));
+  }
+
+  private async readApprovals(api: Api): Promise<void> {
     try {
-      const page = await api.get<Page<Approval>>("/api/v1/approvals?status=pending&limit=100");
-      if (this.api === api) this.set({ approvals: page.items.filter((a) => !this.state.decided.has(a.id)) });
-    } catch {
-      // The next poll tries again; a 401 already sent the user back to the login page.
+      const page = await api.get<Page<Approval>>("/api/v1/approvals?status=pending&limit=200");
+      if (this.api !== api) return;
+      this.approvalFeed = mergeListed(this.approvalFeed, page.items);
+      this.set({ approvals: this.visible(this.approvalFeed) });
+    } catch (error) {
+      // A 401 already sent the user back to the login page; anything else waits for the next connection.
+      this.set({ error: `pending approvals could not be read: ${String(error)}` });
     }
   }
 
@@ -139,11 +125,17 @@ class TenantStore {
 
 export const tenant = new TenantStore();
 
-/** Tenant runs and pending approvals, live while a component uses them. */
+/** Pending approvals and the tenant feed's status, live while a component uses them. */
 export function useTenant(api: Api): TenantState {
   useEffect(() => {
     tenant.acquire(api);
     return () => tenant.release();
   }, [api]);
   return useSyncExternalStore(tenant.subscribe, tenant.snapshot);
+}
+
+/** Call ``listener`` with every batch of tenant events while the calling component is mounted. */
+export function useTenantEvents(api: Api, listener: EventListener): void {
+  useTenant(api);
+  useEffect(() => tenant.onEvents(listener), [listener]);
 }

@@ -47,6 +47,17 @@ describe("applyEvents", () => {
     expect(twice.applied).toBe(history.length);
   });
 
+  it("leaves the view it was given as it was, and keeps the nodes no event of the batch touched", () => {
+    const before = applyEvents(emptyRunView(), history.slice(0, 4));
+    const snapshot = JSON.stringify(before);
+    const after = applyEvents(before, [ev("105-0", "node_queued", "c", { attempt: 1 }), ev("105-1", "node_started", "c")]);
+    expect(JSON.stringify(before)).toBe(snapshot);
+    expect(before.nodes.c).toBeUndefined();
+    expect(after.nodes.c.status).toBe("running");
+    expect(after.nodes.a).toBe(before.nodes.a);
+    expect(after.applied).toBe(before.applied + 2);
+  });
+
   it("ignores events older than the last applied one", () => {
     const view = applyEvents(emptyRunView(), [history[0], history[2]]);
     const after = applyEvents(view, [history[1]]);

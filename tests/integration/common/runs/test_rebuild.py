@@ -154,6 +154,33 @@ async def test_a_queued_delay_keeps_its_due_time(
         await postgres_matches_redis(pg_pool, redis, keys, [run_id])
 
 
+async def test_a_rebuilt_run_keeps_its_trace(
+    deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool, keys: Keys
+) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    definition = {
+        "name": "traced",
+        "nodes": [node("a", output=1), node("wait", "delay", seconds=1)],
+        "edges": [{"from": "a", "to": "wait"}],
+    }
+    async with Engine(deployment, redis, pool=pg_pool) as engine:
+        run_id = await engine.submit(definition, recorded=True, traceparent=traceparent)
+        await settled(engine, run_id, "wait", "queued")
+        [(queued, _)] = (await hot_state(redis, keys, run_id))["delayed"]
+        assert json.loads(queued)["traceparent"] == traceparent
+        assert await pg_pool.fetchval("SELECT traceparent FROM runs WHERE id = $1", run_id) == traceparent
+        await forget_run(redis, keys, run_id)
+        await redis.delete(keys.shard_for(run_id).delayed)
+
+        await rebuild(engine, run_id)
+
+        after = await hot_state(redis, keys, run_id)
+        assert after["run"]["traceparent"] == traceparent
+        [(requeued, _)] = after["delayed"]
+        assert json.loads(requeued)["traceparent"] == traceparent
+        assert await engine.wait_ended(run_id) == "succeeded"
+
+
 class FlakyBuiltin(BuiltinHandler):
     """Fails node ``flaky``'s first attempt (retryably)."""
 

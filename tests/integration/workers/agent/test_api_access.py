@@ -109,3 +109,17 @@ async def test_an_agent_token_may_only_read_and_patch_its_own_run(api: Api, redi
 
     await credentials.revoke(token)
     assert (await api.request("GET", f"/api/v1/runs/{run_id}", key=agent)).status_code == 401
+
+
+async def test_a_streamed_piece_of_a_line_is_marked_more_in_live_pages(
+    api: Api, redis: aioredis.Redis, keys: Keys
+) -> None:
+    run_id = await finished_agent_run(api, lines=0)
+    stream = keys.logs(run_id, "agent")
+    await redis.xadd(stream, {"line": "Hello ", "kind": "text", "ts": 1, "attempt": 1, "more": "1"}, id="1-100")
+    await redis.xadd(stream, {"line": "world", "kind": "text", "ts": 1, "attempt": 1}, id="1-101")
+    response = await api.request("GET", f"/api/v1/runs/{run_id}/nodes/agent/logs", params={"after": "1-99"})
+    assert [(item["line"], item.get("more")) for item in response.json()["items"]] == [
+        ("Hello ", True),
+        ("world", None),
+    ]

@@ -36,3 +36,38 @@ async def test_a_redelivered_attempt_continues_the_first_deliverys_budget(redis:
             for _ in range(8):
                 await log.add("z" * 99)
     assert await stored_bytes(redis, keys) <= CAP
+
+
+async def test_a_credential_split_between_streamed_pieces_is_still_redacted(redis: aioredis.Redis, keys: Keys) -> None:
+    log = NodeLog(
+        redis,
+        keys,
+        run_id="r1",
+        node_id="agent",
+        attempt=1,
+        redactor=Redactor(["open sesame now"]),
+        cap_bytes=CAP,
+        ttl_s=60,
+    )
+    async with log:
+        await log.add("Use the header Authorization: Bearer ", more=True)
+        await log.add("abcdef1234567890xyz ", more=True)
+        await log.add("then say open ", more=True)
+        await log.add("sesame now.")
+        await log.add("Plain words ", more=True)
+        await log.add('{"ts": "t", "level": "info", "msg": "next"}')
+    entries = [fields for _, fields in await redis.xrange(keys.logs("r1", "agent"))]
+    stored = "".join(entry["line"] for entry in entries)
+    assert "abcdef1234567890xyz" not in stored and "sesame" not in stored
+    assert [entry.get("more") for entry in entries] == ["1", None, "1", None]
+    assert entries[2]["line"] == "Plain words " and entries[3]["kind"] == "log"
+
+
+async def test_a_held_piece_joins_its_continuation_without_the_continuations_own_escape(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    async with node_log(redis, keys) as log:
+        await log.add("the token ", more=True)
+        await log.add('text| {"ts": 1, "level": "x"} end')
+    entries = [fields for _, fields in await redis.xrange(keys.logs("r1", "agent"))]
+    assert [(entry["kind"], entry["line"]) for entry in entries] == [("text", 'the token {"ts": 1, "level": "x"} end')]

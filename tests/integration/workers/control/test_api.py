@@ -89,3 +89,38 @@ async def test_cancel_through_the_api_cancels_descendants(api: Api) -> None:
     response = await api.request("POST", f"/api/v1/runs/{run['id']}/cancel")
     assert response.status_code == 200
     assert (await api.wait_run(deepest))["status"] == "cancelled"
+
+
+async def test_a_child_runs_definition_is_drawn_from_its_ir(api: Api, pg_pool: asyncpg.Pool) -> None:
+    leaf = {
+        "inputs": {"type": "object", "properties": {"v": {"type": "integer"}}},
+        "nodes": [
+            {"id": "t", "type": "transform", "config": {"output": "{{ inputs.v }}"}},
+            {"id": "u", "type": "noop"},
+        ],
+        "edges": [{"from": "t", "to": "u", "when": "output > 1"}],
+    }
+    await api.create_workflow("leaf", leaf)
+    await api.create_workflow("top", calls("leaf", inputs={"v": "{{ inputs.v }}"}))
+    run = await api.start_run("top", {"v": 7})
+    (child,) = (await api.wait_run(run["id"]))["children"]
+    expected = {
+        "name": "leaf",
+        "inputs": leaf["inputs"],
+        "nodes": [
+            {"id": "t", "type": "transform", "config": {"output": "{{ inputs.v }}"}},
+            {"id": "u", "type": "noop", "config": {}},
+        ],
+        "edges": [{"from": "t", "to": "u", "when": "output > 1"}],
+    }
+    hot = await api.request("GET", f"/api/v1/runs/{child['id']}/definition")
+    assert hot.status_code == 200 and hot.json()["definition"] == expected
+
+    async def recorded() -> bool:
+        return await pg_pool.fetchval("SELECT ir IS NOT NULL FROM runs WHERE id = $1", child["id"]) is True
+
+    await eventually(recorded)
+    assert api.engine is not None
+    await api.engine.redis.delete(api.engine.keys.ir(child["id"]))
+    stored = await api.request("GET", f"/api/v1/runs/{child['id']}/definition")
+    assert stored.json()["definition"] == expected

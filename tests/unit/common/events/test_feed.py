@@ -177,3 +177,35 @@ async def test_a_failing_sink_hands_its_events_to_the_feed_and_is_not_used_again
         hub.dispatch(STREAM, "1-0", (event(2),))
         assert ids(await waiting) == ["2-0"] and len(calls) == 1
         await chunks.aclose()
+
+
+async def test_events_between_the_backlog_and_the_streams_start_come_out_though_nothing_follows_them() -> None:
+    # A run that ends while its first watcher connects: the backlog is read before the reader looks up the
+    # stream's end, and the run appends nothing after its terminal event, so no later batch reveals the gap.
+    history = StoredHistory([event(1), event(2)])
+    hub = Hub(queue_size=100)
+    async with EventFeed(hub, history, STREAM, "0-0", "r1") as feed:
+        chunks = feed.chunks()
+        (backlog,) = await take(chunks, 1)
+        assert ids(backlog) == ["1-0", "2-0"]
+        history.events += [event(3), event(4, "run_succeeded")]
+        hub.start(STREAM, "4-0")
+        got = await asyncio.wait_for(take(chunks, 1), 5)
+        assert [ids(c) for c in got] == [["3-0", "4-0"]]
+        assert [c async for c in chunks] == []
+
+
+async def test_a_stream_started_where_the_backlog_ended_delivers_nothing_twice() -> None:
+    history = StoredHistory([event(1)])
+    hub = Hub(queue_size=100)
+    async with EventFeed(hub, history, STREAM, "0-0", "r1") as feed:
+        delivered: list[list[str]] = []
+        feed.write_directly(lambda events: delivered.append([e.id for e in events]) is None)
+        chunks = feed.chunks()
+        assert ids((await take(chunks, 1))[0]) == ["1-0"]
+        waiting = asyncio.create_task(anext(chunks))
+        await asyncio.sleep(0)
+        hub.start(STREAM, "1-0")
+        hub.dispatch(STREAM, "1-0", (event(2, "run_succeeded"),))
+        assert ids(await asyncio.wait_for(waiting, 5)) == ["2-0"]
+        assert delivered == []

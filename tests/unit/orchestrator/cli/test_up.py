@@ -6,7 +6,8 @@ import stat
 from pathlib import Path
 
 from common.secrets import Keyring
-from orchestrator.cli.up import _dev_secrets_key
+from devstack.supervisor import UpSettings
+from orchestrator.cli.up import _dev_secrets_key, _point_agents_at_api
 
 
 def test_the_dev_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
@@ -21,3 +22,17 @@ def test_the_dev_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:
 def test_without_a_data_dir_the_key_lasts_one_session() -> None:
     key, origin = _dev_secrets_key(None)
     assert "this session only" in origin and key != _dev_secrets_key(None)[0]
+
+
+def test_agents_patch_through_the_api_this_stack_serves(tmp_path: Path) -> None:
+    # A stack on another port than 8080 left agents posting their patches to the default URL (api_unreachable).
+    settings = UpSettings(api_port=18123, data_dir=tmp_path)
+    env: dict[str, str] = {}
+    _point_agents_at_api(env, settings)
+    assert env["AOB_API_URL"] == "http://127.0.0.1:18123"
+    wildcard = UpSettings(api_host="0.0.0.0", api_port=9000, data_dir=tmp_path)
+    _point_agents_at_api(env := {}, wildcard)
+    assert env["AOB_API_URL"] == "http://127.0.0.1:9000"
+    configured = {"AOB_API_URL": "https://api.example.com"}
+    _point_agents_at_api(configured, settings)
+    assert configured["AOB_API_URL"] == "https://api.example.com"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from types import SimpleNamespace as NS
 from typing import Any
 
@@ -200,3 +201,12 @@ async def test_a_pod_ended_by_its_deadline_reports_a_kill() -> None:
 def test_timestamps_compare_by_instant_not_by_text() -> None:
     assert timestamp_key("2026-01-01T10:00:01.5Z") > timestamp_key("2026-01-01T10:00:01.000000001Z")
     assert timestamp_key("2026-01-01T10:00:01Z") < timestamp_key("2026-01-01T10:00:01.1Z")
+
+
+def test_the_job_environment_reaches_the_container() -> None:
+    traced = replace(JOB, environment={"TRACEPARENT": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"})
+    container = runtime(FakeApi([], [], pod("Succeeded"))).job_manifest(traced, "aob-agent-x")["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert {"name": "TRACEPARENT", "value": traced.environment["TRACEPARENT"]} in container["env"]
+    assert {"name": "PYTHONUNBUFFERED", "value": "1"} in container["env"]

@@ -165,9 +165,12 @@ def _mapped_errors() -> Iterator[None]:
 
 
 def create_http_client(
-    *, max_connections: int = 100, network_backend: httpcore.AsyncNetworkBackend | None = None
+    *,
+    max_connections: int = 100,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
+    user_agent: str = "aob-http/0.1",
 ) -> httpx.AsyncClient:
-    """One pooled client per process, for ``HttpFetcher``: pinned connections, no env proxies, no cookie jar.
+    """A pooled client whose requests connect only where ``pinned_addresses`` says; no env proxies, no cookie jar.
 
     ``network_backend`` replaces the socket layer under the pinning (tests use it to observe connects).
     """
@@ -178,5 +181,5 @@ def create_http_client(
         trust_env=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         follow_redirects=False,
-        headers={"user-agent": "aob-http/0.1"},
+        headers={"user-agent": user_agent},
     )
