@@ -114,6 +114,11 @@ class LocalRedisCluster:
                             return port
         raise RuntimeError(f"no primary serves slot {slot}")
 
+    @classmethod
+    def wait_answers(cls, port: int) -> None:
+        """Wait until the server (or Sentinel) on ``port`` answers a ping."""
+        cls._wait(lambda: cls._cli(port, "ping") == "PONG", f"port {port} to answer")
+
     def kill(self, port: int) -> None:
         """SIGKILL one node (a replica of a killed primary takes over after the node timeout)."""
         process = self.processes.pop(port)
@@ -134,7 +139,8 @@ class LocalRedisCluster:
             self.kill(port)
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def _cli(self, port: int, *args: str) -> str:
+    @staticmethod
+    def _cli(port: int, *args: str) -> str:
         done = subprocess.run(
             ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10, check=False
         )
