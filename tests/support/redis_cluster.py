@@ -52,7 +52,15 @@ class LocalRedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports[:3]) + "/"
 
     def start(self) -> LocalRedisCluster:
-        """Start the nodes and form the cluster; returns once every slot is served. Raises ``RuntimeError``."""
+        """Start the nodes and form the cluster; returns once every slot is served. Raises ``RuntimeError`` (and
+        stops what it started)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalRedisCluster:
         server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if server is None or cli is None:
             raise RuntimeError("redis-server and redis-cli are needed for cluster tests (apt-get install redis-server)")
