@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up demo test test-unit test-integration test-shell test-frontend ui-skipped lint format migrate bench clean
+.PHONY: install up demo test test-unit test-integration test-cluster test-shell test-frontend ui-skipped lint format migrate bench bench-cluster clean
 
 # The flow-builder UI (frontend/flow-builder) is built when npm is present; the API runs without it.
 NPM := $(shell command -v npm 2>/dev/null)
@@ -52,6 +52,16 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest -q -n 2 --dist loadfile tests/integration
 
+# A representative part of the suite on a local Redis Cluster (three primaries, three replicas) started for the
+# session; tests/integration/cluster runs in `make test` too. Everything: AOB_TEST_REDIS_CLUSTER=1 pytest.
+CLUSTER_TESTS := tests/integration/cluster tests/integration/coordinator/test_flow.py \
+	tests/integration/coordinator/test_exactly_once.py tests/integration/coordinator/test_chaos.py \
+	tests/integration/orchestrator/routes/test_runs.py tests/integration/orchestrator/routes/test_approvals.py \
+	tests/integration/orchestrator/routes/test_events.py tests/integration/workers/test_runtime.py \
+	tests/integration/workers/control/test_nodes.py tests/integration/fanout
+test-cluster: install
+	AOB_TEST_REDIS_CLUSTER=1 $(BIN)/pytest -q -n 2 --dist loadfile $(CLUSTER_TESTS)
+
 # Shell integration scripts (curl + jq) against a real `aob up` stack.
 test-shell: install
 	tests/shell/with_stack.sh
@@ -79,6 +89,10 @@ bench: install
 	$(BIN)/python -m tests.bench.engine
 	$(BIN)/python -m tests.bench.fanout
 	$(if $(NPM),cd $(UI_DIR) && npm run bench:ui,@echo "*** npm not found: SKIPPING the UI benchmark (frontend/flow-builder: npm run bench:ui)")
+
+# The engine on a local Redis Cluster with 1, 2 and 3 coordinators (appends to docs/benchmarks.md).
+bench-cluster: install
+	$(BIN)/python -m tests.bench.cluster
 
 clean:
 	rm -rf $(VENV) .aob .mypy_cache .ruff_cache .pytest_cache

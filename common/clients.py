@@ -26,7 +26,9 @@ async def open_clients(
     Raises ``ConfigError`` naming the missing URL variable.
     """
     if redis is None:
-        redis = connect_redis(required_url(settings.redis_url, "AOB_REDIS_URL", service))
+        redis = connect_redis(
+            required_url(settings.redis_url, "AOB_REDIS_URL", service), cluster=settings.redis_cluster
+        )
         stack.push_async_callback(redis.aclose)
     if pool is None:
         pool = await create_pool(required_url(settings.database_url, "AOB_DATABASE_URL", service), settings.db_schema)

@@ -19,7 +19,7 @@ QUEUE_DEPTH_METRIC = "aob_queue_depth"
 
 
 async def export_queue_depth(redis: aioredis.Redis, keys: Keys, metrics: Metrics) -> None:
-    """Set ``aob_queue_depth{type}`` to the length of each worker type's task stream, read now.
+    """Set ``aob_queue_depth{type}`` to the length of each worker type's task streams (every shard's), read now.
 
     Workers delete the entries they acknowledge, so a stream's length is its tokens waiting plus those in hand. When
     Redis does not answer the gauge is emptied, not left stale: an autoscaler without the metric keeps the scale it
@@ -29,11 +29,12 @@ async def export_queue_depth(redis: aioredis.Redis, keys: Keys, metrics: Metrics
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for worker_type in WORKER_TYPES:
-                pipe.xlen(keys.tasks(worker_type))
-            lengths = await pipe.execute()
+                for stream in keys.tasks(worker_type):
+                    pipe.xlen(stream)
+            replies = await pipe.execute()
     except RedisError:
         logger.warning("queue depth: Redis did not answer; aob_queue_depth left out of this scrape", exc_info=True)
         gauge.clear()
         return
-    for worker_type, length in zip(WORKER_TYPES, lengths, strict=True):
-        gauge.labels(worker_type).set(length)
+    for i, worker_type in enumerate(WORKER_TYPES):
+        gauge.labels(worker_type).set(sum(replies[i * keys.shards : (i + 1) * keys.shards]))

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from common.errors import ConfigError
 from common.hitl_settings import HitlNodeFields
 from common.ops_settings import OpsEndpointFields
+from common.redis_settings import RedisTopologyFields
 from common.tracing import TracingFields
 
 DEFAULT_DENY_PATHS = ("/admin", "/.env", "/.git", "/server-status", "/actuator")
@@ -46,7 +47,7 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-class CommonSettings(BaseSettings, TracingFields):
+class CommonSettings(BaseSettings, TracingFields, RedisTopologyFields):
     """Every process: where state lives, how its keys and tables are named, how it logs and traces."""
 
     model_config = SettingsConfigDict(env_prefix="AOB_", extra="forbid", frozen=True)

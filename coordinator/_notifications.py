@@ -75,7 +75,6 @@ class Notifier:
         self._keys = keys
         self._keyring = Keyring.from_settings(settings)
         self._sender = Sender(settings)
-        self._tenant_prefix = keys.tenant_events("")
         self._consumer = StreamConsumer(
             redis,
             name="notifier",
@@ -102,10 +101,10 @@ class Notifier:
 
     async def _tenant_streams(self) -> list[str]:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]
-        return [self._keys.tenant_events(t) for t in tenants]
+        return [stream for t in tenants for stream in self._keys.tenant_events(t)]
 
     async def _handle_batch(self, batch: Batch) -> None:
-        tenant = batch.stream.removeprefix(self._tenant_prefix)
+        tenant = self._keys.tenant_of_feed(batch.stream)
         events = [
             (entry_id, event)
             for entry_id, fields in batch.entries

@@ -35,7 +35,7 @@ class Reconciler:
         cas: Cas | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        keys = Keys(settings.key_prefix)
+        keys = Keys(settings.key_prefix, settings.shards)
         self._settings = settings
         self._scripts = Scripts(redis, keys)
         self._pool = pool

@@ -1,4 +1,5 @@
-"""The recorder: copies ``wf.ledger`` into Postgres ``runs`` and ``run_steps`` in batches, idempotently."""
+"""The recorder: copies every shard's ``wf.ledger`` into Postgres ``runs`` and ``run_steps`` in batches,
+idempotently."""
 
 from __future__ import annotations
 
@@ -152,7 +153,7 @@ class Recorder:
             name="recorder",
             group=RECORDER_GROUP,
             consumer=consumer,
-            streams=[keys.ledger],
+            streams=[shard.ledger for shard in keys.all_shards()],
             handler=self._record_batch,
             batch=batch,
             block_ms=500,
@@ -177,9 +178,9 @@ class Recorder:
 
     async def _record_batch(self, batch: Batch) -> None:
         entries: list[tuple[str, dict[str, str] | None]] = list(batch.entries)
-        await self._record(entries)
+        await self._record(batch.stream, entries)
 
-    async def _record(self, entries: list[tuple[str, dict[str, str] | None]]) -> int:
+    async def _record(self, ledger: str, entries: list[tuple[str, dict[str, str] | None]]) -> int:
         if not entries:
             return 0
         runs: dict[str, RunEntry] = {}
@@ -211,7 +212,7 @@ class Recorder:
             await self._retention.expire_ended(e.run_id for e in runs.values() if e.status in TERMINAL_RUN_STATUSES)
         ids = [entry_id for entry_id, _ in entries]
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._keys.ledger, RECORDER_GROUP, *ids)
-            pipe.xdel(self._keys.ledger, *ids)
+            pipe.xack(ledger, RECORDER_GROUP, *ids)
+            pipe.xdel(ledger, *ids)
             await pipe.execute()
         return len(entries)

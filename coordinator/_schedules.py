@@ -29,7 +29,7 @@ class Scheduler:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        keys = Keys(settings.key_prefix)
+        keys = Keys(settings.key_prefix, settings.shards)
         self.firer = ScheduleFirer(
             Scripts(redis, keys),
             pool,

@@ -1,4 +1,5 @@
-"""The coordinator service: takes completion signals, decides, applies; runs heartbeats and timers."""
+"""The coordinator service: takes completion signals of the shards it leases, decides, applies; runs heartbeats and
+timers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from common.logging import configure_logging
 from common.metrics import Metrics
 from common.ops_endpoint import ops_endpoint
 from common.retry import Retry, sleep_unless
+from common.runs.admission import release_ended
 from common.runs.cas import Cas
 from common.runs.dead_letters import DeadLetter
 from common.runs.decisions import Decision
@@ -35,6 +37,7 @@ from common.tracing import Tracing, start_tracing
 from common.workflow.edges import needs_output
 from common.workflow.templates import TemplateScope
 from coordinator._decide import decide
+from coordinator._leases import ShardLeases
 from coordinator._notifications import Notifier
 from coordinator._outputs import compute_outputs
 from coordinator._reconciler import Reconciler
@@ -66,16 +69,16 @@ class Coordinator:
         self._tracing = tracing
         self.id = coordinator_id or uuid.uuid4().hex[:12]
         self._redis = redis
-        self._keys = Keys(settings.key_prefix)
+        self._keys = Keys(settings.key_prefix, settings.shards)
         self._scripts = Scripts(redis, self._keys)
         self._cas = cas or Cas(redis, self._keys)
         self._irs = IrCache(redis, self._keys)
-        self._inbox = SignalInbox(redis, self._scripts, self._keys, self.id)
+        self._leases = ShardLeases(redis, self._keys, self.id, self._heartbeat_ttl_ms)
+        self._shard_loops: dict[int, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         metrics = metrics or Metrics()
         self._retry = Retry("coordinator", metrics=metrics)
-        self._unsettled = True
         self._applied = metrics.counter("aob_coordinator_signals_total", "completion signals handled", ["result"])
         self._batch_seconds = metrics.histogram("aob_coordinator_batch_seconds", "time to apply one batch", [])
 
@@ -85,12 +88,20 @@ class Coordinator:
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
 
+    @property
+    def _heartbeat_ttl_ms(self) -> int:
+        return int(self.settings.coordinator_heartbeat_s * 3000)
+
+    @property
+    def shards(self) -> set[int]:
+        """The shards this coordinator leases now."""
+        return set(self._leases.owned)
+
     async def run(self) -> None:
-        """Serve until ``shutdown``: signals, heartbeat with orphan recovery, timers."""
-        await self._retry.until_done("heartbeat", self._heartbeat_once, self._stopping)
-        logger.info("coordinator %s started", self.id)
+        """Serve until ``shutdown``: signals of the leased shards, heartbeat with leases and orphan recovery, timers."""
+        await self._retry.until_done("heartbeat", self._heartbeat_step, self._stopping)
+        logger.info("coordinator %s started with shards %s", self.id, sorted(self._leases.owned))
         self._tasks = [
-            asyncio.create_task(self._signal_loop(), name="signals"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._timer_loop(), name="timers"),
         ]
@@ -100,6 +111,7 @@ class Coordinator:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._stop_shard_loops(set(self._shard_loops))
 
     async def shutdown(self) -> None:
         """Stop taking signals; the batch in hand is finished, then the loops end. Idempotent."""
@@ -108,30 +120,52 @@ class Coordinator:
         logger.info("coordinator %s stopping", self.id)
         self._stopping.set()
 
-    async def _signal_loop(self) -> None:
-        # A Redis error (or a bug) in one step is logged, counted and retried: it never ends the coordinator.
-        while await self._retry.until_done("signals", self._signal_step, self._stopping):
-            pass
-
-    async def _signal_step(self) -> None:
+    async def _signal_loop(self, shard: int) -> None:
+        inbox = SignalInbox(self._redis, self._scripts, self._keys, self.id, shard)
+        await self._retry.until_done("signals", inbox.join, self._stopping)
         # Until a batch is settled its signals stay in our inflight list (also left by an earlier life of this
         # coordinator id): they are finished before any new one is taken.
-        batch = await self._inbox.pending() if self._unsettled else []
-        if not batch:
-            self._unsettled = False
-            batch = await self._inbox.take(self.settings.coordinator_block_s, self.settings.coordinator_drain_batch)
-        if not batch:
-            return
-        self._unsettled = True
-        # The batch is finished even if shutdown starts meanwhile.
-        await asyncio.shield(self._process_and_release(batch))
-        self._unsettled = False
+        unsettled = [True]
 
-    async def _process_and_release(self, batch: list[str]) -> None:
+        async def step() -> None:
+            batch = await inbox.pending() if unsettled[0] else []
+            if not batch:
+                unsettled[0] = False
+                batch = await inbox.take(self.settings.coordinator_block_s, self.settings.coordinator_drain_batch)
+            if not batch:
+                return
+            unsettled[0] = True
+            # The batch is finished even if shutdown starts (or the lease goes) meanwhile.
+            await asyncio.shield(self._process_and_release(inbox, batch))
+            unsettled[0] = False
+
+        # A Redis error (or a bug) in one step is logged, counted and retried: it never ends the coordinator.
+        while shard in self._leases.owned and await self._retry.until_done("signals", step, self._stopping):
+            pass
+
+    async def _process_and_release(self, inbox: SignalInbox, batch: list[str]) -> None:
         started = time.perf_counter()
         await self._process(batch)
-        await self._inbox.done()
+        await inbox.done()
         self._batch_seconds.observe(time.perf_counter() - started)
+
+    def _follow_leases(self) -> None:
+        """Start a signal loop for each shard newly leased; a loop of a shard given back or lost ends by itself
+        after its batch in hand."""
+        for shard, loop in list(self._shard_loops.items()):
+            if loop.done():
+                del self._shard_loops[shard]
+        for shard in sorted(self._leases.owned - set(self._shard_loops)):
+            self._shard_loops[shard] = asyncio.create_task(self._signal_loop(shard), name=f"signals:{shard}")
+
+    async def _stop_shard_loops(self, shards: set[int]) -> None:
+        # A loop ends by itself once its shard is not owned (after its batch in hand, within the block time).
+        loops = [self._shard_loops.pop(shard) for shard in shards]
+        if loops:
+            await asyncio.wait(loops, timeout=self.settings.coordinator_block_s + 1)
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
 
     async def process_batch(self, raw_signals: list[str]) -> None:
         """Decide and apply a batch of raw signals (public for tests and burst mode)."""
@@ -149,7 +183,8 @@ class Coordinator:
                     # Not acted on: a coordinator that knows the version may replay it from the dead-letter stream.
                     logger.error("completion signal refused and dead-lettered: %s: %r", refusal, raw[:200])
                     self._applied.labels("unsupported_version").inc()
-                    await self._park(DeadLetter.of_signal(self._keys.completion_signals, raw, str(refusal), by=self.id))
+                    inbox = self._keys.shard(0).completion_signals
+                    await self._park(DeadLetter.of_signal(inbox, raw, str(refusal), by=self.id))
                 else:
                     logger.error("dropping malformed completion signal %r: %s", raw[:200], exc)
                     self._applied.labels("malformed").inc()
@@ -195,7 +230,8 @@ class Coordinator:
         logger.error("signal %s of %s/%s dead-lettered: %s", signal.token_id, signal.run_id, signal.node_id, reason)
         self._applied.labels("dead_lettered").inc()
         raw = signal.model_dump_json(exclude_none=True)
-        await self._park(DeadLetter.of_signal(self._keys.completion_signals, raw, reason, by=self.id))
+        inbox = self._keys.shard_for(signal.run_id).completion_signals
+        await self._park(DeadLetter.of_signal(inbox, raw, reason, by=self.id))
 
     async def _park(self, letter: DeadLetter) -> None:
         await self._redis.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
@@ -228,31 +264,49 @@ class Coordinator:
             self._irs.forget(signal.run_id)
         return status == "succeeded" and not has_outputs and outcome in ("finished", "duplicate")
 
-    async def _heartbeat_once(self) -> None:
-        ttl_ms = int(self.settings.coordinator_heartbeat_s * 3000)
+    async def _live_coordinators(self) -> int:
+        """Heartbeat, and count the coordinators alive (forgetting those whose heartbeat expired)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._keys.coordinator_alive(self.id), now_ms(), px=ttl_ms)
+            pipe.set(self._keys.coordinator_alive(self.id), now_ms(), px=self._heartbeat_ttl_ms)
             pipe.sadd(self._keys.coordinators, self.id)
-            await pipe.execute()
+            pipe.smembers(self._keys.coordinators)
+            *_, members = await pipe.execute()
+        others = sorted(set(members) - {self.id})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for coordinator_id in others:
+                pipe.exists(self._keys.coordinator_alive(coordinator_id))
+            alive = await pipe.execute() if others else []
+        dead = [coordinator_id for coordinator_id, up in zip(others, alive, strict=True) if not up]
+        if dead:
+            await self._redis.srem(self._keys.coordinators, *dead)
+        return 1 + len(others) - len(dead)
 
     async def _heartbeat_loop(self) -> None:
         while await self._retry.until_done("heartbeat", self._heartbeat_step, self._stopping):
             await sleep_unless(self._stopping, self.settings.coordinator_heartbeat_s)
+        # Peers take the shards at their next heartbeat instead of after the leases expire.
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._keys.coordinator_alive(self.id))
             await self._redis.srem(self._keys.coordinators, self.id)
+            held = set(self._leases.owned)
+            self._leases.owned.clear()
+            await self._stop_shard_loops(set(self._shard_loops))
+            await self._leases.release(held)
 
     async def _heartbeat_step(self) -> None:
-        await self._heartbeat_once()
-        await requeue_orphaned_signals(self._redis, self._keys, self.id)
+        await self._leases.refresh(await self._live_coordinators())
+        self._follow_leases()
+        await requeue_orphaned_signals(self._redis, self._keys, sorted(self._leases.owned), self.id)
 
     async def _timer_loop(self) -> None:
         while await self._retry.until_done("timers", self._timer_step, self._stopping):
             await sleep_unless(self._stopping, self.settings.timer_interval_s)
 
     async def _timer_step(self) -> None:
-        await move_due_tokens(self._scripts)
-        await time_out_runs(self._redis, self._scripts, self._keys)
+        shards = sorted(self._leases.owned)
+        await move_due_tokens(self._scripts, shards)
+        await time_out_runs(self._redis, self._scripts, self._keys, shards)
+        await release_ended(self._redis, self._keys, shards)
 
 
 async def run_coordinator(settings: CoordinatorSettings) -> None:
@@ -261,7 +315,7 @@ async def run_coordinator(settings: CoordinatorSettings) -> None:
     from common.events.archive import EventArchiver
 
     configure_logging(settings.log_level, settings.log_json)
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix, settings.shards)
     async with AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, "coordinator")
         metrics = Metrics()

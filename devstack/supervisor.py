@@ -11,13 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
 
 from common.errors import ConfigError
-from common.settings import AdminKey, ApiHost, ApiPort, CommonSettings
+from common.settings import AdminKey, ApiHost, ApiPort, CommonSettings, FanoutPort
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class UpSettings(CommonSettings):
     admin_key: AdminKey
     api_host: ApiHost
     api_port: ApiPort
+    fanout_port: FanoutPort
     up_services: str | None = Field(
         default=None,
         description="comma-separated services to run, e.g. 'coordinator,worker builtin'; unset runs all, empty none",
@@ -69,10 +70,12 @@ def parse_services(value: str | None) -> tuple[tuple[str, ...], ...]:
 
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
-    """One supervised process: a name for logs and the command line that starts it."""
+    """One supervised process: a name for logs, the command line that starts it and what it sets in the
+    environment beyond the stack's own."""
 
     name: str
     argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_service(cls, service: tuple[str, ...]) -> ChildSpec:
@@ -151,7 +154,7 @@ class Supervisor:
 
     async def _spawn(self, child: ChildSpec) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            *child.argv, env=self._env, stdin=subprocess.DEVNULL, start_new_session=True
+            *child.argv, env={**self._env, **child.env}, stdin=subprocess.DEVNULL, start_new_session=True
         )
         self._procs[child.name] = proc
         self.starts[child.name] += 1

@@ -42,7 +42,7 @@ def create_fanout_app(
         async with AsyncExitStack() as stack:
             # API keys live in Postgres, so the fanout needs it to authenticate anyone.
             redis_client, db = await open_clients(stack, settings, "fanout", redis=redis, pool=pool)
-            keys = Keys(settings.key_prefix)
+            keys = Keys(settings.key_prefix, settings.shards)
             streams = EventStreams(
                 redis_client,
                 keys,

@@ -25,6 +25,7 @@ from common.auth import Principal, authenticate
 from common.events.feed import Chunk, EventFeed
 from common.events.frames import START_ID, WireEvent, valid_id
 from common.events.hub import Overflowed
+from common.events.merged import MergedFeed
 from common.events.metrics import StreamMetrics
 from common.events.streams import EventStreams
 from common.key_watch import KeyWatch
@@ -134,6 +135,7 @@ class SocketHandler:
             return
         except WebSocketDisconnect:
             return
+        feed: EventFeed | MergedFeed
         if run_id is None:
             feed = self.streams.tenant_feed(principal.tenant_id, after)
         else:
@@ -181,7 +183,7 @@ class SocketHandler:
     async def _pump(
         self,
         writer: _Writer,
-        feed: EventFeed,
+        feed: EventFeed | MergedFeed,
         principal: Principal,
         pending_run: str | None,
         revoked: asyncio.Event,
@@ -215,7 +217,9 @@ class SocketHandler:
         else:
             await _close(websocket, CLOSE_DONE, "run ended")
 
-    async def _send_all(self, writer: _Writer, feed: EventFeed, principal: Principal, pending_run: str | None) -> None:
+    async def _send_all(
+        self, writer: _Writer, feed: EventFeed | MergedFeed, principal: Principal, pending_run: str | None
+    ) -> None:
         chunks = feed.chunks(self.settings.write_batch_bytes)
         async with contextlib.aclosing(chunks):
             if pending_run is not None:

@@ -85,7 +85,7 @@ def create_app(
                 own_pool = pool
             redis_client, db = await open_clients(stack, settings, "orchestrator", redis=redis, pool=own_pool)
             await ensure_tenant(db, DEFAULT_TENANT)
-            keys = Keys(settings.key_prefix)
+            keys = Keys(settings.key_prefix, settings.shards)
             key_cache = KeyCache(settings.api_cache_s)
             workflows = WorkflowCache(settings.api_cache_s)
             key_watch = KeyWatch(redis_client, db, keys, settings.key_recheck_s, metrics=metrics, cache=key_cache)

@@ -94,13 +94,13 @@ class Preparer:
         missing = sorted({token.run_id for _, token in live if self._irs.peek(token.run_id) is None})
         planned = [self._needed(token) for _, token in live]
         asks = [(token.run_id, token.node_id, needed) for (_, token), needed in zip(live, planned, strict=True)]
-        replies = await self._scripts.read_tokens(asks, RUN_FIELDS, missing)
-        for run_id, raw in zip(missing, replies[len(live) :], strict=True):
+        replies, irs = await self._scripts.read_tokens(asks, RUN_FIELDS, missing)
+        for run_id, raw in zip(missing, irs, strict=True):
             if raw is not None:
                 self._irs.store_json(run_id, raw)
         wanted: list[_Wanted] = []
         stale: list[tuple[Token, str]] = []
-        for (p, token), (values, node_state, refs), needed in zip(live, replies, planned, strict=False):
+        for (p, token), (values, node_state, refs), needed in zip(live, replies, planned, strict=True):
             run = dict(zip(RUN_FIELDS, values, strict=True))
             if run["status"] is None or run["status"] in TERMINAL_RUN_STATUSES:
                 continue

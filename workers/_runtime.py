@@ -37,7 +37,7 @@ class RunEnded(Exception):
 
 
 class Worker:
-    """Consumes ``wf.tasks.<type>`` for its handlers' types with bounded concurrency."""
+    """Consumes every shard's ``wf.tasks.<type>`` for its handlers' types with bounded concurrency."""
 
     def __init__(
         self,
@@ -54,25 +54,25 @@ class Worker:
         self._tracing = tracing
         self.id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self._redis = redis
-        self._keys = Keys(settings.key_prefix)
+        self._keys = Keys(settings.key_prefix, settings.shards)
         self._scripts = Scripts(redis, self._keys)
         self._cas = cas or Cas(redis, self._keys)
         self._irs = IrCache(redis, self._keys)
-        self._handlers = {self._keys.tasks(h.node_type): h for h in handlers}
+        self._handlers = {stream: h for h in handlers for stream in self._keys.tasks(h.node_type)}
         self._preparer = Preparer(self._scripts, self._cas, self._irs, self.id, template_limits=settings)
         metrics = metrics or Metrics()
         self._done = metrics.counter("aob_worker_tokens_total", "tokens handled", ["type", "outcome"])
         self._exec = metrics.histogram("aob_worker_exec_seconds", "handler time", ["type"])
         slots = Slots(settings.worker_concurrency)
         # Each stream's reader takes at most its share of the slots, so one idle stream cannot starve another.
-        batch_cap = max(1, settings.worker_concurrency // max(1, len(self._handlers)))
-        self._consumers = {
-            stream: StreamConsumer(
+        batch_cap = max(1, settings.worker_concurrency // max(1, len(handlers)))
+        consumers = {
+            handler.node_type: StreamConsumer(
                 redis,
                 name=f"worker.{handler.node_type}",
                 group=self._keys.workers_group(handler.node_type),
                 consumer=self.id,
-                streams=[stream],
+                streams=self._keys.tasks(handler.node_type),
                 handler=self._handle_batch,
                 batch=batch_cap,
                 concurrency=slots,
@@ -84,8 +84,10 @@ class Worker:
                 grace_s=settings.shutdown_grace_s,
                 metrics=metrics,
             )
-            for stream, handler in self._handlers.items()
+            for handler in handlers
         }
+        self._consumers = {stream: consumers[handler.node_type] for stream, handler in self._handlers.items()}
+        self._type_consumers = list(consumers.values())
 
     async def __aenter__(self) -> Worker:
         return self
@@ -95,17 +97,17 @@ class Worker:
 
     async def ensure_groups(self) -> None:
         """Create each stream's consumer group (and the stream) if missing."""
-        for consumer in self._consumers.values():
+        for consumer in self._type_consumers:
             await consumer.ensure_groups()
 
     async def run(self) -> None:
         """Serve until ``shutdown``; in-flight tokens then get the grace period, the rest are left to be reclaimed."""
-        logger.info("worker %s consuming %s", self.id, ", ".join(self._handlers))
-        await asyncio.gather(*(consumer.run() for consumer in self._consumers.values()))
+        logger.info("worker %s consuming %s", self.id, ", ".join(c.name for c in self._type_consumers))
+        await asyncio.gather(*(consumer.run() for consumer in self._type_consumers))
 
     async def shutdown(self) -> None:
         """Stop taking tokens; in-flight ones get the grace period. Idempotent."""
-        for consumer in self._consumers.values():
+        for consumer in self._type_consumers:
             await consumer.shutdown()
 
     async def _handle_batch(self, batch: Batch) -> None:
@@ -266,9 +268,11 @@ class Worker:
             await self._consumers[stream].retry.call("complete", lambda: asyncio.shield(commit()))
 
     async def _commit(self, stream: str, signals: list[CompletionSignal], ids: list[str]) -> None:
+        # A stream holds tokens of its shard's runs only: their signals go to the same shard, in the same slot.
         async with self._redis.pipeline(transaction=True) as pipe:
             if signals:
-                pipe.rpush(self._keys.completion_signals, *(s.model_dump_json(exclude_none=True) for s in signals))
+                inbox = self._keys.shard_for(signals[0].run_id).completion_signals
+                pipe.rpush(inbox, *(s.model_dump_json(exclude_none=True) for s in signals))
             self._consumers[stream].queue_ack(pipe, stream, ids)
             await pipe.execute()
 
@@ -283,12 +287,15 @@ class Worker:
         self, stream: str, entry_id: str, fields: dict[str, str], token: Token | None, reason: str
     ) -> None:
         """Move an entry to ``wf.dlq``; its node fails (no retry) when the token is readable."""
+        letter = DeadLetter.of_token(stream, entry_id, fields, reason, by=self.id)
+        # The dead-letter stream is in another slot than the task stream: it is written first, so a crash in between
+        # leaves the entry pending (buried again later, a duplicate letter at worst), never lost.
+        await self._redis.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
         async with self._redis.pipeline(transaction=True) as pipe:
-            letter = DeadLetter.of_token(stream, entry_id, fields, reason, by=self.id)
-            pipe.xadd(self._keys.dlq, letter.stored(), maxlen=self.settings.dlq_maxlen, approximate=True)
             if token is not None:
                 error = NodeError(type="delivery_limit", message=reason, retryable=False)
                 signal = CompletionSignal.failed(token, error, worker_id=self.id, ended_at_ms=now_ms())
-                pipe.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
+                inbox = self._keys.shard_for(token.run_id).completion_signals
+                pipe.rpush(inbox, signal.model_dump_json(exclude_none=True))
             self._consumers[stream].queue_ack(pipe, stream, [entry_id])
             await pipe.execute()

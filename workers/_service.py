@@ -72,7 +72,7 @@ async def run_worker(node_type: str, settings: WorkerSettings) -> None:
         if tracing is not None:
             stack.callback(tracing.shutdown)
         async with _handler_for(node_type, settings, pool, redis, metrics, tracing) as handler:
-            cas = Cas(redis, Keys(settings.key_prefix), pool)
+            cas = Cas(redis, Keys(settings.key_prefix, settings.shards), pool)
             worker = Worker(settings, redis, [handler], cas=cas, metrics=metrics, tracing=tracing)
             settle_heap()
             async with ops_endpoint(settings, redis, pool, metrics, f"{node_type} worker"):

@@ -1,8 +1,8 @@
 """Event retention: copy an ended run's events into Postgres ``run_events``, and only then trim them from Redis.
 
-Ended runs are found by consuming every tenant stream (``events:tenant:<tenant>``, where each run's terminal
-event is also written) with the consumer group ``archiver``, so any number of archivers share the work and an
-entry is acknowledged only once its run is archived. Tenants come from the Postgres ``tenants`` table. A run
+Ended runs are found by consuming every tenant stream (each shard's ``events:tenant:...:<tenant>``, where each
+run's terminal event is also written) with the consumer group ``archiver``, so any number of archivers share the
+work and an entry is acknowledged only once its run is archived. Tenants come from the Postgres ``tenants`` table. A run
 whose terminal entry was trimmed from a tenant stream before any archiver read it keeps its events in Redis
 (nothing is lost); ``archive_run`` archives it on demand.
 """
@@ -22,6 +22,7 @@ from common.events.frames import START_ID, TERMINAL_EVENT_TYPES, id_key
 from common.events.history import ARCHIVED_FIELD
 from common.keys import Keys
 from common.metrics import Metrics
+from common.redis_client import call_script_many
 from common.streams import Batch, StreamConsumer
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,12 @@ class EventArchiver:
             # A full page may have more behind it.
             reading = [run_id for run_id, page in zip(reading, pages, strict=True) if len(page) == self.page]
         if copied:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for run_id in copied:
-                    ms, seq = id_key(cursors[run_id])
-                    keys = [self.keys.run(run_id), self.keys.events(run_id)]
-                    await self._mark_and_trim(
-                        keys=keys, args=[ARCHIVED_FIELD, cursors[run_id], f"{ms}-{seq + 1}"], client=pipe
-                    )
-                await pipe.execute()
+            calls = []
+            for run_id in copied:
+                ms, seq = id_key(cursors[run_id])
+                keys = [self.keys.run(run_id), self.keys.events(run_id)]
+                calls.append((keys, [ARCHIVED_FIELD, cursors[run_id], f"{ms}-{seq + 1}"]))
+            await call_script_many(self.redis, self._mark_and_trim, calls)
             for run_id, count in copied.items():
                 logger.info("archived %d events of run %s (through %s)", count, run_id, cursors[run_id])
         return sum(copied.values())
@@ -152,7 +151,7 @@ class EventArchiver:
 
     async def _tenant_streams(self) -> list[str]:
         tenants = [row["id"] for row in await self.pool.fetch("SELECT id FROM tenants ORDER BY id")]
-        return [self.keys.tenant_events(t) for t in tenants]
+        return [stream for t in tenants for stream in self.keys.tenant_events(t)]
 
     async def _handle_batch(self, batch: Batch) -> None:
         entries: list[tuple[str, dict[str, str] | None]] = list(batch.entries)

@@ -1,8 +1,10 @@
-"""The one Redis reader of a process: XREAD BLOCK over every watched stream, feeding the hub."""
+"""The one Redis reader of a process: XREAD BLOCK over every watched stream, feeding the hub; on a Redis Cluster,
+where one XREAD reads one slot, an XREAD per slot at once, polled."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -11,11 +13,14 @@ from redis.exceptions import RedisError
 
 from common.events.frames import START_ID, from_entry
 from common.events.hub import Hub
+from common.redis_client import is_cluster, slot_groups
 
 logger = logging.getLogger(__name__)
 
 _RETRY_S = 0.5
 _UNBLOCK_RETRY_S = 0.001
+# How long a reader on a cluster waits after a round of reads that found nothing (a new stream wakes it at once).
+CLUSTER_POLL_S = 0.02
 
 
 def dedicated_client(redis: aioredis.Redis, *, read_timeout_s: float) -> aioredis.Redis:
@@ -40,7 +45,7 @@ class StreamReader:
         self.redis = redis
         self.block_ms = block_ms
         self.batch = batch
-        self._conn = dedicated_client(redis, read_timeout_s=block_ms / 1000 + 10)
+        self._conn = None if is_cluster(redis) else dedicated_client(redis, read_timeout_s=block_ms / 1000 + 10)
         self._client_id: int | None = None
         self._generation = 0
         self._armed = 0
@@ -70,8 +75,9 @@ class StreamReader:
         """Close the dedicated connection (after ``run`` was cancelled)."""
         if self._waker is not None:
             self._waker.cancel()
-        await self._conn.aclose()
-        await self._conn.connection_pool.disconnect()
+        if self._conn is not None:
+            await self._conn.aclose()
+            await self._conn.connection_pool.disconnect()
 
     async def _read_once(self) -> None:
         self._changed.clear()
@@ -80,6 +86,9 @@ class StreamReader:
         cursors = self.hub.cursors()
         if not cursors:
             await self._changed.wait()
+            return
+        if self._conn is None:
+            await self._poll_slots(cursors)
             return
         if self._client_id is None:
             self._client_id = int(await self._conn.client_id())
@@ -92,6 +101,20 @@ class StreamReader:
             self._blocked = False
         for stream, entries in _stream_entries(reply):
             self.hub.dispatch(stream, cursors[stream], tuple(from_entry(i, f) for i, f in entries))
+
+    async def _poll_slots(self, cursors: dict[str, str]) -> None:
+        groups = slot_groups(self.redis, list(cursors))
+        replies = await asyncio.gather(
+            *(self.redis.xread({stream: cursors[stream] for stream in group}, count=self.batch) for group in groups)
+        )
+        got = False
+        for reply in replies:
+            for stream, entries in _stream_entries(reply):
+                got = got or bool(entries)
+                self.hub.dispatch(stream, cursors[stream], tuple(from_entry(i, f) for i, f in entries))
+        if not got:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), CLUSTER_POLL_S)
 
     async def _start_new_streams(self) -> None:
         # A new stream is read from its current end; subscribers get everything before it from the history.

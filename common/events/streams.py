@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from common.events.feed import EventFeed
 from common.events.history import EventHistory
 from common.events.hub import Hub
+from common.events.merged import MergedFeed
 from common.events.reader import StreamReader
 from common.keys import Keys
 
@@ -59,6 +60,7 @@ class EventStreams:
         """The events of run ``run_id`` after ``after``, ending with its terminal event."""
         return EventFeed(self.hub, self.history, self.keys.events(run_id), after, run_id)
 
-    def tenant_feed(self, tenant_id: str, after: str) -> EventFeed:
-        """Run-level events of every run of ``tenant_id`` after ``after``; never ends."""
-        return EventFeed(self.hub, self.history, self.keys.tenant_events(tenant_id), after)
+    def tenant_feed(self, tenant_id: str, after: str) -> MergedFeed:
+        """Run-level events of every run of ``tenant_id`` after ``after`` (every shard's); never ends."""
+        feeds = [EventFeed(self.hub, self.history, stream, after) for stream in self.keys.tenant_events(tenant_id)]
+        return MergedFeed(feeds, after)

@@ -7,7 +7,6 @@ submitted through the API does. One script checks every limit and counts only wh
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from common.keys import Keys, KeyTemplate
+from common.keys import Keys
+from common.runs.clock import redis_now_ms
+from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.settings import RunQuotaFields
 
 _SCRIPT = (Path(__file__).resolve().parent / "lua" / "admit.lua").read_text()
@@ -85,6 +86,33 @@ def submission_limit(quotas: RunQuotaFields, agent_count: int, *, key_id: str | 
     return Limit(f"runs:{tier}:{owner}", per_window, f"run submissions ({tier.replace('_', ' ')})")
 
 
+async def count_active(redis: aioredis.Redis, keys: Keys, run_id: str) -> None:
+    """Count a run that lives again (resumed, rebuilt) in its tenant's active runs, as its admission did."""
+    tenant_id = await redis.hget(keys.run(run_id), "tenant")
+    if tenant_id is not None:
+        await redis.zadd(keys.tenant_active_runs(tenant_id), {run_id: await redis_now_ms(redis)})
+
+
+async def release_ended(redis: aioredis.Redis, keys: Keys, shards: list[int], batch: int = 500) -> int:
+    """Drop the runs of ``shards`` that ended from their tenants' active runs; returns how many.
+
+    The scripts that end a run list it in its shard's outbox (the active sets live in another slot). An item taken
+    here and lost with a crash leaves a run counted until admission finds it ended (``Admission``, at the cap).
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in shards:
+            pipe.lpop(keys.shard(shard).ended_runs, batch)
+        taken = await pipe.execute() if shards else []
+    ended = [item for items in taken for item in items or ()]
+    async with redis.pipeline(transaction=False) as pipe:
+        for item in ended:
+            run_id, _, tenant_id = item.partition(" ")
+            pipe.zrem(keys.tenant_active_runs(tenant_id), run_id)
+        if ended:
+            await pipe.execute()
+    return len(ended)
+
+
 class Admission:
     """Counts requests and admits runs against the limits of one deployment's settings."""
 
@@ -93,8 +121,6 @@ class Admission:
         self._script = redis.register_script(_SCRIPT)
         self._keys = keys
         self._quotas = quotas
-        # The script looks at admitted runs' status in their hashes: it names them from this template.
-        self._run_key = json.dumps(KeyTemplate.of(keys.run).for_lua())
 
     @property
     def window_s(self) -> int:
@@ -119,11 +145,39 @@ class Admission:
         Admitting a run already admitted counts nothing again.
         """
         tier = submission_limit(self._quotas, agent_count, key_id=started_by, tenant_id=tenant_id)
-        return await self._check([*also, tier], run_id=run_id, tenant_id=tenant_id)
+        # A run that started already (its hot state exists; it may have ended) was admitted before.
+        if await self._redis.exists(self._keys.run(run_id)):
+            window_ms = self._quotas.rate_window_s * 1000
+            return Verdict(True, -1, -1, window_ms)
+        verdict = await self._check([*also, tier], run_id=run_id, tenant_id=tenant_id)
+        if verdict.refused_by == ACTIVE_RUNS and await self._drop_ended(tenant_id):
+            verdict = await self._check([*also, tier], run_id=run_id, tenant_id=tenant_id)
+        return verdict
 
     async def release(self, tenant_id: str, run_id: str) -> None:
         """Give back the active-run slot of a run that did not start."""
         await self._redis.zrem(self._keys.tenant_active_runs(tenant_id), run_id)
+
+    async def _drop_ended(self, tenant_id: str) -> int:
+        """Drop from the tenant's active runs those that ended, whose hot state is gone (pruned, expired, lost) and
+        those admitted whose start never came (after a grace); returns how many went. Runs end in their own
+        shard's slot, so the set is tidied here, when it is full, rather than by the scripts that end them."""
+        key = self._keys.tenant_active_runs(tenant_id)
+        members = await self._redis.zrange(key, 0, -1, withscores=True)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id, _ in members:
+                pipe.hget(self._keys.run(run_id), "status")
+            statuses = await pipe.execute()
+        now = await redis_now_ms(self._redis)
+        ended = [
+            run_id
+            for (run_id, admitted_ms), status in zip(members, statuses, strict=True)
+            if (status is not None and status in TERMINAL_RUN_STATUSES)
+            or (status is None and now - admitted_ms > _ADMITTED_GRACE_MS)
+        ]
+        if ended:
+            await self._redis.zrem(key, *ended)
+        return len(ended)
 
     async def _check(self, limits: Sequence[Limit], *, run_id: str, tenant_id: str) -> Verdict:
         keys = [self._keys.rate(limit.scope) for limit in limits]
@@ -131,10 +185,8 @@ class Admission:
             keys.append(self._keys.tenant_active_runs(tenant_id))
         args: list[str | int] = [
             self._quotas.rate_window_s * 1000,
-            self._run_key,
             run_id,
             self._quotas.max_active_runs_per_tenant,
-            _ADMITTED_GRACE_MS,
             *(limit.per_window for limit in limits),
         ]
         allowed, index, limit, remaining, reset_ms = await self._script(keys=keys, args=args)

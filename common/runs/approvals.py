@@ -211,20 +211,21 @@ async def _announce(redis: aioredis.Redis, keys: Keys, row: ApprovalRow, entry: 
         ts=int(now_ms()),
         data={"approval_id": approval.id, "status": approval.status, **entry},
     )
+    shard = keys.shard_for(approval.run_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(keys.events(approval.run_id), {"e": event.stored()}, maxlen=EVENTS_MAXLEN, approximate=True)
         # Notifications follow the tenant stream; the Lua scripts cap it at the same length.
         pipe.xadd(
-            keys.tenant_events(row.tenant_id), {"e": event.stored()}, maxlen=TENANT_EVENTS_MAXLEN, approximate=True
+            shard.tenant_events(row.tenant_id), {"e": event.stored()}, maxlen=TENANT_EVENTS_MAXLEN, approximate=True
         )
         if approval.status != "pending":
-            pipe.rpush(keys.completion_signals, completion_for(row).model_dump_json(exclude_none=True))
+            pipe.rpush(shard.completion_signals, completion_for(row).model_dump_json(exclude_none=True))
             if row.timeout_token:
-                pipe.zrem(keys.delayed, row.timeout_token)
+                pipe.zrem(shard.delayed, row.timeout_token)
         await pipe.execute()
 
 
 async def _forget_timeout(redis: aioredis.Redis, keys: Keys, rows: list[ApprovalRow]) -> None:
-    tokens = [row.timeout_token for row in rows if row.timeout_token]
-    if tokens:
-        await redis.zrem(keys.delayed, *tokens)
+    for row in rows:
+        if row.timeout_token:
+            await redis.zrem(keys.shard_for(row.approval.run_id).delayed, row.timeout_token)

@@ -45,7 +45,7 @@ class Cas:
         async with self._redis.pipeline(transaction=True) as pipe:
             # Same digest means same content: overwriting is harmless (the recorder sets the expiry again).
             pipe.set(self._keys.cas(digest), data)
-            pipe.xadd(self._keys.ledger, {"l": BlobEntry(digest=digest).model_dump_json()})
+            pipe.xadd(self._keys.shard_for(digest).ledger, {"l": BlobEntry(digest=digest).model_dump_json()})
             await pipe.execute()
         return CAS_PREFIX + digest
 
@@ -82,7 +82,11 @@ class Cas:
 
 async def persist_blobs(redis: aioredis.Redis, keys: Keys, conn: asyncpg.Connection, digests: list[str]) -> list[str]:
     """Copy the Redis blobs ``digests`` to Postgres (in the caller's transaction); returns those copied."""
-    values = await redis.mget([keys.cas(digest) for digest in digests]) if digests else []
+    # One GET each, pipelined: blobs live in many slots.
+    async with redis.pipeline(transaction=False) as pipe:
+        for digest in digests:
+            pipe.get(keys.cas(digest))
+        values = await pipe.execute() if digests else []
     rows = [(digest, data, len(data.encode())) for digest, data in zip(digests, values, strict=True) if data]
     await conn.executemany(
         "INSERT INTO blobs (digest, data, size) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING", rows

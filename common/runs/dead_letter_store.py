@@ -125,22 +125,35 @@ class DeadLetterStore:
         return [found.get(letter.run_id) if letter.run_id is not None else None for letter in letters]
 
     async def replay(self, letter: DeadLetter) -> Replayed:
-        """Send ``letter``'s message back unchanged and remove the letter, in one step.
+        """Send ``letter``'s message back unchanged and remove the letter.
 
         A token goes back to its task stream only while its run is live, its epoch current and its completion not
-        yet applied; a signal goes back to the completion signals; another entry to the stream it came from.
+        yet applied; a signal goes back to its run's completion signals; another entry to the stream it came from.
+        The letter is checked, then claimed (removed: of two operators only one gets it), then sent, checked again
+        in the same script; the dead-letter stream is in another slot than the target, so no one script does all.
         Raises ``ReplayRefused`` saying why not, or with code ``missing`` when the letter is gone meanwhile.
         """
         target = self._target(letter)
-        run_id = letter.run_id or ""
-        result = await self._replay(
-            keys=[self._keys.dlq, target, self._keys.run(run_id), self._keys.applied(run_id)],
-            args=[letter.id, letter.kind, letter.payload, letter.token_id or "", letter.epoch or ""],
-        )
-        verdict, detail = str(result[0]), str(result[1])
+        keys = [target]
+        if letter.kind == "token" and letter.run_id is not None:
+            keys += [self._keys.run(letter.run_id), self._keys.applied(letter.run_id)]
+        args = [letter.kind, letter.payload, letter.token_id or "", letter.epoch or ""]
+        verdict, detail = await self._send(keys, "check", args)
+        if verdict == "ok":
+            if not await self._redis.xdel(self._keys.dlq, letter.id):
+                verdict, detail = "missing", ""
+            else:
+                verdict, detail = await self._send(keys, "send", args)
+                if verdict != "ok":
+                    # The run moved on between the check and the send: the letter is parked again (a new id).
+                    await self._redis.xadd(self._keys.dlq, letter.stored())
         if verdict == "ok":
             return Replayed(target, detail or None)
         raise ReplayRefused(self._refusal(letter, verdict, detail), verdict)
+
+    async def _send(self, keys: list[str], mode: str, args: list[str]) -> tuple[str, str]:
+        result = await self._replay(keys=keys, args=[mode, *args])
+        return str(result[0]), str(result[1])
 
     async def discard(self, letter_id: str) -> bool:
         """Remove dead letter ``letter_id``; False when it was not there."""
@@ -161,9 +174,11 @@ class DeadLetterStore:
     def _target(self, letter: DeadLetter) -> str:
         where = f"dead letter {letter.id}"
         if letter.kind == "signal":
-            return self._keys.completion_signals
+            if letter.run_id is not None:
+                return self._keys.shard_for(letter.run_id).completion_signals
+            return letter.source
         if letter.kind == "token":
-            if not letter.source.startswith(self._keys.tasks("")):
+            if not self._keys.is_task_stream(letter.source):
                 raise ReplayRefused(f"{where}: came from {letter.source!r}, not a task stream", "not_replayable")
             if letter.run_id is None or letter.epoch is None:
                 raise ReplayRefused(

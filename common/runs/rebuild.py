@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from common.errors import AobError, TemplateError, ValidationFailed
+from common.runs.admission import count_active
 from common.runs.approval_store import ApprovalRow, run_approvals
 from common.runs.approvals import completion_for
 from common.runs.cas import Cas
@@ -107,10 +108,11 @@ async def rebuild_run(
     verdict, status, queued = str(result[0]), str(result[1]), json.loads(result[2]) or []
     if verdict != "rebuilt":
         return RebuildOutcome(run_id, verdict, status)
+    await count_active(scripts.redis, scripts.keys, run_id)
     if plan.completions:
         # Approvals decided while Redis had no run: their completion (pushed then, or lost) is pushed again.
         signals = [signal.model_dump_json(exclude_none=True) for signal in plan.completions]
-        await scripts.redis.rpush(scripts.keys.completion_signals, *signals)
+        await scripts.redis.rpush(scripts.keys.shard_for(run_id).completion_signals, *signals)
     waiting = sorted(node_id for node_id, state in plan.states.items() if state["status"] == "waiting")
     logger.warning("run %s rebuilt from Postgres (%s): queued %s", run_id, status, ", ".join(queued) or "nothing")
     return RebuildOutcome(run_id, verdict, status, queued=list(queued), waiting=waiting)

@@ -10,6 +10,7 @@ import networkx as nx
 
 from common.errors import AobError
 from common.json_schema import InvalidSchema, instance_errors
+from common.runs.admission import count_active
 from common.runs.scripts import Scripts
 from common.runs.view import RunView, load_run_view
 from common.workflow.ir import IR, IrEdge
@@ -126,4 +127,5 @@ async def resume_run(
         return ResumeOutcome(str(result[0]))
     # Children the resumed run starts join this set: it must not expire under them.
     await scripts.redis.persist(scripts.keys.child_runs(run_id))
+    await count_active(scripts.redis, scripts.keys, run_id)
     return ResumeOutcome("ok", reset)

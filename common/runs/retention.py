@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from common.keys import Keys, KeyTemplate
+from common.redis_client import call_script_many
 
 # KEYS: run, ir, applied, nodes, ctx, join, child runs. ARGV: seconds, control-state key template {head, tail}
 # (head .. node id .. tail). Returns 1 when the keys got their expiry, 0 when the run is not ended (or gone).
@@ -55,10 +56,9 @@ class HotRetention:
         self._expire = redis.register_script(_EXPIRE_ENDED)
 
     async def expire_ended(self, run_ids: Iterable[str]) -> None:
-        """Set the expiry on every given run that is still ended (one pipelined script call per run)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for run_id in run_ids:
-                control = KeyTemplate.of(functools.partial(self._keys.control_state, run_id)).for_lua()
-                args = [self._retention_s, json.dumps(control)]
-                await self._expire(keys=hot_keys(self._keys, run_id), args=args, client=pipe)
-            await pipe.execute()
+        """Set the expiry on every given run that is still ended (one script call per run, pipelined)."""
+        calls = []
+        for run_id in run_ids:
+            control = KeyTemplate.of(functools.partial(self._keys.control_state, run_id)).for_lua()
+            calls.append((hot_keys(self._keys, run_id), [self._retention_s, json.dumps(control)]))
+        await call_script_many(self._redis, self._expire, calls)

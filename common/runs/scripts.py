@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -40,34 +41,47 @@ def script_source(name: str) -> str:
     return body
 
 
+T = TypeVar("T")
+
+
+def by_shard(keys: Keys, items: Sequence[T], run_id_of: Callable[[T], str]) -> dict[int, list[int]]:
+    """The positions of ``items`` grouped by the shard of each item's run: one script call per group."""
+    groups: dict[int, list[int]] = {}
+    for position, item in enumerate(items):
+        groups.setdefault(keys.shard_of(run_id_of(item)), []).append(position)
+    return groups
+
+
 def now_ms() -> float:
     """Wall-clock time in milliseconds (microsecond precision), the unit of every timestamp in run state."""
     return round(time.time() * 1000, 3)
 
 
 class Scripts:
-    """Every state-changing script, registered on one client."""
+    """Every state-changing script, registered on one client. Each call addresses the keys of one shard."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        tasks = KeyTemplate.of(keys.tasks).for_lua()
-        self._tasks_template = json.dumps(tasks)
-        # ARGV[1] of the run-state scripts: the keys they name from data they read (see _lib.lua).
-        self._templates = json.dumps(
-            {
-                "tasks": tasks,
-                "tenant_events": KeyTemplate.of(keys.tenant_events).for_lua(),
-                "tenant_active_runs": KeyTemplate.of(keys.tenant_active_runs).for_lua(),
-            }
-        )
+        # ARGV[1] of the run-state scripts, per shard: the keys they name from data they read (see _lib.lua).
+        self._tasks_templates = [json.dumps(KeyTemplate.of(shard.tasks).for_lua()) for shard in keys.all_shards()]
+        self._templates = [
+            json.dumps(
+                {
+                    "tasks": KeyTemplate.of(shard.tasks).for_lua(),
+                    "tenant_events": KeyTemplate.of(shard.tenant_events).for_lua(),
+                }
+            )
+            for shard in keys.all_shards()
+        ]
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in RUN_SCRIPTS + STANDALONE_SCRIPTS
         }
 
     def run_keys(self, run_id: str) -> list[str]:
-        """KEYS of a run-state script, in the order the prelude expects."""
+        """KEYS of a run-state script, in the order the prelude expects: the run's own, then its shard's queues."""
         k = self.keys
+        shard = k.shard_for(run_id)
         return [
             k.run(run_id),
             k.ir(run_id),
@@ -76,10 +90,11 @@ class Scripts:
             k.ctx(run_id),
             k.join(run_id),
             k.events(run_id),
-            k.ledger,
-            k.run_deadlines,
-            k.delayed,
-            k.children,
+            shard.ledger,
+            shard.run_deadlines,
+            shard.delayed,
+            shard.children,
+            shard.ended_runs,
         ]
 
     async def run_script(
@@ -90,19 +105,36 @@ class Scripts:
         client: aioredis.Redis | None = None,
         extra_keys: Sequence[str] = (),
     ) -> Any:
-        """Call a run-state script for ``run_id``; ``client`` may be a pipeline; ``extra_keys`` follow the run's."""
-        argv = [self._templates, *args]
+        """Call a run-state script for ``run_id``; ``client`` may be a pipeline; ``extra_keys`` follow the run's
+        (and must be in its shard)."""
+        argv = [self._templates[self.keys.shard_of(run_id)], *args]
         return await self._scripts[name](keys=[*self.run_keys(run_id), *extra_keys], args=argv, client=client)
 
-    async def run_batch_script(self, name: str, keys: list[str], *args: Any) -> Any:
-        """Call a run-state script that handles several runs; ``keys`` already holds each run's (see _lib.lua)."""
-        return await self._scripts[name](keys=keys, args=[self._templates, *args])
+    async def run_batch_script(self, name: str, shard: int, keys: list[str], *args: Any) -> Any:
+        """Call a run-state script that handles several runs of ``shard``; ``keys`` holds each run's (see _lib.lua)."""
+        return await self._scripts[name](keys=keys, args=[self._templates[shard], *args])
 
     async def apply_completions(self, batch: list[tuple[str, Decision, str]], max_agents: int) -> list[list[Any]]:
-        """Apply decisions in one script call; ``batch`` holds (run id, decision, graph JSON) triples.
+        """Apply decisions, one script call per shard; ``batch`` holds (run id, decision, graph JSON) triples.
 
         Returns ``[result, run status, has outputs]`` per decision, in order.
         """
+        groups = by_shard(self.keys, batch, lambda item: item[0])
+        replies = await asyncio.gather(
+            *(
+                self._apply_in_shard(shard, [batch[i] for i in positions], max_agents)
+                for shard, positions in groups.items()
+            )
+        )
+        results: list[list[Any]] = [[] for _ in batch]
+        for positions, reply in zip(groups.values(), replies, strict=True):
+            for position, result in zip(positions, reply, strict=True):
+                results[position] = result
+        return results
+
+    async def _apply_in_shard(
+        self, shard: int, batch: list[tuple[str, Decision, str]], max_agents: int
+    ) -> list[list[Any]]:
         graphs: dict[str, int] = {}
         runs: dict[str, int] = {}
         keys: list[str] = []
@@ -110,7 +142,7 @@ class Scripts:
         run_of: list[int] = []
         for run_id, _, graph_json in batch:
             if run_id not in runs:
-                # The first run brings the four keys every run shares; each further run only its seven own.
+                # The first run brings the five keys every run of the shard shares; each further run only its seven.
                 keys += self.run_keys(run_id)[: 7 if runs else None]
                 runs[run_id] = len(runs)
             run_of.append(runs[run_id])
@@ -118,25 +150,49 @@ class Scripts:
         # Graphs are JSON already and each decision serialises itself: splice the texts into lists.
         decisions_json = "[" + ",".join(decision.for_lua() for _, decision, _ in batch) + "]"
         graphs_json = "[" + ",".join(graphs) + "]"
-        argv = [self._templates, max_agents, decisions_json, graphs_json]
+        argv = [self._templates[shard], max_agents, decisions_json, graphs_json]
         args = [*argv, json.dumps(graph_of), json.dumps(run_of)]
         result = await self._scripts["apply_completion"](keys=keys, args=args)
         return list(result)
 
-    async def move_due(self, batch: int, client: aioredis.Redis | None = None) -> int:
-        """Move due delayed tokens to their task streams; returns how many moved."""
+    async def move_due(self, shard: int, batch: int) -> int:
+        """Move due delayed tokens of ``shard`` to their task streams; returns how many moved."""
         result = await self._scripts["move_due"](
-            keys=[self.keys.delayed],
-            args=[self._tasks_template, batch],
-            client=client,
+            keys=[self.keys.shard(shard).delayed], args=[self._tasks_templates[shard], batch]
         )
         return int(result)
 
     async def read_tokens(
         self, tokens: Sequence[tuple[str, str, list[str]]], run_fields: Sequence[str], ir_runs: Sequence[str]
-    ) -> list[Any]:
+    ) -> tuple[list[Any], list[Any]]:
         """For each (run id, node id, output node ids) the run's ``run_fields``, the node's state and the output
-        refs, then the IR text of each run in ``ir_runs``, in one call."""
+        refs, and the IR text of each run in ``ir_runs``: one call per shard."""
+        groups = by_shard(self.keys, tokens, lambda token: token[0])
+        ir_groups = by_shard(self.keys, ir_runs, lambda run_id: run_id)
+        shards = sorted(groups.keys() | ir_groups.keys())
+        replies = await asyncio.gather(
+            *(
+                self._read_in_shard(
+                    [tokens[i] for i in groups.get(shard, [])],
+                    run_fields,
+                    [ir_runs[i] for i in ir_groups.get(shard, [])],
+                )
+                for shard in shards
+            )
+        )
+        per_token: list[Any] = [None] * len(tokens)
+        irs: list[Any] = [None] * len(ir_runs)
+        for shard, reply in zip(shards, replies, strict=True):
+            positions, ir_positions = groups.get(shard, []), ir_groups.get(shard, [])
+            for position, value in zip(positions, reply[: len(positions)], strict=True):
+                per_token[position] = value
+            for position, value in zip(ir_positions, reply[len(positions) :], strict=True):
+                irs[position] = value
+        return per_token, irs
+
+    async def _read_in_shard(
+        self, tokens: Sequence[tuple[str, str, list[str]]], run_fields: Sequence[str], ir_runs: Sequence[str]
+    ) -> list[Any]:
         keys: list[str] = []
         for run_id, _, _ in tokens:
             keys += [self.keys.run(run_id), self.keys.nodes(run_id), self.keys.ctx(run_id)]
@@ -144,7 +200,8 @@ class Scripts:
         asks = json.dumps([[node_id, needed] for _, node_id, needed in tokens])
         return list(await self._scripts["read_tokens"](keys=keys, args=[len(tokens), asks, *run_fields]))
 
-    async def drain_signals(self, inflight_key: str, batch: int) -> list[str]:
-        """Move up to ``batch`` waiting signals into ``inflight_key``; returns them."""
-        result = await self._scripts["drain_signals"](keys=[self.keys.completion_signals, inflight_key], args=[batch])
+    async def drain_signals(self, shard: int, inflight_key: str, batch: int) -> list[str]:
+        """Move up to ``batch`` waiting signals of ``shard`` into ``inflight_key`` (of that shard); returns them."""
+        signals = self.keys.shard(shard).completion_signals
+        result = await self._scripts["drain_signals"](keys=[signals, inflight_key], args=[batch])
         return list(result)

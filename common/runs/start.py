@@ -1,13 +1,14 @@
-"""Starting runs: one script call creates their hot state, writes their IRs and queues their entry nodes."""
+"""Starting runs: one script call per shard creates their hot state, writes their IRs and queues their entry nodes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.runs.scripts import Scripts
+from common.runs.scripts import Scripts, by_shard
 from common.workflow.ir import IR
 
 
@@ -36,10 +37,25 @@ async def start_run(scripts: Scripts, start: RunStart, ir: IR, *, max_agents: in
 
 
 async def start_runs(scripts: Scripts, starts: Sequence[tuple[RunStart, IR]], *, max_agents: int) -> list[str]:
-    """Start every run of ``starts`` in one script call (each idempotently, as ``start_run`` does); returns
-    their statuses in order. Runs sharing an IR object send it once."""
-    if not starts:
-        return []
+    """Start every run of ``starts``, one script call per shard (each run idempotently, as ``start_run`` does);
+    returns their statuses in order. Runs of one shard sharing an IR object send it once."""
+    groups = by_shard(scripts.keys, starts, lambda item: item[0].run_id)
+    replies = await asyncio.gather(
+        *(
+            _start_in_shard(scripts, shard, [starts[i] for i in positions], max_agents)
+            for shard, positions in groups.items()
+        )
+    )
+    statuses = [""] * len(starts)
+    for positions, reply in zip(groups.values(), replies, strict=True):
+        for position, status in zip(positions, reply, strict=True):
+            statuses[position] = status
+    return statuses
+
+
+async def _start_in_shard(
+    scripts: Scripts, shard: int, starts: Sequence[tuple[RunStart, IR]], max_agents: int
+) -> list[str]:
     # Distinct IRs by identity: a burst of runs of one workflow version passes the same compiled IR.
     irs: dict[int, int] = {}
     ir_args: list[str] = []
@@ -51,9 +67,9 @@ async def start_runs(scripts: Scripts, starts: Sequence[tuple[RunStart, IR]], *,
             ir_args += [ir.model_dump_json(), json.dumps(ir.topology()), json.dumps(ir.entries)]
         # The deadline is set in the script, from the Redis clock every due time uses.
         runs.append([_fields(start, ir), irs[id(ir)], int(start.timeout_s * 1000) if start.timeout_s else 0])
-        # The first run brings the four keys every run shares; each further run only its seven own.
+        # The first run brings the five keys every run of the shard shares; each further run only its seven own.
         keys += scripts.run_keys(start.run_id)[: 7 if len(runs) > 1 else None]
-    result = await scripts.run_batch_script("start_runs", keys, json.dumps(runs), max_agents, *ir_args)
+    result = await scripts.run_batch_script("start_runs", shard, keys, json.dumps(runs), max_agents, *ir_args)
     return [str(status) for _, status in result]
 
 

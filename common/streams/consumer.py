@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from common.metrics import Metrics
 from common.periodic import PeriodicTask
+from common.redis_client import slot_groups
 from common.retry import Backoff, Retry, sleep_unless
 from common.streams.batch import Batch, Entry, Slots, Undeliverable
 from common.streams.groups import ensure_group
@@ -29,6 +30,8 @@ BatchHandler = Callable[[Batch], Awaitable[None]]
 DeadLetter = Callable[[Undeliverable], Awaitable[None]]
 StreamSource = Callable[[], Awaitable[Sequence[str]]]
 _NEW = ">"
+# How long a consumer on a cluster waits after a round of reads that found nothing (it cannot block on every slot).
+CLUSTER_POLL_S = 0.02
 
 
 class StreamConsumer:
@@ -200,9 +203,7 @@ class StreamConsumer:
             try:
                 # Own pending entries first (left by a previous life of this consumer), then new ones.
                 cursors = {stream: self._cursors.get(stream, "0") for stream in streams}
-                reply = await self._redis.xreadgroup(
-                    self.group, self.consumer, cursors, count=taken, block=self._block_ms
-                )
+                reply = await self._read(cursors, taken)
             except BaseException:
                 self._slots.release(taken)
                 raise
@@ -218,6 +219,28 @@ class StreamConsumer:
             if cursors[stream] != _NEW:
                 self._cursors[stream] = entries[-1][0] if entries else _NEW
             self._dispatch(stream, entries)
+
+    async def _read(self, cursors: dict[str, str], count: int) -> list[Any]:
+        """One blocking ``XREADGROUP`` over every stream; on a cluster, where one command reads one slot, a
+        non-blocking read per slot until ``count`` entries came, then a pause of ``CLUSTER_POLL_S`` when none did."""
+        groups = slot_groups(self._redis, list(cursors))
+        if len(groups) <= 1:
+            reply = await self._redis.xreadgroup(self.group, self.consumer, cursors, count=count, block=self._block_ms)
+            return list(reply or ())
+        entries: list[Any] = []
+        got = 0
+        for group in groups:
+            reply = await self._redis.xreadgroup(
+                self.group, self.consumer, {stream: cursors[stream] for stream in group}, count=count - got
+            )
+            for stream, taken in reply or ():
+                entries.append((stream, taken))
+                got += len(taken)
+            if got >= count:
+                break
+        if not got:
+            await sleep_unless(self._stopping, min(CLUSTER_POLL_S, self._block_ms / 1000))
+        return entries
 
     def _forget_groups_if_missing(self, exc: Exception) -> None:
         # A stream deleted (and so its group) is recreated with its group on the next try.

@@ -97,7 +97,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 async def _recover(settings: CoordinatorSettings, older_than_s: float) -> ReconcileReport:
     async with AsyncExitStack() as stack:
         redis, pool = await open_clients(stack, settings, "recover")
-        keys = Keys(settings.key_prefix)
+        keys = Keys(settings.key_prefix, settings.shards)
         cas = Cas(redis, keys, pool)
         return await reconcile(
             Scripts(redis, keys), pool, cas, max_agents=settings.max_agents, older_than_s=older_than_s

@@ -20,6 +20,7 @@ from common.redaction import Redactor
 from common.secrets import KEYS_VARIABLE, Keyring
 from common.settings import load_settings
 from devstack.embedded import EmbeddedServers, free_port
+from devstack.scale import parse_scale, scaled_children
 from devstack.supervisor import ChildSpec, Supervisor, UpSettings, parse_services
 from orchestrator.cli.api_commands import parse_inputs
 from orchestrator.cli.client import ClientConfig
@@ -37,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--input", action="append", default=[], metavar="KEY=VALUE", help="an input of the example run (repeatable)"
     )
+    parser.add_argument(
+        "--scale",
+        default="",
+        metavar="NAME=N,...",
+        help="run several processes of services, e.g. coordinator=2,worker.builtin=2 (also orchestrator, fanout)",
+    )
     parser.set_defaults(func=cmd_up)
 
 
@@ -45,14 +52,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings(UpSettings)
     configure_logging(settings.log_level, settings.log_json)
     services = parse_services(settings.up_services)
+    scale = parse_scale(args.scale, services)
     example = (args.example, parse_inputs(args.input)) if args.example else None
-    return asyncio.run(_up(settings, services, example))
+    return asyncio.run(_up(settings, services, example, scale))
 
 
 async def _up(
     settings: UpSettings,
     services: tuple[tuple[str, ...], ...],
     example: tuple[Path, dict[str, Any]] | None = None,
+    scale: dict[tuple[str, ...], int] | None = None,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -85,7 +94,8 @@ async def _up(
         if not env.get(KEYS_VARIABLE):
             env[KEYS_VARIABLE], origin = _dev_secrets_key(key_dir)
             print(f"secrets key: {origin}", flush=True)
-        children = [ChildSpec.for_service(service) for service in services]
+        ports = {"AOB_API_PORT": settings.api_port, "AOB_FANOUT_PORT": settings.fanout_port}
+        children = scaled_children(services, scale or {}, ports)
         _point_agents_at_api(env, settings)
         if ("worker", "agent") in services and not (env.get("AOB_LLM_API_KEY") or env.get("AOB_LLM_BASE_URL")):
             children.append(_demo_llm(env))
@@ -97,7 +107,7 @@ async def _up(
             max_restart_backoff_s=settings.up_max_restart_backoff_s,
         )
         running = asyncio.create_task(supervisor.run())
-        names = ", ".join(" ".join(s) for s in services) or "none (AOB_UP_SERVICES is empty)"
+        names = ", ".join(child.name for child in children) or "none (AOB_UP_SERVICES is empty)"
         print(f"aob up: ready; services: {names}", flush=True)
         if example is not None:
             api = ClientConfig(f"http://{settings.api_host}:{settings.api_port}", admin_key)

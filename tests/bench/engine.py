@@ -84,18 +84,25 @@ class Cpu:
         }
 
 
-async def wait_runs(redis: aioredis.Redis, keys: Keys, run_ids: list[str], cursor: str) -> str:
-    """Wait on the tenant's event stream (not polling the runs) until every run ended; returns the cursor."""
+async def wait_runs(redis: aioredis.Redis, keys: Keys, run_ids: list[str], cursors: dict[str, str]) -> dict[str, str]:
+    """Wait on the tenant's event streams, every shard's in one read (not polling the runs), until every run ended;
+    returns the cursors."""
     pending = set(run_ids)
+    cursors = dict(cursors)
     while pending:
-        reply = await redis.xread({keys.tenant_events(TENANT): cursor}, count=1000, block=1000)
-        for _, entries in reply:
+        reply = await redis.xread(cursors, count=1000, block=1000)
+        for stream, entries in reply:
             for entry_id, fields in entries:
-                cursor = entry_id
+                cursors[stream] = entry_id
                 event = json.loads(fields["e"])
                 if event["type"].removeprefix("run_") in TERMINAL_RUN_STATUSES:
                     pending.discard(event["run_id"])
-    return cursor
+    return cursors
+
+
+async def tenant_cursors(redis: aioredis.Redis, keys: Keys) -> dict[str, str]:
+    """The end of each shard's tenant stream (the streams exist: ``run_engine`` marks each)."""
+    return {s: (await redis.xinfo_stream(s))["last-generated-id"] for s in keys.tenant_events(TENANT)}
 
 
 async def start_all(scripts: Scripts, shape: str, runs: int) -> list[str]:
@@ -112,11 +119,11 @@ async def engine_scenario(
     """Start ``runs`` runs of ``shape`` in one call, wait for all, and measure from their stored node states (read
     before hot retention expires them); returns the figures and the run ids."""
     redis, keys = scripts.redis, scripts.keys
-    cursor = (await redis.xinfo_stream(keys.tenant_events(TENANT)))["last-generated-id"]
+    cursors = await tenant_cursors(redis, keys)
     cpu = Cpu(pids)
     started = time.perf_counter()
     run_ids = await start_all(scripts, shape, runs)
-    await wait_runs(redis, keys, run_ids, cursor)
+    await wait_runs(redis, keys, run_ids, cursors)
     elapsed = time.perf_counter() - started
     ir = compile_definition(definition(shape)).ir
     hops: list[float] = []
@@ -159,10 +166,10 @@ async def memory_phase(scripts: Scripts, pids: dict[str, int]) -> dict[str, Any]
     redis = scripts.redis
     samples: list[dict[str, Any]] = []
     done = 0
-    cursor = (await redis.xinfo_stream(scripts.keys.tenant_events(TENANT)))["last-generated-id"]
+    cursors = await tenant_cursors(redis, scripts.keys)
     while done < MEMORY_TRANSITIONS:
         run_ids = await start_all(scripts, "c10", MEMORY_WAVE_RUNS)
-        cursor = await wait_runs(redis, scripts.keys, run_ids, cursor)
+        cursors = await wait_runs(redis, scripts.keys, run_ids, cursors)
         done += 10 * MEMORY_WAVE_RUNS
         if done >= MEMORY_TRANSITIONS or (done >= MEMORY_TRANSITIONS // 2 and not samples):
             # Let retention catch up with the last wave, as it would between bursts.
@@ -213,7 +220,8 @@ async def run_engine(prefix: str, schema: str) -> tuple[dict[str, Any], dict[str
         for service in services.values():
             service.start()
         await asyncio.sleep(2.0)
-        await redis.xadd(scripts.keys.tenant_events(TENANT), {"e": json.dumps({"type": "bench_marker"})})
+        for stream in scripts.keys.tenant_events(TENANT):
+            await redis.xadd(stream, {"e": json.dumps({"type": "bench_marker"})})
         pids = {name: s.proc.pid for name, s in services.items() if s.proc is not None}
         pids["redis"] = int((await redis.info("server"))["process_id"])
         await engine_scenario(scripts, "c3", 20, pids)  # warm-up

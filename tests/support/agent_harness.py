@@ -78,7 +78,7 @@ async def run_with_worker(
         mediator = CallMediator(
             model=model,
             budget=TokenBudget(redis, keys, worker.daily_budget),
-            charge=Charge("tenant-test", keys.token_charge(uuid.uuid4().hex, job["run_id"])),
+            charge=Charge("tenant-test", keys.token_charge("tenant-test", uuid.uuid4().hex, job["run_id"])),
             max_call_tokens=4096,
             node_max_tokens=job.get("max_tokens", 100_000),
             fetcher=HttpFetcher(http_client, SsrfGuard(allowlist=worker.allowlist)),

@@ -18,6 +18,7 @@ from common.runs.messages import TERMINAL_RUN_STATUSES
 from common.workflow.ir import IR
 from tests.support.engine import Engine
 from tests.support.executions import Execution
+from tests.support.shards import delayed_members, signals_waiting, task_entries
 
 FINAL_EVENTS = frozenset({"node_succeeded", "node_failed", "node_skipped"})
 FINAL_NODE_STATUSES = frozenset({"succeeded", "failed", "skipped", "cancelled"})
@@ -141,9 +142,9 @@ async def counters(engine: Engine, run_ids: Iterable[str]) -> list[Violation]:
     redis, keys = engine.redis, engine.keys
     tokens: list[dict[str, Any]] = []
     for node_type in ("builtin", "scripted"):
-        tokens += [json.loads(fields["t"]) for _, fields in await redis.xrange(keys.tasks(node_type))]
-    tokens += [json.loads(body) for body in await redis.zrange(keys.delayed, 0, -1)]
-    signals = [json.loads(raw) for raw in await redis.lrange(keys.completion_signals, 0, -1)]
+        tokens += [json.loads(fields["t"]) for _, fields in await task_entries(redis, keys, node_type)]
+    tokens += [json.loads(body) for body in await delayed_members(redis, keys)]
+    signals = [json.loads(raw) for raw in await signals_waiting(redis, keys)]
     found = []
     for run_id in run_ids:
         status, epoch, counter = await redis.hmget(keys.run(run_id), ["status", "epoch", "counter"])

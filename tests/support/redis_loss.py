@@ -20,8 +20,10 @@ async def wipe(redis: aioredis.Redis, keys: Keys) -> int:
 
 
 async def forget_run(redis: aioredis.Redis, keys: Keys, run_id: str) -> int:
-    """Delete every key of one run (those with its hash tag)."""
-    doomed = [k async for k in redis.scan_iter(match=f"{keys.prefix}*{{{run_id}}}*", count=1000)]
+    """Delete every key of one run (those named ``<name>:{<shard tag>}:<run id>[:<more>]``)."""
+    doomed = []
+    for pattern in (f"{keys.prefix}*}}:{run_id}", f"{keys.prefix}*}}:{run_id}:*"):
+        doomed += [k async for k in redis.scan_iter(match=pattern, count=1000)]
     return int(await redis.delete(*doomed)) if doomed else 0
 
 

@@ -3,6 +3,9 @@ default the local ports), or, when nothing answers there, embedded ones started 
 
 The process that starts them (pytest's main process) exports their URLs in those variables, so xdist workers and
 the service processes tests spawn use the same servers; it stops them when the session ends.
+
+With ``AOB_TEST_REDIS_CLUSTER=1`` the session runs on a local Redis Cluster (three primaries, three replicas) started
+for it instead: ``make test-cluster`` runs a representative part of the suite so.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devstack.embedded import EmbeddedServers
+from tests.support.redis_cluster import LocalRedisCluster
 
 REDIS_VARIABLE, DATABASE_VARIABLE = "AOB_TEST_REDIS_URL", "AOB_TEST_DATABASE_URL"
+CLUSTER_VARIABLE = "AOB_TEST_REDIS_CLUSTER"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -41,9 +46,14 @@ class SessionServices:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: EmbeddedServers | None = None
+        self._cluster: LocalRedisCluster | None = None
 
     def urls(self) -> tuple[str, str]:
         """The Redis and Postgres URLs to test against, starting embedded servers where nothing answers."""
+        if os.environ.get(CLUSTER_VARIABLE) == "1" and REDIS_VARIABLE not in os.environ:
+            self._cluster = LocalRedisCluster().start()
+            os.environ[REDIS_VARIABLE] = self._cluster.url
+            print(f"tests: {CLUSTER_VARIABLE}=1: started a Redis Cluster at {self._cluster.url}", file=sys.stderr)
         redis_url = os.environ.get(REDIS_VARIABLE)
         database_url = os.environ.get(DATABASE_VARIABLE)
         need_redis = redis_url is None and not answers(DEFAULT_REDIS_URL)
@@ -62,6 +72,9 @@ class SessionServices:
 
     def stop(self) -> None:
         """Stop what this process started (nothing otherwise)."""
+        if self._cluster is not None:
+            self._cluster.stop()
+            self._cluster = None
         if self._loop is None or self._servers is None:
             return
         asyncio.run_coroutine_threadsafe(self._servers.stop(), self._loop).result(timeout=60)

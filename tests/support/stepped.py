@@ -67,36 +67,45 @@ class SteppedEngine(Engine):
     async def __aenter__(self) -> SteppedEngine:
         await self.worker.ensure_groups()
         if self.recorder is not None:
-            await ensure_group(self.redis, self.keys.ledger, RECORDER_GROUP)
+            for shard in self.keys.all_shards():
+                await ensure_group(self.redis, shard.ledger, RECORDER_GROUP)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         return None
 
     async def work(self, node_type: str, max_tokens: int) -> int:
-        """The worker takes up to ``max_tokens`` new tokens of ``node_type``'s stream as one batch and handles them
-        to the end (handler, completion, ack); returns how many it took."""
-        stream = self.keys.tasks(node_type)
+        """The worker takes up to ``max_tokens`` new tokens of ``node_type``'s streams (shard by shard, each shard's
+        as one batch) and handles them to the end (handler, completion, ack); returns how many it took."""
         group = self.keys.workers_group(node_type)
-        entries = _entries(await self.redis.xreadgroup(group, self.worker.id, {stream: ">"}, count=max_tokens))
-        if not entries:
-            return 0
-        self.tokens += [(stream, fields) for _, fields in entries]
-        # The consumer loop's part (slots, claims) has nothing to do when one batch at a time is handled whole.
-        await self.worker._handle_batch(Batch(stream, entries, lambda _stream, _ids: None))
-        pending = await self.redis.xpending(stream, group)
-        if pending["pending"]:
-            raise AssertionError(f"the worker left {pending['pending']} entries of {stream} unacknowledged")
-        return len(entries)
+        taken = 0
+        for stream in self.keys.tasks(node_type):
+            if taken >= max_tokens:
+                break
+            reply = await self.redis.xreadgroup(group, self.worker.id, {stream: ">"}, count=max_tokens - taken)
+            entries = _entries(reply)
+            if not entries:
+                continue
+            self.tokens += [(stream, fields) for _, fields in entries]
+            # The consumer loop's part (slots, claims) has nothing to do when one batch at a time is handled whole.
+            await self.worker._handle_batch(Batch(stream, entries, lambda _stream, _ids: None))
+            pending = await self.redis.xpending(stream, group)
+            if pending["pending"]:
+                raise AssertionError(f"the worker left {pending['pending']} entries of {stream} unacknowledged")
+            taken += len(entries)
+        return taken
 
     async def coordinate(self, max_signals: int) -> int:
         """The coordinator takes up to ``max_signals`` completion signals (oldest first) as one batch; returns how
         many it took."""
-        raw: Any = await self.redis.lpop(self.keys.completion_signals, max_signals)
+        raw: list[str] = []
+        for shard in self.keys.all_shards():
+            if len(raw) < max_signals:
+                raw += await self.redis.lpop(shard.completion_signals, max_signals - len(raw)) or []
         if not raw:
             return 0
         self.signals += raw
-        await self.coordinator.process_batch(list(raw))
+        await self.coordinator.process_batch(raw)
         return len(raw)
 
     async def redeliver(self, pick: int) -> bool:
@@ -114,17 +123,21 @@ class SteppedEngine(Engine):
         coordinator's batch does when a peer requeues it; returns whether there was one."""
         if not self.signals:
             return False
-        await self.redis.lpush(self.keys.completion_signals, self.signals[pick % len(self.signals)])
+        signal = self.signals[pick % len(self.signals)]
+        await self.redis.lpush(self.keys.shard_for(json.loads(signal)["run_id"]).completion_signals, signal)
         return True
 
     async def tick(self, *, time_passes: bool = False) -> int:
         """The timer moves due delayed tokens (delay nodes, retries) to their streams; returns how many moved.
         When ``time_passes``, every delayed token is due (the clock jumps past the last)."""
-        waiting = await self.redis.zrange(self.keys.delayed, 0, -1)
-        self.delayed |= {json.loads(body)["token_id"] for body in waiting}
-        if time_passes and waiting:
-            await self.redis.zadd(self.keys.delayed, dict.fromkeys(waiting, 0))
-        return await self.scripts.move_due(500)
+        moved = 0
+        for shard in self.keys.all_shards():
+            waiting = await self.redis.zrange(shard.delayed, 0, -1)
+            self.delayed |= {json.loads(body)["token_id"] for body in waiting}
+            if time_passes and waiting:
+                await self.redis.zadd(shard.delayed, dict.fromkeys(waiting, 0))
+            moved += await self.scripts.move_due(shard.index, 500)
+        return moved
 
     async def settle(self) -> int:
         """Let time pass and take steps until nothing is left to do; returns how many steps did something."""
@@ -141,10 +154,13 @@ class SteppedEngine(Engine):
         """The recorder copies every ledger entry written so far to Postgres in one batch; returns how many."""
         if self.recorder is None:
             raise RuntimeError("record: this engine has no Postgres pool")
-        reply = await self.redis.xreadgroup(RECORDER_GROUP, "rec-stepped", {self.keys.ledger: ">"}, count=100_000)
-        entries: list[tuple[str, dict[str, str] | None]] = list(_entries(reply))
-        # The recorder's batch step itself: which entries share a batch is part of the history the test controls.
-        return await self.recorder._record(entries)
+        recorded = 0
+        for shard in self.keys.all_shards():
+            reply = await self.redis.xreadgroup(RECORDER_GROUP, "rec-stepped", {shard.ledger: ">"}, count=100_000)
+            entries: list[tuple[str, dict[str, str] | None]] = list(_entries(reply))
+            # The recorder's batch step itself: which entries share a batch is part of the history the test controls.
+            recorded += await self.recorder._record(shard.ledger, entries)
+        return recorded
 
 
 def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:

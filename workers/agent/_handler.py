@@ -74,7 +74,7 @@ class AgentHandler:
         self._tracing = tracing
         self._pool = pool
         self._redis = redis
-        self._keys = Keys(settings.key_prefix)
+        self._keys = Keys(settings.key_prefix, settings.shards)
         self._runtimes = runtimes or RuntimeFactory(settings)
         self._budget = TokenBudget(redis, self._keys, settings.agent_daily_token_budget)
         self._credentials = AgentCredentials(redis, self._keys)
@@ -125,7 +125,7 @@ class AgentHandler:
             ttl_s=settings.agent_log_ttl_s,
         )
         patch = PatchAccess(settings.api_url, ctx.run_id, SecretStr(api_token)) if api_token else None
-        charge = Charge(ctx.tenant_id, self._keys.token_charge(ctx.token.token_id, ctx.run_id))
+        charge = Charge(ctx.tenant_id, self._keys.token_charge(ctx.tenant_id, ctx.token.token_id, ctx.run_id))
         try:
             async with log, AsyncExitStack() as stack:
                 sink = LogSink(log)

@@ -345,7 +345,9 @@ class Advancer:
         else:
             signal = CompletionSignal.failed(token, outcome.error, started_at_ms=started_at_ms, ended_at_ms=now_ms())
         # The coordinator applies a token once, so a push repeated after a crash here is dropped as a duplicate.
-        await self._redis.rpush(self._keys.completion_signals, signal.model_dump_json(exclude_none=True))
+        await self._redis.rpush(
+            self._keys.shard_for(token.run_id).completion_signals, signal.model_dump_json(exclude_none=True)
+        )
         await self._store.mark_signalled(state)
         logger.info("run %s node %s %s", state.run_id, state.node_id, outcome.status)
 

@@ -52,7 +52,7 @@ class ChildrenConsumer:
             name="children",
             group=CONTROL_GROUP,
             consumer=consumer_id,
-            streams=[keys.children],
+            streams=[shard.children for shard in keys.all_shards()],
             handler=self._handle_batch,
             batch=READ_BATCH,
             block_ms=settings.control_block_ms,
@@ -84,9 +84,9 @@ class ChildrenConsumer:
 
     async def _handle_batch(self, batch: Batch) -> None:
         for entry_id, fields in batch.entries:
-            await self.handle(entry_id, fields)
+            await self.handle(batch.stream, entry_id, fields)
 
-    async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
+    async def handle(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
         """Count one child's end and advance its parent node; acknowledge when done."""
         try:
             record = ChildRunEnded.model_validate_json((fields or {}).get("c", ""))
@@ -99,7 +99,7 @@ class ChildrenConsumer:
             # A repeated end (-2) still advances: the first handling may have died before it did.
             if index != -1:
                 await self._advancer.advance(parent, node)
-        await self._consumer.ack(self._keys.children, [entry_id])
+        await self._consumer.ack(stream, [entry_id])
 
     async def reclaim(self) -> int:
         """Take over records pending longer than the reclaim idle time; returns how many were handled."""

@@ -194,7 +194,7 @@ async def control_handler(
     tracing: Tracing | None = None,
 ) -> AsyncIterator[ControlHandler]:
     """A ``ControlHandler`` with the ``wf.children`` consumer (and its sweeper) running beside it."""
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix, settings.shards)
     store = ControlStore(redis, keys)
     advancer = Advancer(
         redis, keys, store, cas or Cas(redis, keys, pool), settings, pool=pool, traced=tracing is not None

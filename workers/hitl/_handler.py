@@ -117,7 +117,7 @@ async def hitl_handler(
     settings: WorkerSettings, pool: asyncpg.Pool, redis: aioredis.Redis, *, metrics: Metrics | None = None
 ) -> AsyncIterator[HitlHandler]:
     """A ``HitlHandler`` with its sweeper running beside it (lost completions, approvals of ended runs)."""
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix, settings.shards)
     sweeper = ApprovalSweeper(pool, redis, keys, settings, metrics=metrics)
     async with sweeper:
         yield HitlHandler(pool, redis, keys)

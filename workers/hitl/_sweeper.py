@@ -78,7 +78,7 @@ class ApprovalSweeper:
             if state.get("status") != "waiting" or state.get("approval_id") != row.id:
                 continue
             signal = completion_for(row).model_dump_json(exclude_none=True)
-            await self._redis.rpush(self._keys.completion_signals, signal)
+            await self._redis.rpush(self._keys.shard_for(row.approval.run_id).completion_signals, signal)
             logger.warning("approval %s: re-pushed the completion of run %s", row.id, row.approval.run_id)
             pushed += 1
         return pushed

@@ -1,13 +1,14 @@
 -- Shared prelude of the run-state scripts: prepended to each script when it is loaded.
--- Callers pass KEYS[1..11] = run, ir, applied, nodes, ctx, join, events, ledger, deadlines, delayed, children
--- (a script that handles several runs passes the seven own keys of each further run and binds each run in turn
--- with bind_run_at, the four shared keys staying those of the first),
--- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}, tenant_active_runs =
--- {head, tail}} for the keys named by data the scripts read (a token's type, the run's tenant). The remaining ARGV are the
--- script's own. No key name is spelled here: common/keys.py builds them all.
+-- Callers pass KEYS[1..12] = run, ir, applied, nodes, ctx, join, events, then the shard's ledger, deadlines, delayed,
+-- children, ended (a script that handles several runs of one shard passes the seven own keys of each further run
+-- and binds each run in turn with bind_run_at, the five shared keys staying those of the first),
+-- ARGV[1] = key templates (JSON) {tasks = {head, tail}, tenant_events = {head, tail}} of the run's shard, for the
+-- keys named by data the scripts read (a token's type, the run's tenant). The remaining ARGV are the script's own.
+-- Every key a script touches is in the run's shard, so it runs on Redis Cluster (one slot per call).
+-- No key name is spelled here: common/keys.py builds them all.
 -- A "graph" argument is IR.topology(): {n = {node -> {indegree, join_any, routing, {{to, on_failure}...}}},
 -- o = 1 when the workflow has `outputs` templates}.
-local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN
+local K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS, K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN, K_ENDED
 local RUN_ID
 local KEY_TEMPLATES = cjson.decode(ARGV[1])
 -- One clock for every process: due times, deadlines and timestamps all come from the Redis server's.
@@ -29,12 +30,12 @@ local TERMINAL = { succeeded = true, failed = true, cancelled = true, timed_out 
 -- RUN_TRACEPARENT likewise, false when the run has none (started with tracing off).
 local RUN_EPOCH, RUN_IR_VERSION, RUN_TRACEPARENT
 
--- Binds the run whose seven own keys start after KEYS[base] and the four shared keys after KEYS[shared].
+-- Binds the run whose seven own keys start after KEYS[base] and the five shared keys after KEYS[shared].
 local function bind_run_at(base, shared)
   K_RUN, K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_EVENTS = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3],
     KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7]
-  K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN = KEYS[shared + 1], KEYS[shared + 2], KEYS[shared + 3],
-    KEYS[shared + 4]
+  K_LEDGER, K_DEADLINES, K_DELAYED, K_CHILDREN, K_ENDED = KEYS[shared + 1], KEYS[shared + 2], KEYS[shared + 3],
+    KEYS[shared + 4], KEYS[shared + 5]
   RUN_ID, RUN_EPOCH, RUN_IR_VERSION, RUN_TRACEPARENT = nil, nil, nil, nil
 end
 
@@ -64,12 +65,6 @@ local function emit_event(etype, node_id, data)
     redis.call('XADD', key_for(KEY_TEMPLATES.tenant_events, tenant), 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'e',
       body)
   end
-end
-
--- A run counts in its tenant's active runs (see common/runs/admission.py) from its start to its end.
-local function count_active(active)
-  local key = key_for(KEY_TEMPLATES.tenant_active_runs, redis.call('HGET', K_RUN, 'tenant'))
-  if active then redis.call('ZADD', key, NOW, run_id()) else redis.call('ZREM', key, run_id()) end
 end
 
 local function ledger(entry)
@@ -154,7 +149,8 @@ local function end_run(status, err)
   redis.call('HSET', K_RUN, 'status', status, 'ended_ms', NOW)
   if err then redis.call('HSET', K_RUN, 'error', cjson.encode(err)) end
   redis.call('ZREM', K_DEADLINES, run_id())
-  count_active(false)
+  -- The run leaves its tenant's active runs (common/runs/admission.py, another slot) through the shard's outbox.
+  redis.call('RPUSH', K_ENDED, run_id() .. ' ' .. redis.call('HGET', K_RUN, 'tenant'))
   local data = {}
   if err then data.error = err end
   emit_event('run_' .. status, nil, data)

@@ -1,5 +1,5 @@
 -- Applies a batch of decided completions, each atomically: idempotent by token id, checked against the
--- IR version its decision was computed on. KEYS: the first run's eleven (see the prelude), then the seven own
+-- IR version its decision was computed on. KEYS: the first run's twelve (see the prelude), then the seven own
 -- keys of each further run. ARGV[2] = max agents, ARGV[3] = decisions (JSON list), ARGV[4] = graphs (JSON list),
 -- ARGV[5] = the index into the graphs of each decision's graph (JSON list), ARGV[6] = the index of each decision's
 -- run (JSON list, 0 for the first run)
@@ -89,7 +89,7 @@ local run_of = cjson.decode(ARGV[6])
 local results = {}
 for i, d in ipairs(decisions) do
   local r = run_of[i]
-  bind_run_at(r == 0 and 0 or 11 + (r - 1) * 7, 7)
+  bind_run_at(r == 0 and 0 or 12 + (r - 1) * 7, 7)
   results[i] = apply_one(d, graphs[graph_of[i]])
 end
 return results

@@ -1,6 +1,6 @@
 -- Recreates the hot state of a run that Postgres holds as live and Redis lost (common/runs/rebuild.py computes
 -- every argument from Postgres). Refuses when the run's hash exists, so concurrent rebuilds are harmless.
--- KEYS[12] = the run's child-run set. ARGV[2] = run fields (JSON object of strings), ARGV[3] = IR JSON,
+-- KEYS[13] = the run's child-run set. ARGV[2] = run fields (JSON object of strings), ARGV[3] = IR JSON,
 -- ARGV[4] = graph JSON, ARGV[5] = node states to restore as they were ({node -> state}: ended and waiting nodes),
 -- ARGV[6] = outputs ({node -> output ref}), ARGV[7] = applied token ids, ARGV[8] = nodes that already fired,
 -- ARGV[9] = edges from ended nodes into pending ones ({{to, live}}), ARGV[10] = pending entry nodes,
@@ -10,13 +10,12 @@
 if redis.call('EXISTS', K_RUN) == 1 then
   return { 'exists', redis.call('HGET', K_RUN, 'status'), '[]' }
 end
-local K_CHILD_RUNS = KEYS[12]
+local K_CHILD_RUNS = KEYS[13]
 -- What a partial loss left behind would contradict what is restored (a join counted twice, a stale state).
 redis.call('DEL', K_IR, K_APPLIED, K_NODES, K_CTX, K_JOIN, K_CHILD_RUNS)
 local fields = cjson.decode(ARGV[2])
 for k, v in pairs(fields) do redis.call('HSET', K_RUN, k, v) end
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'rebuilt_ms', NOW)
-count_active(true)
 redis.call('SET', K_IR, ARGV[3])
 if fields.deadline_ms then redis.call('ZADD', K_DEADLINES, fields.deadline_ms, fields.run_id) end
 

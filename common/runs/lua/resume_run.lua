@@ -21,7 +21,6 @@ redis.call('HINCRBY', K_RUN, 'epoch', 1)
 -- Recorded with the run: steps of these nodes from before this resume no longer count when rebuilding it.
 redis.call('HSET', K_RUN, 'reset_nodes', ARGV[3])
 redis.call('HSET', K_RUN, 'status', 'running', 'counter', 0, 'pending_approvals', 0, 'agents_started', 0)
-count_active(true)
 redis.call('HDEL', K_RUN, 'error', 'ended_ms', 'outputs')
 local data = { nodes = reset }
 if ARGV[8] ~= '' then data.from_node = ARGV[8] end

@@ -1,5 +1,5 @@
 -- Starts runs: for each, creates its hot state, writes its IR, queues its entry nodes and appends run_started.
--- Idempotent per run: a run that exists is left as it is. KEYS: the first run's eleven (see the prelude), then the
+-- Idempotent per run: a run that exists is left as it is. KEYS: the first run's twelve (see the prelude), then the
 -- seven own keys of each further run. ARGV[2] = runs (JSON list of {run fields (object), IR index, run timeout ms
 -- (0 = none)}), ARGV[3] = max agents, then three per distinct IR: IR JSON, graph JSON, entry node ids (JSON list).
 -- Returns per run {'started' | 'exists', run status}.
@@ -25,7 +25,6 @@ local function start_one(fields, ir_index, timeout_ms)
   redis.call('HSET', K_RUN, unpack(hash))
   RUN_ID, RUN_EPOCH, RUN_IR_VERSION = fields.run_id, '0', tostring(fields.ir_version)
   RUN_TRACEPARENT = fields.traceparent or false
-  count_active(true)
   redis.call('SET', K_IR, ARGV[base + 1])
   if timeout_ms > 0 then
     local deadline = math.floor(NOW + timeout_ms)
@@ -57,7 +56,7 @@ end
 
 local results = {}
 for i, run in ipairs(runs) do
-  bind_run_at(i == 1 and 0 or 11 + (i - 2) * 7, 7)
+  bind_run_at(i == 1 and 0 or 12 + (i - 2) * 7, 7)
   results[i] = start_one(run[1], run[2], tonumber(run[3]))
 end
 return results

@@ -21,12 +21,12 @@ def samples(metrics: Metrics) -> dict[str, float]:
 async def test_it_counts_each_types_tokens_waiting_or_in_hand(redis: aioredis.Redis, keys: Keys) -> None:
     metrics = Metrics()
     for _ in range(3):
-        await redis.xadd(keys.tasks("http"), {"t": "{}"})
-    agent_entry = await redis.xadd(keys.tasks("agent"), {"t": "{}"})
+        await redis.xadd(keys.shard(1).tasks("http"), {"t": "{}"})
+    agent_entry = await redis.xadd(keys.shard(2).tasks("agent"), {"t": "{}"})
     await export_queue_depth(redis, keys, metrics)
     assert samples(metrics) == {name: 0.0 for name in WORKER_TYPES} | {"http": 3.0, "agent": 1.0}
     # A worker acknowledges and deletes what it handled.
-    await redis.xdel(keys.tasks("agent"), agent_entry)
+    await redis.xdel(keys.shard(2).tasks("agent"), agent_entry)
     await export_queue_depth(redis, keys, metrics)
     assert samples(metrics)["agent"] == 0.0
     assert 'aob_queue_depth{type="http"} 3.0' in metrics.render()[0].decode()
@@ -34,7 +34,7 @@ async def test_it_counts_each_types_tokens_waiting_or_in_hand(redis: aioredis.Re
 
 async def test_a_redis_that_does_not_answer_leaves_the_gauge_empty_not_stale(redis: aioredis.Redis, keys: Keys) -> None:
     metrics = Metrics()
-    await redis.xadd(keys.tasks("builtin"), {"t": "{}"})
+    await redis.xadd(keys.shard(0).tasks("builtin"), {"t": "{}"})
     await export_queue_depth(redis, keys, metrics)
     assert samples(metrics)["builtin"] == 1.0
     dead = connect_redis(f"redis://127.0.0.1:{free_port()}/0")

@@ -33,6 +33,7 @@ from tests.support.executions import executions_key, load_executions
 from tests.support.processes import ServiceProcess, chaos_env
 from tests.support.random_dags import CONDITION, expected_outcome
 from tests.support.scripted import scripted_type
+from tests.support.shards import ledger_entries
 
 # AOB_CHAOS_RUNS=n runs a longer chaos: the kills go on while runs are submitted, five every half second or so.
 RUNS = int(os.environ.get("AOB_CHAOS_RUNS", "50"))
@@ -167,7 +168,7 @@ async def test_patched_and_resumed_runs_survive_killed_coordinators_and_workers(
 
         async def recorded() -> bool:
             # The coordinators' recorders drain the ledger; then Postgres says what Redis says.
-            assert await redis.xlen(engine.keys.ledger) == 0, "the ledger is not drained yet"
+            assert await ledger_entries(redis, engine.keys) == [], "the ledger is not drained yet"
             mismatches = []
             for run_id in runs:
                 mismatches += await invariants.recorded(pg_pool, await invariants.read_run(engine, run_id))

@@ -18,6 +18,7 @@ from tests.support import invariants
 from tests.support.deployment import Deployment
 from tests.support.executions import Execution
 from tests.support.scripted import ScriptedHandler, scripted_type
+from tests.support.shards import signals_waiting
 from tests.support.stepped import SteppedEngine, World, open_world
 
 DIAMOND = {
@@ -125,7 +126,7 @@ async def test_a_counter_that_drifted_is_caught(deployment: Deployment, redis: a
         await engine.work("builtin", 1)
         assert await invariants.counters(engine, [run_id]) == []
         # `a`'s completion waits in the signal list: applied twice, it would take the counter one step too low.
-        signal = json.loads((await redis.lrange(engine.keys.completion_signals, 0, 0))[0])
+        signal = json.loads((await redis.lrange(engine.keys.shard_for(run_id).completion_signals, 0, 0))[0])
         await redis.sadd(engine.keys.applied(run_id), CompletionSignal.model_validate(signal).token_id)
         assert [v.check for v in await invariants.counters(engine, [run_id])] == ["counter_matches_in_flight"]
 
@@ -134,7 +135,7 @@ class DoubleCountingEngine(SteppedEngine):
     """A planted engine bug: every coordinator batch loses one decrement of each running run it touched."""
 
     async def coordinate(self, max_signals: int) -> int:
-        raw = await self.redis.lrange(self.keys.completion_signals, 0, max_signals - 1)
+        raw = (await signals_waiting(self.redis, self.keys))[:max_signals]
         taken = await super().coordinate(max_signals)
         for run_id in sorted({json.loads(signal)["run_id"] for signal in raw}):
             if await self.redis.hget(self.keys.run(run_id), "status") == "running":
@@ -146,10 +147,11 @@ class SkippingRecorderEngine(SteppedEngine):
     """A planted recorder bug: the entries of steps that succeeded are lost."""
 
     async def record(self) -> int:
-        for entry_id, fields in await self.redis.xrange(self.keys.ledger):
-            entry = json.loads(fields["l"])
-            if entry["kind"] == "step" and entry["status"] == "succeeded":
-                await self.redis.xdel(self.keys.ledger, entry_id)
+        for shard in self.keys.all_shards():
+            for entry_id, fields in await self.redis.xrange(shard.ledger):
+                entry = json.loads(fields["l"])
+                if entry["kind"] == "step" and entry["status"] == "succeeded":
+                    await self.redis.xdel(shard.ledger, entry_id)
         return await super().record()
 
 

@@ -20,6 +20,7 @@ from tests.integration.coordinator.test_engine_properties import EngineHistories
 from tests.support import invariants
 from tests.support.deployment import Deployment
 from tests.support.scripted import ScriptedHandler, scripted_type
+from tests.support.shards import delayed_members, task_entries
 from tests.support.stepped import SteppedEngine, open_world
 
 
@@ -91,9 +92,9 @@ async def test_a_resumed_delay_node_waits_again(deployment: Deployment, redis: a
         run_id = await engine.submit(parallel({"id": "wait", "type": "delay", "config": {"seconds": 3600}}))
         assert await cancel_run(engine.scripts, run_id) == "ok"
         assert (await resume_run(engine.scripts, run_id)).status == "ok"
-        waiting = [json.loads(body)["token_id"] for body in await redis.zrange(engine.keys.delayed, 0, -1)]
+        waiting = [json.loads(body)["token_id"] for body in await delayed_members(redis, engine.keys)]
         assert "1:wait:2" in waiting
-        assert await redis.xlen(engine.keys.tasks("builtin")) == 0
+        assert await task_entries(redis, engine.keys, "builtin") == []
 
 
 # Histories test_engine_properties.py found for bugs of issue 13 (their own regression tests are in

@@ -25,6 +25,7 @@ from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 from tests.support.scripted import ScriptedHandler, scripted_type
+from tests.support.shards import delayed_members
 from workers import NodeContext, NodeResult
 
 FINAL_NODE_STATUSES = frozenset({"succeeded", "failed", "skipped", "cancelled"})
@@ -199,20 +200,20 @@ async def test_recorder_never_moves_a_step_back_from_a_final_state(
         return status
 
     async def ledger_drained() -> bool:
-        return await redis.xlen(engine.keys.ledger) == 0
+        return await redis.xlen(engine.keys.shard_for(run_id).ledger) == 0
 
     async with Engine(deployment, redis, pool=pg_pool):
-        await redis.xadd(engine.keys.ledger, {"l": json.dumps(step | {"status": "succeeded"})})
+        await redis.xadd(engine.keys.shard_for(run_id).ledger, {"l": json.dumps(step | {"status": "succeeded"})})
         await eventually(ledger_drained)
         assert await step_status() == "succeeded"
         # A `waiting` entry arriving after the final one (entries may come out of order across recorders).
-        await redis.xadd(engine.keys.ledger, {"l": json.dumps(step | {"status": "waiting"})})
+        await redis.xadd(engine.keys.shard_for(run_id).ledger, {"l": json.dumps(step | {"status": "waiting"})})
         await eventually(ledger_drained)
         assert await step_status() == "succeeded"
 
 
 async def delayed_tokens(engine: Engine) -> list[str]:
-    return [json.loads(member)["token_id"] for member in await engine.redis.zrange(engine.keys.delayed, 0, -1)]
+    return [json.loads(member)["token_id"] for member in await delayed_members(engine.redis, engine.keys)]
 
 
 async def test_cancel_purges_the_runs_due_tokens(deployment: Deployment, redis: aioredis.Redis) -> None:

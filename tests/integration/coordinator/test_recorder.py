@@ -15,6 +15,7 @@ from tests.support.deployment import Deployment
 from tests.support.engine import Engine, chain
 from tests.support.eventually import eventually
 from tests.support.faults import Flaky, errors
+from tests.support.shards import ledger_entries
 
 
 async def test_redis_and_postgres_errors_are_retried_and_counted(
@@ -43,4 +44,4 @@ async def test_redis_and_postgres_errors_are_retried_and_counted(
         await asyncio.wait_for(recording, 10)
     assert errors(metrics, "recorder", "read") == 3
     assert errors(metrics, "recorder", "handle") == 2
-    assert await redis.xlen(keys.ledger) == 0
+    assert await ledger_entries(redis, keys) == []

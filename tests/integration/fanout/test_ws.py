@@ -219,4 +219,4 @@ async def test_tenant_feed_carries_run_level_events(
                 seen.append(json.loads(await ws.recv()))
         assert [e["type"] for e in seen] == ["run_started", "run_succeeded"]
         assert {e["run_id"] for e in seen} == {run_id}
-        assert await redis.exists(Keys(deployment.key_prefix).tenant_events(TENANT))
+        assert await redis.exists(Keys(deployment.key_prefix).shard_for(run_id).tenant_events(TENANT))

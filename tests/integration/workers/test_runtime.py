@@ -72,7 +72,7 @@ async def test_a_token_outliving_the_grace_period_is_left_to_a_peer(
     await eventually(running)
     await first.shutdown()
     await asyncio.wait_for(serving.pop(), 5)
-    stream = engine.keys.tasks("scripted")
+    stream = engine.keys.shard_for(run_id).tasks("scripted")
     [entry] = await redis.xpending_range(stream, engine.keys.workers_group("scripted"), min="-", max="+", count=5)
     assert entry["consumer"] == "first"
 

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 
-from common.keys import Keys, KeyTemplate
+from common.keys import Keys, KeyTemplate, ShardKeys, shard_tags
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGES = ("common", "coordinator", "workers", "fanout", "orchestrator", "devstack")
@@ -22,17 +23,25 @@ def key_name_parts() -> set[str]:
     """The fixed parts of every name ``Keys`` builds (``wf.tasks.``, ``run:{``, ``wf.ledger``, ...)."""
     keys = Keys()
     parts: set[str] = set()
-    for name, member in inspect.getmembers(Keys):
-        if name.startswith("_") or name == "prefix":
-            continue
-        if isinstance(member, property):
-            built = getattr(keys, name)
-        else:
-            arity = len(inspect.signature(member).parameters) - 1
-            built = getattr(keys, name)(*[BLANK] * arity)
-        if not isinstance(built, str):
-            continue
-        parts |= {part for part in built.split(BLANK) if re.search("[a-z]", part)}
+    for builder, cls in ((keys, Keys), (keys.shard(0), ShardKeys)):
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or name in ("prefix", "shards", "index", "tag"):
+                continue
+            if isinstance(member, property):
+                built = getattr(builder, name)
+            elif callable(member) and not isinstance(member, type):
+                arity = len(inspect.signature(member).parameters) - 1
+                if arity < 1 or name in ("shard_of", "shard", "shard_for", "is_task_stream"):
+                    continue
+                built = getattr(builder, name)(*[BLANK] * arity)
+            else:
+                continue
+            if not isinstance(built, str):
+                continue
+            # A shard's hash tag is not part of a name: the fixed parts are what stands around it.
+            for tag in shard_tags(keys.shards):
+                built = built.replace(tag, BLANK)
+            parts |= {part for part in built.split(BLANK) if re.search("[a-z]", part)}
     return parts
 
 
@@ -95,26 +104,26 @@ def test_no_lua_script_spells_a_key_name() -> None:
 
 def test_the_scan_finds_what_it_must() -> None:
     parts = key_name_parts()
-    assert {"wf.tasks.", "events:tenant:", "wf.delayed", "wf.children", "run:{", "completion_signals"} <= parts
+    assert {"wf.tasks.", "events:tenant:", "wf.delayed:", "wf.children:", "run:", "completion_signals:"} <= parts
     source = """
-    -- a comment may say wf.delayed
-    --[[ and so may a block: 'wf.children' ]]
+    -- a comment may say wf.delayed:
+    --[[ and so may a block: 'wf.children:' ]]
     redis.call('XADD', PREFIX .. 'wf.tasks.' .. t, '*', 't', body)
     redis.call('HGET', "events:tenant:" .. tenant, 'x')
-    local raw = [[run:{]] .. id .. '}'
+    local raw = [[run:]] .. id .. '}'
     if string.sub(raw, 1, 6) == 'cas://' then return 'it\\'s fine' end
     """
-    assert key_names_spelled(source, parts) == [
-        "'events:tenant:' (spells 'events:tenant:')",
-        "'run:{' (spells 'run:{')",
-        "'wf.tasks.' (spells 'wf.tasks.')",
-    ]
+    found = key_names_spelled(source, parts)
+    assert {spelled.partition(" (")[0] for spelled in found} == {"'events:tenant:'", "'run:'", "'wf.tasks.'"}
+    assert "'events:tenant:' (spells 'events:tenant:')" in found
 
 
-@pytest.mark.parametrize(("build", "value"), [("tasks", "builtin"), ("tenant_events", "acme"), ("run", "r1")])
+@pytest.mark.parametrize(
+    ("build", "value"), [("tasks", "builtin"), ("tenant_events", "acme"), ("coordinator_inflight", "c1")]
+)
 def test_a_template_builds_the_same_key_as_keys(build: str, value: str) -> None:
     keys = Keys("p7:")
-    method = getattr(keys, build)
+    method = getattr(keys.shard(3), build)
     template = KeyTemplate.of(method)
     assert template.format(value) == method(value)
     assert template.for_lua() == [template.head, template.tail]
@@ -126,3 +135,20 @@ def test_a_template_needs_one_variable_part() -> None:
         KeyTemplate.of(lambda _: "fixed")
     with pytest.raises(ValueError, match="exactly one variable part"):
         KeyTemplate.of(lambda value: value + ":" + value)
+
+
+def test_a_run_and_the_queues_of_its_shard_share_a_slot() -> None:
+    keys = Keys("p:", shards=16)
+    for run_id in ("r1", "a" * 32, "child:0:map:1:7"):
+        shard = keys.shard_for(run_id)
+        slots = {key_slot(k.encode()) for k in (keys.run(run_id), keys.events(run_id), shard.ledger, shard.delayed)}
+        slots |= {key_slot(shard.tasks("http").encode()), key_slot(shard.completion_signals.encode())}
+        assert len(slots) == 1, run_id
+
+
+def test_shards_spread_evenly_over_the_slot_ranges_of_equal_primaries() -> None:
+    for shards in (1, 3, 16, 64):
+        slots = [key_slot(tag.encode()) for tag in shard_tags(shards)]
+        # With N primaries holding equal contiguous ranges, shard i lands in the i-th range.
+        assert [slot * shards // 16384 for slot in slots] == list(range(shards))
+    assert len({Keys(shards=16).shard_of(f"run-{i}") for i in range(400)}) == 16

@@ -26,7 +26,8 @@ async def test_redis_and_postgres_errors_are_retried_and_counted(
     for kind in ("run_started", "run_succeeded"):
         event = {"type": kind, "run_id": run_id, "ts": 1_700_000_000_000, "data": {}}
         await redis.xadd(keys.events(run_id), {"e": json.dumps(event)})
-    await redis.xadd(keys.tenant_events("acme"), {"e": json.dumps({"type": "run_succeeded", "run_id": run_id})})
+    ended = {"e": json.dumps({"type": "run_succeeded", "run_id": run_id})}
+    await redis.xadd(keys.shard_for(run_id).tenant_events("acme"), ended)
     metrics = Metrics()
     lost = functools.partial(asyncpg.exceptions.ConnectionDoesNotExistError, "connection was closed")
     flaky_pool = Flaky(pg_pool, "fetch", times=2, error=lost)
@@ -49,4 +50,4 @@ async def test_redis_and_postgres_errors_are_retried_and_counted(
     # The tenants are read before the group is made on their streams.
     assert errors(metrics, "archiver", "group") == 2
     assert errors(metrics, "archiver", "read") == 2
-    assert (await redis.xpending(keys.tenant_events("acme"), "archiver"))["pending"] == 0
+    assert (await redis.xpending(keys.shard_for(run_id).tenant_events("acme"), "archiver"))["pending"] == 0

@@ -30,7 +30,7 @@ async def test_put_returns_content_address_and_get_reads_redis(redis: aioredis.R
     assert await redis.get(keys.cas(digest)) == data
     # No expiry until Postgres holds it: the recorder gives it one after copying it.
     assert await redis.ttl(keys.cas(digest)) == -1
-    entries = [json.loads(fields["l"]) for _, fields in await redis.xrange(keys.ledger)]
+    entries = [json.loads(fields["l"]) for _, fields in await redis.xrange(keys.shard_for(digest).ledger)]
     assert [(e["kind"], e["digest"]) for e in entries] == [("blob", digest)] * 2
     assert await cas.get(ref) == data
 

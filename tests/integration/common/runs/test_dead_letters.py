@@ -43,7 +43,7 @@ async def test_the_coordinator_caps_the_signals_it_parks(
 async def test_the_worker_caps_the_tokens_it_parks(deployment: Deployment, redis: aioredis.Redis, keys: Keys) -> None:
     worker = Worker(deployment.replace(dlq_maxlen=CAP).worker(), redis, [BuiltinHandler()], worker_id="w1")
     await worker.ensure_groups()
-    stream = keys.tasks("builtin")
+    stream = keys.shard(0).tasks("builtin")
     for i in range(WRITTEN):
         token = json.dumps({"v": 9, "run_id": f"r{i}", "token_id": "0:n:1"})
         await worker.dead_letter(stream, f"{i + 1}-0", {"t": token}, None, "malformed token")

@@ -46,7 +46,10 @@ async def settled(engine: Engine, run_id: str, node_id: str, status: str) -> Non
     pool = engine.pool
 
     async def check() -> bool:
-        return await step_status(pool, run_id, node_id) == status and await engine.redis.xlen(engine.keys.ledger) == 0
+        return (
+            await step_status(pool, run_id, node_id) == status
+            and await engine.redis.xlen(engine.keys.shard_for(run_id).ledger) == 0
+        )
 
     await eventually(check)
 
@@ -56,7 +59,7 @@ async def hot_state(redis: aioredis.Redis, keys: Keys, run_id: str) -> dict[str,
     run = await redis.hgetall(keys.run(run_id))
     nodes = {n: json.loads(s) for n, s in (await redis.hgetall(keys.nodes(run_id))).items()}
     join = await redis.hgetall(keys.join(run_id))
-    delayed = await redis.zrange(keys.delayed, 0, -1, withscores=True)
+    delayed = await redis.zrange(keys.shard_for(run_id).delayed, 0, -1, withscores=True)
     ir = json.loads(await redis.get(keys.ir(run_id)))
     pending = {n for n in ir["nodes"] if nodes.get(n, {}).get("status", "pending") == "pending"}
     return {
@@ -71,7 +74,7 @@ async def hot_state(redis: aioredis.Redis, keys: Keys, run_id: str) -> dict[str,
         "join": {k: v for k, v in join.items() if k.partition(":")[0] in pending},
         "ir": ir,
         "delayed": sorted((m, s) for m, s in delayed if json.loads(m)["run_id"] == run_id),
-        "deadline": await redis.zscore(keys.run_deadlines, run_id),
+        "deadline": await redis.zscore(keys.shard_for(run_id).run_deadlines, run_id),
     }
 
 
@@ -135,7 +138,7 @@ async def test_a_queued_delay_keeps_its_due_time(
         await settled(engine, run_id, "wait", "queued")
         before = await hot_state(redis, keys, run_id)
         await forget_run(redis, keys, run_id)
-        await redis.delete(keys.delayed)
+        await redis.delete(keys.shard_for(run_id).delayed)
 
         outcome = await rebuild(engine, run_id)
 
@@ -167,7 +170,7 @@ async def test_a_rebuilt_run_keeps_its_trace(
         assert json.loads(queued)["traceparent"] == traceparent
         assert await pg_pool.fetchval("SELECT traceparent FROM runs WHERE id = $1", run_id) == traceparent
         await forget_run(redis, keys, run_id)
-        await redis.delete(keys.delayed)
+        await redis.delete(keys.shard_for(run_id).delayed)
 
         await rebuild(engine, run_id)
 
@@ -200,7 +203,7 @@ async def test_a_retry_keeps_its_attempt_and_backoff(
         await settled(engine, run_id, "flaky", "queued")
         before = await hot_state(redis, keys, run_id)
         await forget_run(redis, keys, run_id)
-        await redis.delete(keys.delayed)
+        await redis.delete(keys.shard_for(run_id).delayed)
         if not retry_recorded:
             # The ledger's tail was lost with Redis: Postgres saw attempt 1 fail, not attempt 2 queued.
             await pg_pool.execute("DELETE FROM run_steps WHERE run_id = $1 AND attempt = 2", run_id)
@@ -274,7 +277,7 @@ async def test_concurrent_rebuilds_of_a_run_rebuild_it_once(
 
         assert sorted(o.result for o in outcomes) == ["exists", "exists", "exists", "rebuilt"]
         assert (await engine.event_types(run_id)).count("run_rebuilt") == 1
-        assert await redis.zcard(keys.delayed) == 1
+        assert await redis.zcard(keys.shard_for(run_id).delayed) == 1
         assert await rebuild(engine, run_id) == RebuildOutcome(run_id, "exists")
 
 

@@ -12,6 +12,7 @@ from common.runs.scripts import Scripts
 from common.runs.start import RunStart, start_run, start_runs
 from common.workflow.compiler import compile_definition
 from common.workflow.ir import IR
+from tests.support.shards import delayed_members, task_entries
 
 CHAIN = compile_definition(
     {
@@ -70,13 +71,14 @@ async def _snapshot(redis: aioredis.Redis, keys: Keys) -> dict[str, Any]:
             "join": await redis.hgetall(keys.join(run_id)),
             "events": [_parsed(f["e"]) for _, f in await redis.xrange(keys.events(run_id))],
         }
-    streams = [keys.ledger, keys.tasks("builtin"), keys.tenant_events("acme"), keys.tenant_events("beta")]
+    streams = [*keys.tenant_events("acme"), *keys.tenant_events("beta")]
+    streams += [s for shard in keys.all_shards() for s in (shard.ledger, shard.tasks("builtin"))]
     for stream in streams:
         snap[stream.removeprefix(keys.prefix)] = [
             {k: _parsed(v) for k, v in f.items()} for _, f in await redis.xrange(stream)
         ]
-    snap["delayed"] = [_parsed(m) for m in await redis.zrange(keys.delayed, 0, -1)]
-    snap["deadlines"] = await redis.zrange(keys.run_deadlines, 0, -1)
+    snap["delayed"] = [_parsed(m) for m in await delayed_members(redis, keys)]
+    snap["deadlines"] = [r for shard in keys.all_shards() for r in await redis.zrange(shard.run_deadlines, 0, -1)]
     snap["active"] = sorted(await redis.zrange(keys.tenant_active_runs("acme"), 0, -1))
     return snap
 
@@ -97,16 +99,16 @@ async def test_start_runs_leaves_what_one_start_run_per_run_leaves(
 async def test_start_runs_is_idempotent_per_run(redis: aioredis.Redis, keys: Keys) -> None:
     scripts = Scripts(redis, keys)
     await start_runs(scripts, _starts()[:1], max_agents=5)
-    before = await redis.xlen(keys.tasks("builtin"))
+    before = len(await task_entries(redis, keys, "builtin"))
 
     # r1 exists: left alone; r2 and r3 start; a repeated run id in one call starts once.
     statuses = await start_runs(scripts, [*_starts(), _starts()[2]], max_agents=5)
 
     assert statuses == ["running", "running", "running", "running"]
-    assert await redis.xlen(keys.tasks("builtin")) == before + 2  # r2's x (y waits in delayed) and r3's a
-    assert await redis.zcard(keys.delayed) == 1
-    started = [json.loads(f["e"]) for _, f in await redis.xrange(keys.tenant_events("acme"))]
-    assert [e["run_id"] for e in started if e["type"] == "run_started"] == ["r1", "r2"]
+    assert len(await task_entries(redis, keys, "builtin")) == before + 2  # r2's x (y waits in delayed), r3's a
+    assert len(await delayed_members(redis, keys)) == 1
+    started = [json.loads(f["e"]) for stream in keys.tenant_events("acme") for _, f in await redis.xrange(stream)]
+    assert sorted(e["run_id"] for e in started if e["type"] == "run_started") == ["r1", "r2"]
 
 
 async def test_start_runs_of_nothing_calls_no_script(redis: aioredis.Redis, keys: Keys) -> None:

@@ -31,15 +31,16 @@ async def test_scripts_write_versioned_messages_to_the_keys_of_keys_py(redis: ai
     )
     await start_run(scripts, start, compile_definition(definition).ir, max_agents=-1)
     # The delay node's token waits in the delayed set, due at once; move_due takes it to the built-in stream.
-    assert await redis.zcard(keys.delayed) == 1
-    assert await scripts.move_due(10) == 1
+    shard = keys.shard_for("c1")
+    assert await redis.zcard(shard.delayed) == 1
+    assert await scripts.move_due(shard.index, 10) == 1
     assert await cancel_run(scripts, "c1", reason="test") == "ok"
 
-    tokens = [Token.model_validate_json(f["t"]) for _, f in await redis.xrange(keys.tasks("builtin"))]
+    tokens = [Token.model_validate_json(f["t"]) for _, f in await redis.xrange(shard.tasks("builtin"))]
     events = [Event.model_validate_json(f["e"]) for _, f in await redis.xrange(keys.events("c1"))]
-    tenant = [Event.model_validate_json(f["e"]) for _, f in await redis.xrange(keys.tenant_events("acme"))]
-    ledger = [parse_ledger_entry(f["l"]) for _, f in await redis.xrange(keys.ledger)]
-    children = [ChildRunEnded.model_validate_json(f["c"]) for _, f in await redis.xrange(keys.children)]
+    tenant = [Event.model_validate_json(f["e"]) for _, f in await redis.xrange(shard.tenant_events("acme"))]
+    ledger = [parse_ledger_entry(f["l"]) for _, f in await redis.xrange(shard.ledger)]
+    children = [ChildRunEnded.model_validate_json(f["c"]) for _, f in await redis.xrange(shard.children)]
 
     assert sorted(token.node_id for token in tokens) == ["a", "d"]
     assert [event.type for event in tenant] == ["run_started", "run_cancelled"]

@@ -86,7 +86,7 @@ async def pending(redis: aioredis.Redis, stream: str) -> int:
 
 
 async def test_reads_and_acks_new_entries(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     handler = Recording()
     consumer = make(redis, stream, handler, delete_acked=True)
     async with running(consumer):
@@ -97,7 +97,7 @@ async def test_reads_and_acks_new_entries(redis: aioredis.Redis, keys: Keys) -> 
 
 
 async def test_own_pending_entries_are_read_first(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     handler = Recording()
     consumer = make(redis, stream, handler)
     await consumer.ensure_groups()
@@ -111,7 +111,7 @@ async def test_own_pending_entries_are_read_first(redis: aioredis.Redis, keys: K
 
 
 async def test_claims_the_idle_entries_of_a_dead_consumer(any_redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     handler = Recording()
     consumer = make(any_redis, stream, handler, claim_idle_s=0.2)
     await consumer.ensure_groups()
@@ -129,7 +129,7 @@ async def test_claims_the_idle_entries_of_a_dead_consumer(any_redis: aioredis.Re
 async def test_entries_delivered_too_often_go_to_the_dead_letter_callback(
     any_redis: aioredis.Redis, keys: Keys
 ) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     buried: list[Undeliverable] = []
     tries: list[str] = []
 
@@ -155,7 +155,7 @@ async def test_entries_delivered_too_often_go_to_the_dead_letter_callback(
 
 
 async def test_transient_errors_are_retried_with_growing_capped_backoff(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     flaky = Flaky(redis, "xreadgroup", times=6)
     calls: list[float] = []
     handler = Recording()
@@ -179,7 +179,7 @@ async def test_transient_errors_are_retried_with_growing_capped_backoff(redis: a
 async def test_a_handler_s_transient_error_is_retried_in_place(
     redis: aioredis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     recording = Recording()
     failures = [RedisConnectionError("down"), OSError("reset")]
 
@@ -201,7 +201,7 @@ async def test_a_handler_s_transient_error_is_retried_in_place(
 
 
 async def test_shutdown_cancels_what_outlives_the_grace_and_a_peer_claims_it(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def stuck(batch: Batch) -> None:
@@ -232,7 +232,7 @@ async def test_shutdown_cancels_what_outlives_the_grace_and_a_peer_claims_it(red
 
 
 async def test_finishing_in_flight_work_within_the_grace_period(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     started, go_on = asyncio.Event(), asyncio.Event()
     recording = Recording()
 
@@ -255,7 +255,7 @@ async def test_finishing_in_flight_work_within_the_grace_period(redis: aioredis.
 
 
 async def test_concurrency_bounds_the_entries_in_hand(redis: aioredis.Redis, keys: Keys) -> None:
-    stream = keys.tasks("t")
+    stream = keys.shard(0).tasks("t")
     in_hand, most = 0, 0
     recording = Recording()
 

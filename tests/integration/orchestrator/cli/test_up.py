@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,7 +25,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from common.errors import ConfigError
+from common.keys import Keys
+from common.redis_client import connect_redis
+from common.runs.scripts import Scripts
+from common.runs.start import RunStart, start_run
+from common.workflow.compiler import compile_definition
 from devstack.supervisor import SERVICES, ChildSpec, Supervisor, parse_services
+from tests.support.engine import chain
 from tests.support.eventually import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -56,13 +63,13 @@ def descendants(pid: int) -> list[int]:
 class AobUp:
     """One ``aob up`` process with its output in files, so nothing blocks on a full pipe."""
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
         self.out = tmp_path / "up.out"
         self.err = tmp_path / "up.err"
         base = {k: v for k, v in os.environ.items() if not k.startswith("AOB_")}
         base.update(AOB_DATA_DIR=str(tmp_path / "data"), AOB_LOG_JSON="false", **env)
         with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen([*AOB, "up"], cwd=REPO_ROOT, env=base, stdout=out, stderr=err)
+            self.proc = subprocess.Popen([*AOB, "up", *args], cwd=REPO_ROOT, env=base, stdout=out, stderr=err)
 
     def output(self) -> str:
         return self.out.read_text()
@@ -99,8 +106,8 @@ def up_factory(tmp_path: Path) -> Iterator[type[AobUp]]:
     started: list[AobUp] = []
 
     class Tracked(AobUp):
-        def __init__(self, tmp_path: Path, **env: str) -> None:
-            super().__init__(tmp_path, **env)
+        def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+            super().__init__(tmp_path, *args, **env)
             started.append(self)
 
     yield Tracked
@@ -259,3 +266,37 @@ async def test_supervisor_restarts_crashed_children_and_stops_stubborn_ones(tmp_
 
     await gone(pids)
     assert supervisor.pids == {}
+
+
+@pytest.mark.timeout(240)
+async def test_up_scaled_runs_two_coordinators_that_share_the_shards_on_the_embedded_redis(
+    tmp_path: Path, up_factory: type[AobUp]
+) -> None:
+    up = up_factory(tmp_path, "--scale", "coordinator=2,worker.builtin=2", AOB_UP_SERVICES="coordinator,worker builtin")
+    found = await up.ready()
+    assert "services: coordinator, coordinator #2, worker builtin, worker builtin #2" in up.output()
+    client = connect_redis(found["redis"])
+    keys = Keys()
+    try:
+        # The embedded Redis (6.2) runs the sharded engine as a cluster would: one slot per script.
+        async def leases_shared() -> bool:
+            owners = [await client.get(shard.lease) for shard in keys.all_shards()]
+            return None not in owners and len(set(owners)) == 2
+
+        await eventually(leases_shared, timeout_s=60)
+        scripts = Scripts(client, keys)
+        ir = compile_definition(chain(3)).ir
+        run_ids = [uuid.uuid4().hex for _ in range(8)]
+        for run_id in run_ids:
+            start = RunStart(run_id, "default", "w", "chain", 1, {})
+            await start_run(scripts, start, ir, max_agents=5)
+
+        async def ended() -> list[str]:
+            statuses = [await client.hget(keys.run(run_id), "status") for run_id in run_ids]
+            assert statuses == ["succeeded"] * len(run_ids), statuses
+            return statuses
+
+        await eventually(ended, timeout_s=60)
+    finally:
+        await client.aclose()
+    assert await up.stop(timeout_s=60) == 0

@@ -72,7 +72,7 @@ async def test_a_poisoned_token_is_listed_shown_refused_and_discarded(
         "0:p:1",
         "default",
     )
-    assert item["source"] == keys.tasks("poison") and "delivered 2 times (limit 1)" in item["reason"]
+    assert item["source"] == keys.shard_for(run_id).tasks("poison") and "delivered 2 times (limit 1)" in item["reason"]
     assert item["payload"]["token_id"] == "0:p:1" and item["by"].startswith("w-")
     assert (await api.request("GET", f"{BASE}/{letter.id}")).json() == item
     assert await listed(api, run_id=run_id, kind="token") == [letter.id]
@@ -118,7 +118,7 @@ async def test_a_parked_token_of_a_live_run_is_replayed_and_runs(
         "later", {"nodes": [{"id": "s", "type": "scripted", "config": {"output": 7}}], "edges": []}
     )
     run_id = (await api.start_run("later"))["id"]
-    stream = keys.tasks("scripted")
+    stream = keys.shard_for(run_id).tasks("scripted")
     [(entry_id, fields)] = await eventually(lambda: redis.xrange(stream))
     # As a worker of a release that cannot read the token parks it: the node is not failed, the run waits.
     parking = Worker(deployment.worker(), redis, [ScriptedHandler()])
@@ -154,13 +154,14 @@ async def test_a_signal_goes_back_to_the_coordinator(api: Api, keys: Keys, redis
     run_id = (await api.start_run("one"))["id"]
     await api.wait_run(run_id)
     ghost = CompletionSignal(run_id=run_id, node_id="ghost", token_id="0:ghost:1", attempt=1, status="succeeded")
-    await redis.rpush(keys.completion_signals, ghost.model_dump_json(exclude_none=True))
+    inbox = keys.shard_for(run_id).completion_signals
+    await redis.rpush(inbox, ghost.model_dump_json(exclude_none=True))
     [letter] = await parked(redis, keys, run_id)
     assert (letter.kind, letter.reason, letter.node_id) == ("signal", "no such node in the run's IR", "ghost")
 
     response = await api.request("POST", f"{BASE}/{letter.id}/replay")
     assert response.status_code == 200, response.text
-    assert (response.json()["target"], response.json()["entry_id"]) == (keys.completion_signals, None)
+    assert (response.json()["target"], response.json()["entry_id"]) == (inbox, None)
     # The coordinator took it again, and parked it again for the same reason.
     [again] = await parked(redis, keys, run_id)
     assert again.id != letter.id and again.payload == letter.payload
@@ -169,7 +170,7 @@ async def test_a_signal_goes_back_to_the_coordinator(api: Api, keys: Keys, redis
 async def test_tenants_see_only_their_runs_dead_letters(api: Api, keys: Keys, redis: aioredis.Redis) -> None:
     _, letter = await failed_run(api, keys, redis)
     stray = DeadLetter.of_signal(
-        keys.completion_signals, json.dumps({"run_id": uuid.uuid4().hex}), "no such run", by="c"
+        keys.shard(0).completion_signals, json.dumps({"run_id": uuid.uuid4().hex}), "no such run", by="c"
     )
     stray_id = await redis.xadd(keys.dlq, stray.stored())
     outsider = await api.new_key(tenant="elsewhere", role="admin")
@@ -199,7 +200,9 @@ async def test_tenants_see_only_their_runs_dead_letters(api: Api, keys: Keys, re
 
 async def test_pages_run_newest_first(api: Api, keys: Keys, redis: aioredis.Redis) -> None:
     ids = [
-        await redis.xadd(keys.dlq, DeadLetter.of_signal(keys.completion_signals, "{}", f"r{i}", by=None).stored())
+        await redis.xadd(
+            keys.dlq, DeadLetter.of_signal(keys.shard(0).completion_signals, "{}", f"r{i}", by=None).stored()
+        )
         for i in range(5)
     ]
     seen: list[str] = []

@@ -325,8 +325,11 @@ async def test_cancelling_the_parent_cancels_every_descendant(engine: Engine, pg
     assert await cancel_run(engine.scripts, run_id) == "ok"
     for descendant in [run_id, child, *found]:
         assert await engine.wait_ended(descendant) == "cancelled"
-    events = await engine.events(run_id)
-    assert [e["data"]["status"] for e in events if e["type"] == "child_run_ended"] == ["cancelled"]
+
+    async def child_ended() -> list[str]:  # recorded by the control worker once the child ended
+        return [e["data"]["status"] for e in await engine.events(run_id) if e["type"] == "child_run_ended"]
+
+    assert await eventually(child_ended) == ["cancelled"]
 
 
 async def test_timed_out_parent_ends_its_children(engine: Engine) -> None:
@@ -349,10 +352,11 @@ async def test_repeated_child_end_is_counted_once(engine: Engine) -> None:
     assert await engine.wait_ended(run_id) == "succeeded"
     child = sorted(await engine.redis.smembers(engine.keys.child_runs(run_id)))[0]
     record = {"run_id": child, "parent_run_id": run_id, "parent_node_id": "each", "status": "failed"}
-    await engine.redis.xadd(engine.keys.children, {"c": json.dumps(record)})
+    children = engine.keys.shard_for(child).children
+    await engine.redis.xadd(children, {"c": json.dumps(record)})
 
     async def consumed() -> bool:
-        return await engine.redis.xlen(engine.keys.children) == 0
+        return await engine.redis.xlen(children) == 0
 
     await eventually(consumed)
     ended = [e for e in await engine.events(run_id) if e["type"] == "child_run_ended"]
@@ -378,15 +382,19 @@ async def test_ends_left_by_a_dead_consumer_are_reclaimed(
         run_id = await engine.submit(definition)
         for index in range(3):
 
-            async def first_child_ended() -> list[Any]:
-                return list(await redis.xreadgroup(CONTROL_GROUP, "dead", {keys.children: ">"}, count=10))
+            async def first_child_ended() -> list[Any]:  # one stream per read: one slot on a cluster
+                for shard in keys.all_shards():
+                    got = await redis.xreadgroup(CONTROL_GROUP, "dead", {shard.children: ">"}, count=10)
+                    if got:
+                        return list(got)
+                return []
 
             # A consumer that dies holding the record: it stays pending until the live one reclaims it.
-            await eventually(first_child_ended)
+            [[children, _]] = await eventually(first_child_ended)
             assert await live.reclaim() == 0
-            pending = await redis.xpending(keys.children, CONTROL_GROUP)
+            pending = await redis.xpending(children, CONTROL_GROUP)
             assert pending["pending"] == 1
-            await redis.xclaim(keys.children, CONTROL_GROUP, "dead", 0, [pending["min"]], idle=60_000, justid=True)
+            await redis.xclaim(children, CONTROL_GROUP, "dead", 0, [pending["min"]], idle=60_000, justid=True)
             assert await live.reclaim() == 1, index
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "each") == {"results": [{"y": 2}, {"y": 4}, {"y": 6}], "errors": []}

@@ -207,20 +207,20 @@ async def test_timeout_applies_the_default_decided_by_the_system(engine: Engine,
     assert output["decided_by"] == "system" and output["decisions"][0]["reason"] == "timeout"
     with pytest.raises(ApprovalConflict, match="already approved"):
         await decide(engine, approval.id, ALICE, "reject")
-    assert await engine.redis.zcard(engine.keys.delayed) == 0
+    assert await engine.redis.zcard(engine.keys.shard_for(run_id).delayed) == 0
 
 
 async def test_a_decision_before_the_timeout_removes_it(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(timeout_s=3600))
     [approval] = await pending(pg_pool, run_id)
-    await eventually(lambda: _delayed_count(engine, 1))
+    await eventually(lambda: _delayed_count(engine, run_id, 1))
     await decide(engine, approval.id, ALICE, "reject")
     assert await engine.wait_ended(run_id) == "succeeded"
-    assert await engine.redis.zcard(engine.keys.delayed) == 0
+    assert await engine.redis.zcard(engine.keys.shard_for(run_id).delayed) == 0
 
 
-async def _delayed_count(engine: Engine, count: int) -> bool:
-    return int(await engine.redis.zcard(engine.keys.delayed)) == count
+async def _delayed_count(engine: Engine, run_id: str, count: int) -> bool:
+    return int(await engine.redis.zcard(engine.keys.shard_for(run_id).delayed)) == count
 
 
 async def test_pending_approval_survives_a_restart(
@@ -243,10 +243,10 @@ async def test_cancelling_the_run_cancels_its_approvals(engine: Engine, pg_pool:
 
     run_id = await engine.submit(approval_flow(timeout_s=3600))
     [approval] = await pending(pg_pool, run_id)
-    await eventually(lambda: _delayed_count(engine, 1))
+    await eventually(lambda: _delayed_count(engine, run_id, 1))
     assert await cancel_run(engine.scripts, run_id) == "ok"
     assert await cancel_approvals(pg_pool, engine.redis, engine.keys, run_id) == [approval.id]
-    assert await engine.redis.zcard(engine.keys.delayed) == 0
+    assert await engine.redis.zcard(engine.keys.shard_for(run_id).delayed) == 0
     assert (await engine.run_hash(run_id))["status"] == "cancelled"
     assert (await engine.statuses(run_id))["gate"] == "cancelled"
     with pytest.raises(ApprovalConflict, match="already cancelled"):
@@ -283,7 +283,7 @@ async def test_redelivered_token_opens_no_second_approval(engine: Engine, pg_poo
     run_id = await engine.submit(approval_flow())
     [approval] = await pending(pg_pool, run_id)
     token = Token(token_id="0:gate:1", run_id=run_id, node_id="gate", type="hitl", attempt=1, ir_version=1)
-    stream = engine.keys.tasks("hitl")
+    stream = engine.keys.shard_for(run_id).tasks("hitl")
     await engine.redis.xadd(stream, {"t": token.model_dump_json()})
 
     async def consumed() -> bool:
