@@ -1,4 +1,5 @@
-"""A real local Redis Cluster for tests: three primaries and three replicas from the machine's ``redis-server``.
+"""A real local Redis Cluster for tests: three primaries and three replicas from the machine's ``redis-server`` (else
+the embedded one ``aob up`` runs).
 
 Each node runs on a free port in a temporary directory with ``cluster-enabled yes``; ``redis-cli --cluster create``
 joins them with one replica per primary. A test may kill a primary: its replica is promoted by the cluster itself.
@@ -6,6 +7,7 @@ joins them with one replica per primary. A test may kill a primary: its replica 
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import signal
@@ -15,6 +17,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devstack.embedded import redis_server_binary
 
 NODES = 6
 # A dead primary is failed over after this; short so failover tests stay short.
@@ -39,6 +43,16 @@ def _free(port: int) -> bool:
     return True
 
 
+@functools.cache
+def redis_binaries() -> tuple[str, str]:
+    """``redis-server`` and ``redis-cli``: the machine's, else the embedded Redis 6.2 that ``aob up`` runs (a machine
+    with only Python, as README promises, has that one)."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        return str(redis_server_binary()), str(redis_server_binary().with_name("redis-cli"))
+    return server, cli
+
+
 @dataclass
 class LocalRedisCluster:
     """Six ``redis-server`` processes forming one cluster; ``url`` is what ``AOB_REDIS_URL`` takes."""
@@ -61,9 +75,7 @@ class LocalRedisCluster:
             raise
 
     def _start(self) -> LocalRedisCluster:
-        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if server is None or cli is None:
-            raise RuntimeError("redis-server and redis-cli are needed for cluster tests (apt-get install redis-server)")
+        server, cli = redis_binaries()
         self.ports = []
         while len(self.ports) < NODES:
             port = cluster_port()
@@ -150,7 +162,7 @@ class LocalRedisCluster:
     @staticmethod
     def _cli(port: int, *args: str) -> str:
         done = subprocess.run(
-            ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10, check=False
+            [redis_binaries()[1], "-p", str(port), *args], capture_output=True, text=True, timeout=10, check=False
         )
         return done.stdout.strip()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,14 +11,13 @@ import pytest
 from common.errors import ConfigError
 from common.redis_client import connect_redis, is_cluster
 from tests.support.eventually import eventually
-from tests.support.redis_cluster import LocalRedisCluster, cluster_port
+from tests.support.redis_cluster import LocalRedisCluster, cluster_port, redis_binaries
 
 
 @pytest.fixture
 def sentinel(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """A private primary and a Sentinel watching it as ``aob``; yields (primary port, sentinel port)."""
-    server = shutil.which("redis-server")
-    assert server is not None, "redis-server is needed (apt-get install redis-server)"
+    server = redis_binaries()[0]
     primary, watcher = cluster_port(), cluster_port()
     config = tmp_path / "sentinel.conf"
     config.write_text(f"port {watcher}\nbind 127.0.0.1\nsentinel monitor aob 127.0.0.1 {primary} 1\n")
