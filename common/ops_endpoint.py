@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -24,15 +24,15 @@ from common.serving import all_ready, readiness
 logger = logging.getLogger(__name__)
 
 
-def create_ops_app(redis: aioredis.Redis, pool: asyncpg.Pool, metrics: Metrics) -> Starlette:
+def ops_routes(clients: Callable[[Request], tuple[aioredis.Redis, asyncpg.Pool]], metrics: Metrics) -> list[Route]:
     """``/healthz`` (the event loop answers), ``/readyz`` (Redis and Postgres answer; 503 naming the one down) and
-    ``/metrics`` (the process's Prometheus exposition)."""
+    ``/metrics`` (the process's Prometheus exposition); ``clients`` gives the Redis and Postgres a request checks."""
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        states = await readiness(redis, pool)
+        states = await readiness(*clients(request))
         if not all_ready(states):
             return JSONResponse({"status": "unavailable", **states}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -41,8 +41,12 @@ def create_ops_app(redis: aioredis.Redis, pool: asyncpg.Pool, metrics: Metrics) 
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_endpoint)]
-    return Starlette(routes=routes)
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_endpoint)]
+
+
+def create_ops_app(redis: aioredis.Redis, pool: asyncpg.Pool, metrics: Metrics) -> Starlette:
+    """The ops routes of a coordinator or worker, alone in their own app."""
+    return Starlette(routes=ops_routes(lambda request: (redis, pool), metrics))
 
 
 class _SignalFreeServer(uvicorn.Server):

@@ -10,9 +10,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -22,7 +20,8 @@ from common.events.streams import EventStreams
 from common.key_watch import KeyWatch
 from common.keys import Keys
 from common.metrics import Metrics
-from common.serving import all_ready, readiness, serve_until_cancelled
+from common.ops_endpoint import ops_routes
+from common.serving import serve_until_cancelled
 from common.settings import FanoutSettings
 from fanout._protocol import FramesProtocol
 from fanout._ws import SocketHandler
@@ -70,25 +69,10 @@ def create_fanout_app(
     async def ws_tenant(websocket: WebSocket, send: Send) -> None:
         await current().tenant_endpoint(websocket, send)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        states = await readiness(request.app.state.redis, request.app.state.pool)
-        if not all_ready(states):
-            return JSONResponse({"status": "unavailable", **states}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    async def metrics_endpoint(request: Request) -> Response:
-        payload, content_type = metrics.render()
-        return Response(payload, media_type=content_type)
-
     routes = [
         WebSocketRoute("/ws/runs/{run_id}", _SocketEndpoint(ws_run)),
         WebSocketRoute("/ws/tenant", _SocketEndpoint(ws_tenant)),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
+        *ops_routes(lambda request: (request.app.state.redis, request.app.state.pool), metrics),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -11,9 +11,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support.api import served_api
 from tests.support.cli import aob
-from tests.support.deployment import ADMIN_KEY, Deployment
+from tests.support.deployment import Deployment
 from tests.support.engine import Engine
 from tests.support.eventually import eventually
 
@@ -27,17 +26,11 @@ DIVIDE: dict[str, Any] = {
 
 @pytest.fixture
 async def api_url(
-    deployment: Deployment,
-    redis: aioredis.Redis,
-    pg_pool: asyncpg.Pool,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    api_url: str, deployment: Deployment, redis: aioredis.Redis, pg_pool: asyncpg.Pool
 ) -> AsyncIterator[str]:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("AOB_API_KEY", ADMIN_KEY)
-    async with Engine(deployment, redis, pool=pg_pool), served_api(deployment.api(), redis, pg_pool) as url:
-        monkeypatch.setenv("AOB_API_URL", url)
-        yield url
+    """The conftest's logged-in API, with an engine running the runs."""
+    async with Engine(deployment, redis, pool=pg_pool):
+        yield api_url
 
 
 async def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
