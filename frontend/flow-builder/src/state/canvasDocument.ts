@@ -16,17 +16,23 @@ function samePosition(a: FlowNode, b: FlowNode): boolean {
   return a.position.x === b.position.x && a.position.y === b.position.y;
 }
 
+/** Whether two ``data`` objects hold the same content: the same object, or an equal copy. A form that writes back
+ * what a field already holds makes a copy, which is not an edit and must not become an undo step. */
+function sameData(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** Whether the canvas ``nodes``/``edges`` show ``document`` (selection and sizes aside). Edits replace a node's
- * ``data`` or ``position``, so comparing those by reference is enough and costs one pass. */
+ * ``data`` or ``position``, so only the objects an edit replaced are compared by content; the rest by reference. */
 export function showsDocument(document: CanvasDocument, nodes: FlowNode[], edges: FlowEdge[]): boolean {
   if (document.nodes.length !== nodes.length || document.edges.length !== edges.length) return false;
   for (let i = 0; i < nodes.length; i++) {
     const [a, b] = [document.nodes[i], nodes[i]];
-    if (a.id !== b.id || a.data !== b.data || !samePosition(a, b)) return false;
+    if (a.id !== b.id || !samePosition(a, b) || !sameData(a.data, b.data)) return false;
   }
   for (let i = 0; i < edges.length; i++) {
     const [a, b] = [document.edges[i], edges[i]];
-    if (a.id !== b.id || a.source !== b.source || a.target !== b.target || a.data !== b.data) return false;
+    if (a.id !== b.id || a.source !== b.source || a.target !== b.target || !sameData(a.data, b.data)) return false;
   }
   return true;
 }

@@ -62,9 +62,15 @@ describe("canvas document", () => {
     expect(doc.nodes.every((n) => !("selected" in n))).toBe(true);
   });
 
+  it("does not change when a form writes back what a node or edge already holds (a copy is not an edit)", () => {
+    expect(showsDocument(doc, [nodes[0], { ...nodes[1], data: { ...nodes[1].data, spec: { ...nodes[1].data.spec } } }], edges)).toBe(true);
+    expect(showsDocument(doc, nodes, [{ ...edges[0], data: edges[0].data ? { ...edges[0].data } : edges[0].data }])).toBe(true);
+  });
+
   it("changes with a spec, a position, a node or an edge", () => {
     expect(showsDocument(doc, [nodes[0], { ...nodes[1], position: { x: 201, y: 0 } }], edges)).toBe(false);
-    expect(showsDocument(doc, [nodes[0], { ...nodes[1], data: { ...nodes[1].data } }], edges)).toBe(false);
+    const renamed = { ...nodes[1].data, spec: { ...nodes[1].data.spec, name: "B" } };
+    expect(showsDocument(doc, [nodes[0], { ...nodes[1], data: renamed }], edges)).toBe(false);
     expect(showsDocument(doc, [nodes[0]], edges)).toBe(false);
     expect(showsDocument(doc, nodes, [])).toBe(false);
     expect(showsDocument(doc, nodes, [{ ...edges[0], data: { branch: "x" } }])).toBe(false);
