@@ -14,7 +14,7 @@ from tests.support.eventually import eventually
 FLAKY = {
     "name": "t",
     "nodes": [
-        {"id": "wait", "type": "delay", "config": {"seconds": 0.5}},
+        {"id": "wait", "type": "delay", "config": {"seconds": 1.5}},
         {"id": "flaky", "type": "transform", "config": {"output": "{{ inputs.n // inputs.d }}"}},
     ],
     "edges": [{"from": "wait", "to": "flaky"}],
@@ -43,7 +43,8 @@ async def test_an_ended_run_expires_once_recorded_and_a_resume_keeps_it(
 
         await eventually(expiring)
         await redis.hset(engine.keys.run(run_id), "inputs", '{"n": 4, "d": 2}')
-        assert (await resume_run(engine.scripts, run_id)).status == "ok"
+        # From `wait`: the run stays live for its delay, so it cannot end (and expire again) before the check.
+        assert (await resume_run(engine.scripts, run_id, from_node="wait")).status == "ok"
         assert all(t == -1 for t in await ttls(redis, hot_keys(engine.keys, run_id)) if t != -2)
         assert await engine.wait_ended(run_id) == "succeeded"
         assert await engine.output(run_id, "flaky") == 2
