@@ -24,6 +24,10 @@ from common.errors import ConfigError
 
 CLUSTER_SCHEME = "redis+cluster"
 SENTINEL_SCHEME = "redis+sentinel"
+# No socket timeout: with one, redis-py (its default is 5 s since 8.0) sends every command under asyncio.wait_for,
+# which on Python 3.11 drops a cancel that arrives as the send finishes, so a cancelled task went on running. Our
+# loops bound their own waits with asyncio.timeout, which keeps the cancel.
+_NO_SOCKET_TIMEOUT: dict[str, Any] = {"socket_timeout": None}
 
 
 def connect_redis(url: str, *, max_connections: int = 64, cluster: bool = False) -> aioredis.Redis:
@@ -39,7 +43,7 @@ def connect_redis(url: str, *, max_connections: int = 64, cluster: bool = False)
     if scheme == CLUSTER_SCHEME or cluster:
         return _cluster(url, max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, decode_responses=True, max_connections=max_connections, timeout=None
+        url, decode_responses=True, max_connections=max_connections, timeout=None, **_NO_SOCKET_TIMEOUT
     )
     return aioredis.Redis(connection_pool=pool)
 
@@ -100,6 +104,7 @@ def _cluster(url: str, max_connections: int) -> RedisCluster:
         max_connections=max_connections,
         # A failover moves slots: commands are retried (with the map refreshed) until the replica took over.
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=20),
+        **_NO_SOCKET_TIMEOUT,
     )
 
 
@@ -108,7 +113,7 @@ def _sentinel_primary(url: str, max_connections: int) -> aioredis.Redis:
     service, _, db = path.strip("/").partition("/")
     if not service:
         raise ConfigError(f"AOB_REDIS_URL: expected {SENTINEL_SCHEME}://host:port,.../<service name>, got {url!r}")
-    sentinel = Sentinel(hosts, decode_responses=True)
+    sentinel = Sentinel(hosts, decode_responses=True, **_NO_SOCKET_TIMEOUT)
     return sentinel.master_for(
         service,
         username=username,
@@ -116,4 +121,5 @@ def _sentinel_primary(url: str, max_connections: int) -> aioredis.Redis:
         db=int(db or 0),
         decode_responses=True,
         max_connections=max_connections,
+        **_NO_SOCKET_TIMEOUT,
     )

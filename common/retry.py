@@ -44,7 +44,8 @@ def is_transient(exc: BaseException) -> bool:
 async def sleep_unless(stopping: asyncio.Event, delay_s: float) -> None:
     """Sleep ``delay_s``, or less when ``stopping`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), delay_s)
+        async with asyncio.timeout(delay_s):
+            await stopping.wait()
 
 
 class Backoff:

@@ -24,7 +24,8 @@ async def readiness(redis: aioredis.Redis, pool: asyncpg.Pool, timeout_s: float 
     states = {}
     for name, check in checks.items():
         try:
-            await asyncio.wait_for(check, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await check
         except Exception:  # any failure means not ready
             logger.warning("readiness: %s is down", name, exc_info=True)
             states[name] = "down"

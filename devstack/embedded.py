@@ -160,7 +160,8 @@ class _ServerProcess(ABC):
             if await self._answers():
                 return True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await proc.wait()
         await self.stop()
         raise AobError(
             f"embedded {self.name}: not answering on 127.0.0.1:{self.port} after {self.start_timeout_s}s; "
@@ -176,7 +177,8 @@ class _ServerProcess(ABC):
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(self.stop_signal)
             try:
-                await asyncio.wait_for(proc.wait(), self.stop_timeout_s)
+                async with asyncio.timeout(self.stop_timeout_s):
+                    await proc.wait()
             except TimeoutError:
                 logger.warning(
                     "embedded %s (pid %d) ignored %s, killing it", self.name, proc.pid, self.stop_signal.name

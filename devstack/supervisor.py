@@ -149,7 +149,8 @@ class Supervisor:
                 backoff_s,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff_s)
+                async with asyncio.timeout(backoff_s):
+                    await self._stopping.wait()
             backoff_s = min(backoff_s * 2, self._max_restart_backoff_s)
 
     async def _spawn(self, child: ChildSpec) -> asyncio.subprocess.Process:
@@ -166,7 +167,8 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), self._stop_timeout_s)
+            async with asyncio.timeout(self._stop_timeout_s):
+                await proc.wait()
         except TimeoutError:
             logger.warning(
                 "service %s (pid %d) still running %.0fs after SIGTERM, killing it",

@@ -231,7 +231,10 @@ class Worker:
         work = asyncio.create_task(handler(ctx))
         watcher = asyncio.create_task(self._watch(ctx, work, self._consumers[stream].retry))
         try:
-            return await asyncio.wait_for(asyncio.shield(work), timeout_s) if timeout_s else await work
+            if not timeout_s:
+                return await work
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(work)
         except TimeoutError:
             work.cancel()
             with contextlib.suppress(BaseException):

@@ -21,13 +21,13 @@ _RETRY_S = 0.5
 _UNBLOCK_RETRY_S = 0.001
 # How long a reader on a cluster waits after a round of reads that found nothing (a new stream wakes it at once).
 CLUSTER_POLL_S = 0.02
+_READ_GRACE_S = 10.0
 
 
-def dedicated_client(redis: aioredis.Redis, *, read_timeout_s: float) -> aioredis.Redis:
+def dedicated_client(redis: aioredis.Redis) -> aioredis.Redis:
     """A client with one connection of its own to ``redis``'s server, so it can block and be woken by id."""
     pool = redis.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    kwargs["socket_timeout"] = read_timeout_s
     return aioredis.Redis(
         connection_pool=aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
     )
@@ -45,7 +45,7 @@ class StreamReader:
         self.redis = redis
         self.block_ms = block_ms
         self.batch = batch
-        self._conn = None if is_cluster(redis) else dedicated_client(redis, read_timeout_s=block_ms / 1000 + 10)
+        self._conn = None if is_cluster(redis) else dedicated_client(redis)
         self._client_id: int | None = None
         self._generation = 0
         self._armed = 0
@@ -96,7 +96,9 @@ class StreamReader:
             return
         self._blocked = True
         try:
-            reply = await self._conn.xread(cursors, count=self.batch, block=self.block_ms)
+            # A connection that died while blocked answers never: the read gives up a while after its block ends.
+            async with asyncio.timeout(self.block_ms / 1000 + _READ_GRACE_S):
+                reply = await self._conn.xread(cursors, count=self.batch, block=self.block_ms)
         finally:
             self._blocked = False
         for stream, entries in _stream_entries(reply):
@@ -114,7 +116,8 @@ class StreamReader:
                 self.hub.dispatch(stream, cursors[stream], tuple(from_entry(i, f) for i, f in entries))
         if not got:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), CLUSTER_POLL_S)
+                async with asyncio.timeout(CLUSTER_POLL_S):
+                    await self._changed.wait()
 
     async def _start_new_streams(self) -> None:
         # A new stream is read from its current end; subscribers get everything before it from the history.

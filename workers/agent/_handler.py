@@ -255,7 +255,8 @@ class AgentHandler:
             execution.exit_status = await runtime.wait()
 
         try:
-            await asyncio.wait_for(follow(), job.deadline_s)
+            async with asyncio.timeout(job.deadline_s):
+                await follow()
         except TimeoutError:
             execution.timed_out = True
             await runtime.kill()

@@ -209,9 +209,8 @@ async def control_handler(
     finally:
         await consumer.shutdown()
         try:
-            await asyncio.wait_for(
-                asyncio.shield(task), settings.control_block_ms / 1000 + settings.shutdown_grace_s + 5
-            )
+            async with asyncio.timeout(settings.control_block_ms / 1000 + settings.shutdown_grace_s + 5):
+                await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
         logger.info("children consumer %s stopped", consumer.consumer_id)
