@@ -56,12 +56,19 @@ async def engine(
         yield engine
 
 
-async def pending(pool: asyncpg.Pool, run_id: str, count: int = 1) -> list[Approval]:
-    """Wait until ``run_id`` has ``count`` pending approvals; return them (oldest first)."""
+async def pending(engine: Engine, run_id: str, count: int = 1) -> list[Approval]:
+    """Wait until ``run_id`` has ``count`` pending approvals, each held by its waiting node; return them (oldest
+    first). The row is written before the node holds it: a run ended in between has its approval cancelled by the
+    handler, which would race whatever a test does next."""
+    assert engine.pool is not None
 
     async def check() -> list[Approval]:
-        items, _ = await list_approvals(pool, TENANT, status="pending", run_id=run_id)
+        items, _ = await list_approvals(engine.pool, TENANT, status="pending", run_id=run_id)
         assert len(items) == count, f"{len(items)} pending approvals"
+        states = await engine.node_states(run_id)
+        for item in items:
+            state = states.get(item.node_id, {})
+            assert (state.get("status"), state.get("approval_id")) == ("waiting", item.id), state
         return items[::-1]
 
     return await eventually(check)
@@ -75,7 +82,7 @@ async def decide(engine: Engine, approval_id: str, who: Principal, decision: str
 async def test_approve_runs_the_approved_branch(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     flow = approval_flow(title="Ship {{ inputs.what }}?", description="{{ inputs.what }} is ready")
     run_id = await engine.submit(flow, {"what": "v2"})
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     assert (approval.title, approval.description, approval.node_id) == ("Ship v2?", "v2 is ready", "gate")
 
     async def waiting() -> bool:
@@ -112,7 +119,7 @@ async def test_reject_runs_the_rejected_branch_and_output_conditions_see_it(
     flow["nodes"].append(t("audit", "audited"))
     flow["edges"].append({"from": "gate", "to": "audit", "when": "$.approved == false"})
     run_id = await engine.submit(flow)
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     await decide(engine, approval.id, ALICE, "reject", "not yet")
     assert await engine.wait_ended(run_id) == "succeeded"
     statuses = await engine.statuses(run_id)
@@ -122,7 +129,7 @@ async def test_reject_runs_the_rejected_branch_and_output_conditions_see_it(
 
 async def test_quorum_of_two_resumes_on_the_second_approval(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(required_approvals=2))
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     first = await decide(engine, approval.id, ALICE, "approve")
     assert first.status == "pending" and len(first.decisions) == 1
     with pytest.raises(ApprovalConflict, match="'alice' has already decided"):
@@ -137,7 +144,7 @@ async def test_quorum_of_two_resumes_on_the_second_approval(engine: Engine, pg_p
 
 async def test_one_reject_ends_a_quorum(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(required_approvals=2))
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     await decide(engine, approval.id, ALICE, "approve")
     assert (await decide(engine, approval.id, BOB, "reject")).status == "rejected"
     assert await engine.wait_ended(run_id) == "succeeded"
@@ -158,7 +165,7 @@ async def test_parallel_approvals_each_resume_their_own_branch_once(engine: Engi
         ],
     }
     run_id = await engine.submit(flow)
-    approvals = {a.node_id: a for a in await pending(pg_pool, run_id, count=2)}
+    approvals = {a.node_id: a for a in await pending(engine, run_id, count=2)}
     await eventually(lambda: _pending_count(engine, run_id, 2))
     await decide(engine, approvals["g2"].id, ALICE, "approve")
 
@@ -182,7 +189,7 @@ async def _pending_count(engine: Engine, run_id: str, count: int) -> bool:
 
 async def test_concurrent_decisions_one_wins(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow())
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     deciders = [Principal(f"key-{i}", TENANT, "editor", f"user{i}", owner=f"user{i}") for i in range(10)]
     results = await asyncio.gather(
         *(decide(engine, approval.id, p, "approve" if i % 2 else "reject") for i, p in enumerate(deciders)),
@@ -199,7 +206,7 @@ async def test_concurrent_decisions_one_wins(engine: Engine, pg_pool: asyncpg.Po
 
 async def test_timeout_applies_the_default_decided_by_the_system(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(timeout_s=0.3, on_timeout="approve"))
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     assert approval.expires_at is not None
     assert await engine.wait_ended(run_id) == "succeeded"
     assert (await engine.statuses(run_id))["ship"] == "succeeded"
@@ -212,7 +219,7 @@ async def test_timeout_applies_the_default_decided_by_the_system(engine: Engine,
 
 async def test_a_decision_before_the_timeout_removes_it(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(timeout_s=3600))
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     await eventually(lambda: _delayed_count(engine, run_id, 1))
     await decide(engine, approval.id, ALICE, "reject")
     assert await engine.wait_ended(run_id) == "succeeded"
@@ -229,7 +236,7 @@ async def test_pending_approval_survives_a_restart(
     handlers = [HitlHandler(pg_pool, redis, keys)]
     async with Engine(deployment, redis, handlers=handlers, pool=pg_pool) as first:
         run_id = await first.submit(approval_flow())
-        [approval] = await pending(pg_pool, run_id)
+        [approval] = await pending(first, run_id)
         await eventually(lambda: _pending_count(first, run_id, 1))
     async with Engine(deployment, redis, handlers=[HitlHandler(pg_pool, redis, keys)], pool=pg_pool) as second:
         assert (await second.run_hash(run_id))["status"] == "waiting"
@@ -242,7 +249,7 @@ async def test_cancelling_the_run_cancels_its_approvals(engine: Engine, pg_pool:
     from common.runs.approvals import cancel_approvals
 
     run_id = await engine.submit(approval_flow(timeout_s=3600))
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     await eventually(lambda: _delayed_count(engine, run_id, 1))
     assert await cancel_run(engine.scripts, run_id) == "ok"
     assert await cancel_approvals(pg_pool, engine.redis, engine.keys, run_id) == [approval.id]
@@ -256,7 +263,7 @@ async def test_cancelling_the_run_cancels_its_approvals(engine: Engine, pg_pool:
 async def test_who_may_decide(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     flow = approval_flow(approvers=["carol", "admin"])
     run_id = await engine.submit(flow, started_by="key-carol")
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     with pytest.raises(
         ApprovalForbidden, match=r"only carol, admin may decide \('alice', key 'alice' with role editor"
     ):
@@ -274,14 +281,14 @@ async def test_who_may_decide(engine: Engine, pg_pool: asyncpg.Pool) -> None:
 
 async def test_self_approval_when_allowed(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow(allow_self_approval=True), started_by=ALICE.key_id)
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     assert (await decide(engine, approval.id, ALICE, "approve")).status == "approved"
     assert await engine.wait_ended(run_id) == "succeeded"
 
 
 async def test_redelivered_token_opens_no_second_approval(engine: Engine, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow())
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     token = Token(token_id="0:gate:1", run_id=run_id, node_id="gate", type="hitl", attempt=1, ir_version=1)
     stream = engine.keys.shard_for(run_id).tasks("hitl")
     await engine.redis.xadd(stream, {"t": token.model_dump_json()})
@@ -290,7 +297,7 @@ async def test_redelivered_token_opens_no_second_approval(engine: Engine, pg_poo
         return int(await engine.redis.xlen(stream)) == 0
 
     await eventually(consumed)
-    assert [a.id for a in await pending(pg_pool, run_id)] == [approval.id]
+    assert [a.id for a in await pending(engine, run_id)] == [approval.id]
     assert (await engine.run_hash(run_id))["pending_approvals"] == "1"
     assert (await engine.event_types(run_id, "gate")).count("approval_requested") == 1
     await decide(engine, approval.id, ALICE, "approve")
@@ -301,7 +308,7 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
     engine: Engine, deployment: Deployment, pg_pool: asyncpg.Pool
 ) -> None:
     lost = await engine.submit(approval_flow())
-    [approval] = await pending(pg_pool, lost)
+    [approval] = await pending(engine, lost)
     # A decision committed in Postgres whose completion push never happened (the API died in between).
     decisions = [{"decision": "approve", "decided_by": "alice", "key_id": "key-alice", "comment": None}]
     await pg_pool.execute(
@@ -310,7 +317,7 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
         decisions,
     )
     orphan = await engine.submit(approval_flow())
-    [orphaned] = await pending(pg_pool, orphan)
+    [orphaned] = await pending(engine, orphan)
     await Scripts(engine.redis, engine.keys).run_script("end_run", orphan, "timed_out", "")
     settings = deployment.replace(hitl_repush_grace_s=0).worker()
     sweeper = ApprovalSweeper(pg_pool, engine.redis, engine.keys, settings)
@@ -325,7 +332,7 @@ async def test_sweeper_repushes_a_lost_completion_and_cancels_orphans(
 
 async def test_worker_handler_sweeps_on_start(engine: Engine, deployment: Deployment, pg_pool: asyncpg.Pool) -> None:
     run_id = await engine.submit(approval_flow())
-    [approval] = await pending(pg_pool, run_id)
+    [approval] = await pending(engine, run_id)
     await cancel_run(engine.scripts, run_id)
     settings = deployment.worker()
     async with hitl_handler(settings, pg_pool, engine.redis) as handler:
