@@ -8,7 +8,6 @@ the same cursors once the stream has expired.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ import redis.asyncio as aioredis
 from common.agent_protocol import TEXT_ESCAPE, LineKind, classify_line
 from common.keys import Keys
 from common.redaction import Redactor
+from common.retry import sleep_unless
 from common.runs.messages import Event
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class NodeLog:
         self._pending: list[tuple[str, LineKind, str, str]] = []
         self._held = ""
         self._lock = asyncio.Lock()
+        self._closing = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._append = redis.register_script(_APPEND_LUA)
 
@@ -131,12 +132,15 @@ class NodeLog:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
         # Shielded: a cancelled node still keeps what it printed.
-        await asyncio.shield(self._finish())
+        await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        # The flusher is told to stop, not cancelled: a cancel in the middle of a flush would drop the batch it took.
+        self._closing.set()
+        if self._ticker is not None:
+            await self._ticker
+        await self._finish()
 
     async def add(self, line: str, *, more: bool = False) -> LineKind:
         """Count, classify, redact and queue ``line`` (``more``: a piece of a line that the next entry continues);
@@ -198,8 +202,8 @@ class NodeLog:
             await self._append(keys=[self._stream, self._keys.events(self.run_id)], args=args)
 
     async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
+        while not self._closing.is_set():
+            await sleep_unless(self._closing, FLUSH_INTERVAL_S)
             try:
                 await self.flush()
             except Exception:

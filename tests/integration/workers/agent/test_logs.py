@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from common.keys import Keys
 from common.redaction import Redactor
-from workers.agent._logs import NodeLog
+from workers.agent._logs import FLUSH_INTERVAL_S, NodeLog
 
 CAP = 1_000
 
@@ -71,3 +74,43 @@ async def test_a_held_piece_joins_its_continuation_without_the_continuations_own
         await log.add('text| {"ts": 1, "level": "x"} end')
     entries = [fields for _, fields in await redis.xrange(keys.logs("r1", "agent"))]
     assert [(entry["kind"], entry["line"]) for entry in entries] == [("text", 'the token {"ts": 1, "level": "x"} end')]
+
+
+class SlowScripts:
+    """``redis`` whose registered scripts take ``delay_s`` before they are sent, so a flush is caught in flight."""
+
+    def __init__(self, redis: aioredis.Redis, delay_s: float) -> None:
+        self._redis = redis
+        self._delay_s = delay_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._redis, name)
+
+    def register_script(self, source: str) -> Any:
+        script = self._redis.register_script(source)
+
+        async def call(**kwargs: Any) -> Any:
+            await asyncio.sleep(self._delay_s)
+            return await script(**kwargs)
+
+        return call
+
+
+async def test_closing_during_a_periodic_flush_stores_every_line(redis: aioredis.Redis, keys: Keys) -> None:
+    log = NodeLog(
+        SlowScripts(redis, delay_s=0.3),  # type: ignore[arg-type]
+        keys,
+        run_id="r1",
+        node_id="agent",
+        attempt=1,
+        redactor=Redactor(),
+        cap_bytes=100_000,
+        ttl_s=60,
+    )
+    async with log:
+        for n in range(10):
+            await log.add(f"line {n}")
+        # The periodic flush (every 50 ms) has taken the batch and is writing it when the log closes.
+        await asyncio.sleep(FLUSH_INTERVAL_S * 3)
+    entries = await redis.xrange(keys.logs("r1", "agent"))
+    assert [fields["line"] for _, fields in entries] == [f"line {n}" for n in range(10)]
