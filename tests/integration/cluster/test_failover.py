@@ -55,7 +55,13 @@ async def test_a_killed_primary_loses_no_run_and_applies_no_completion_twice(
             await asyncio.to_thread(doomed_cluster.wait_failover)
             assert victim not in doomed_cluster.primaries()
 
-            statuses = [await engine.wait_ended(run_id, timeout_s=120) for run_id in run_ids]
+            try:
+                statuses = [await engine.wait_ended(run_id, timeout_s=120) for run_id in run_ids]
+            except AssertionError:
+                # Which runs hang, and where: a run that never ends after a failover is the bug this test is for.
+                hung = {run_id: await engine.statuses(run_id) for run_id in run_ids}
+                hung = {run_id: nodes for run_id, nodes in hung.items() if set(nodes.values()) != {"succeeded"}}
+                raise AssertionError(f"runs not ended 120 s after the failover (victim {victim}): {hung}") from None
             assert statuses == ["succeeded"] * RUNS
             for run_id in run_ids:
                 events = await engine.events(run_id)
