@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from common.events.hub import Hub
 from common.events.reader import StreamReader
@@ -17,11 +19,11 @@ from common.redis_client import connect_redis
 TRIALS = 300
 
 
-async def cancel_repeatedly(start: object, trials: int = TRIALS) -> None:
+async def cancel_repeatedly(start: Callable[[], Coroutine[Any, Any, None]], trials: int = TRIALS) -> None:
     """Start a task with ``start()`` and cancel it after a random moment, ``trials`` times; each must end cancelled."""
     rng = random.Random(7)
     for trial in range(trials):
-        task = asyncio.ensure_future(start())  # type: ignore[operator]
+        task = asyncio.create_task(start())
         await asyncio.sleep(rng.random() * 0.002)
         task.cancel()
         done, _ = await asyncio.wait([task], timeout=2)
@@ -62,11 +64,8 @@ async def test_the_event_readers_blocking_read_stops_when_cancelled(redis_url: s
     reader = StreamReader(hub, redis, block_ms=50, batch=10)
     hub.subscribe(stream)
 
-    async def read() -> None:
-        await reader.run()
-
     try:
-        await cancel_repeatedly(read, trials=100)
+        await cancel_repeatedly(reader.run, trials=100)
     finally:
         await reader.aclose()
         await redis.delete(stream)
